@@ -1,0 +1,32 @@
+# Thin wrapper: the real build is CMake (CMakePresets.json). See README.md and HACKING.md.
+.PHONY: all deps build test demo asan clean
+
+PRESET ?= dev
+
+all: build
+
+## deps: install every Debian package the project needs (no-op when all are present)
+deps:
+	@bash cmake/install-deps.sh
+
+## build: configure and build the $(PRESET) preset (warnings are errors)
+build: deps
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build --preset $(PRESET)
+
+## test: build, then run every test (unit, integration with a real mosquitto)
+test: build
+	@ctest --preset $(PRESET)
+
+## asan: build with ASan + UBSan and run every test
+asan:
+	@$(MAKE) --no-print-directory test PRESET=asan
+
+## demo: a local broker, the daemon and a control-room watcher; Ctrl-C stops it all
+demo: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release
+	@bash cmake/demo.sh build/release
+
+clean:
+	rm -rf build .demo

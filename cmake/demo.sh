@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# make demo: a local mosquitto (loopback only), lanegated with the example config
+# pointed at it, and `lanegatectl watch` showing alerts as the control room sees them.
+# Fires a few test alerts. Ctrl-C stops everything it started.
+# DEMO_SECONDS=N stops by itself after N seconds (for scripted runs).
+set -euo pipefail
+build=${1:-build/release}
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/$build/daemon"
+demo="$root/.demo"
+mkdir -p "$demo/state" "$demo/mosquitto"
+
+# A free loopback port, starting from 1883.
+port=1883
+while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+uri="tcp://127.0.0.1:$port"
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo
+  echo "demo: stopping"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+{
+  cat "$root/config/demo/mosquitto.conf"
+  echo "listener $port 127.0.0.1"
+  echo "persistence_location $demo/mosquitto/"
+  [ "$(id -u)" -eq 0 ] && echo "user root"
+} > "$demo/mosquitto.conf"
+mosquitto -c "$demo/mosquitto.conf" > "$demo/mosquitto.log" 2>&1 &
+pids+=($!)
+
+# The example config, pointed at the demo's broker and directories.
+sed -e "s|uri: tcp://127.0.0.1:1883|uri: $uri|" \
+    -e "s|/var/lib/lanegate|$demo/state|" \
+    -e "s|/run/lanegate/control.sock|$demo/control.sock|" \
+    -e "s|^site: .*|site: demo-port|" \
+    "$root/config/lanegate.yaml" > "$demo/lanegate.yaml"
+"$bin/lanegated" -c "$demo/lanegate.yaml" --check-config
+"$bin/lanegated" -c "$demo/lanegate.yaml" 2> "$demo/lanegated.log" &
+pids+=($!)
+
+ctl=("$bin/lanegatectl" -s "$demo/control.sock")
+for _ in $(seq 100); do
+  "${ctl[@]}" status --json 2>/dev/null | grep -q '"connected":true' && break
+  sleep 0.1
+done
+"${ctl[@]}" status
+
+echo
+echo "demo: control room watching $uri (lanegatectl watch); daemon log in .demo/lanegated.log"
+"$bin/lanegatectl" watch -b "$uri" --site demo-port --lane lane-1 --client-id demo-control-room &
+pids+=($!)
+sleep 1
+
+end=$(( $(date +%s) + ${DEMO_SECONDS:-1000000000} ))
+round=0
+while [ "$(date +%s)" -lt "$end" ]; do
+  round=$((round + 1))
+  if [ $round -le 3 ]; then
+    echo "demo: firing 2 test alerts (lanegatectl test-alert --count 2)"
+    "${ctl[@]}" test-alert --count 2 | sed 's/^/demo: accepted /'
+  elif [ $round -eq 4 ]; then
+    echo "demo: running; press Ctrl-C to stop"
+  fi
+  sleep 2
+done

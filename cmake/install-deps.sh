@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package lanegate needs to build, test and demo.
+# Idempotent: when everything is present it prints one line and does nothing.
+# Runs as root, or through sudo otherwise.
+set -euo pipefail
+
+packages=(
+  g++ cmake ninja-build pkg-config make git
+  libboost-dev
+  libmodbus-dev
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
+  libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev
+  libsqlite3-dev sqlite3
+  libyaml-cpp-dev libspdlog-dev libfmt-dev libexpected-dev nlohmann-json3-dev
+  libsystemd-dev systemd
+  libgtest-dev libgmock-dev libbenchmark-dev
+  mosquitto mosquitto-clients
+  socat
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null; then
+  sudo=(sudo)
+else
+  echo "deps: missing packages (${missing[*]}) and not root, and no sudo to install them" >&2
+  exit 1
+fi
+
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"

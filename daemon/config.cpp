@@ -1,0 +1,181 @@
+#include "daemon/config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "drivers/registry.h"
+
+namespace lanegate {
+namespace {
+
+// Site, lane and device names appear in MQTT topics: no wildcards or separators.
+bool isTopicSafeName(const std::string& s) {
+  static const std::regex kName("[A-Za-z0-9][A-Za-z0-9_.-]{0,62}");
+  return std::regex_match(s, kName);
+}
+
+void checkName(SettingsReader& r, const std::string& key, const std::string& value) {
+  if (!value.empty() && !isTopicSafeName(value))
+    r.errors().add(r.file(), r.lineOfKey(key),
+                   "'" + key + "' must be 1-63 letters, digits, '.', '_' or '-' (it is part of "
+                   "MQTT topics), got '" + value + "'");
+}
+
+void checkAbsolutePath(SettingsReader& r, const std::string& key, const std::string& value) {
+  if (!value.empty() && value.front() != '/')
+    r.errors().add(r.file(), r.lineOfKey(key),
+                   "'" + key + "' must be an absolute path, got '" + value + "'");
+}
+
+BrokerConfig readBroker(SettingsReader& top, const std::string& site, const std::string& lane) {
+  BrokerConfig b;
+  SettingsReader r(top.file(), top.map("broker", true), "broker", top.errors());
+  b.uri = r.string("uri", std::nullopt);
+  if (r.has("uri")) {
+    if (auto u = parseBrokerUri(b.uri); !u)
+      r.errors().add(r.file(), r.lineOfKey("uri"), "broker: bad uri '" + b.uri + "': " + u.error());
+  }
+  b.clientId = r.string("client_id", "lanegate-" + site + "-" + lane);
+  if (b.clientId.empty() || b.clientId.size() > 128)
+    r.errors().add(r.file(), r.lineOfKey("client_id"),
+                   "broker: 'client_id' must be 1-128 characters");
+  b.credentialsFile = r.string("credentials_file", std::string());
+  checkAbsolutePath(r, "credentials_file", b.credentialsFile);
+  b.keepAliveS = static_cast<int>(r.integer("keepalive_s", 30, 5, 3600));
+  b.reconnectMinS = r.number("reconnect_min_s", 0.5, 0.05, 600.0);
+  b.reconnectMaxS = r.number("reconnect_max_s", 30.0, 0.05, 3600.0);
+  if (b.reconnectMaxS < b.reconnectMinS)
+    r.errors().add(r.file(), r.lineOfKey("reconnect_max_s"),
+                   "broker: 'reconnect_max_s' must not be less than 'reconnect_min_s'");
+
+  SettingsReader tls(top.file(), r.map("tls", false), "broker.tls", top.errors());
+  b.caFile = tls.string("ca_file", std::string());
+  b.certFile = tls.string("cert_file", std::string());
+  b.keyFile = tls.string("key_file", std::string());
+  for (const char* k : {"ca_file", "cert_file", "key_file"}) checkAbsolutePath(tls, k, tls.string(k, std::string()));
+  if (b.certFile.empty() != b.keyFile.empty())
+    tls.errors().add(tls.file(), tls.lineOfKey(b.certFile.empty() ? "key_file" : "cert_file"),
+                     "broker.tls: 'cert_file' and 'key_file' go together");
+  tls.finish();
+  const auto u = parseBrokerUri(b.uri);
+  if (u && !u->tls && (!b.caFile.empty() || !b.certFile.empty()))
+    r.errors().add(r.file(), r.lineOfKey("tls"),
+                   "broker: TLS files are set but the uri '" + b.uri + "' is not ssl://");
+  r.finish();
+  return b;
+}
+
+std::vector<DeviceSpec> readDevices(SettingsReader& top) {
+  std::vector<DeviceSpec> devices;
+  const YAML::Node list = top.sequence("devices", false);
+  std::map<std::string, int> seen;  // name → line of first use
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node entry = list[i];
+    DeviceSpec spec;
+    spec.file = top.file();
+    spec.line = lineOf(entry);
+    spec.settings = entry;
+    SettingsReader r(top.file(), entry, "device", top.errors());
+    if (!entry.IsMap()) continue;  // the reader reported it
+    spec.name = r.string("name", std::nullopt);
+    checkName(r, "name", spec.name);
+    SettingsReader named(top.file(), entry,
+                         spec.name.empty() ? std::string("device") : "device '" + spec.name + "'",
+                         top.errors());
+    named.allow("name");
+    spec.type = named.string("type", std::nullopt);
+    if (!spec.name.empty()) {
+      if (auto [it, fresh] = seen.emplace(spec.name, spec.line); !fresh)
+        top.errors().add(top.file(), r.lineOfKey("name"),
+                         "duplicate device name '" + spec.name + "' (first defined at line " +
+                             std::to_string(it->second) + ")");
+    }
+    if (!spec.type.empty()) {
+      const DriverType* type = findDriverType(spec.type);
+      if (!type) {
+        std::string known;
+        for (const auto& t : driverTypes()) known += (known.empty() ? "" : ", ") + std::string(t.type);
+        top.errors().add(top.file(), named.lineOfKey("type"),
+                         "device '" + spec.name + "': unknown type '" + spec.type +
+                             "' (known: " + known + ")");
+        continue;
+      }
+      type->validate(named);
+      named.finish();
+    }
+    devices.push_back(std::move(spec));
+  }
+  return devices;
+}
+
+}  // namespace
+
+tl::expected<BrokerUri, std::string> parseBrokerUri(const std::string& uri) {
+  static const std::regex kUri(R"(^(tcp|ssl|mqtt|mqtts)://(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$)");
+  std::smatch m;
+  if (!std::regex_match(uri, m, kUri))
+    return tl::unexpected(std::string("expected tcp://host:port or ssl://host:port"));
+  BrokerUri out;
+  out.tls = m[1] == "ssl" || m[1] == "mqtts";
+  out.host = m[2];
+  out.port = std::stoi(m[3]);
+  if (out.port < 1 || out.port > 65535)
+    return tl::unexpected("port " + std::string(m[3]) + " is out of range 1-65535");
+  return out;
+}
+
+tl::expected<Config, ConfigErrors> parseConfig(const std::string& text, const std::string& file) {
+  ConfigErrors errors;
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    errors.add(file, e.mark.line + 1, "YAML syntax error: " + e.msg);
+    return tl::unexpected(errors);
+  }
+  if (!root.IsMap()) {
+    errors.add(file, root.IsNull() ? 1 : lineOf(root), "expected a map of settings at the top level");
+    return tl::unexpected(errors);
+  }
+  Config c;
+  c.path = file;
+  SettingsReader r(file, root, "config", errors);
+  c.site = r.string("site", std::nullopt);
+  checkName(r, "site", c.site);
+  c.lane = r.string("lane", std::nullopt);
+  checkName(r, "lane", c.lane);
+  c.logLevel = r.choice("log_level", std::string("info"),
+                        {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  c.stateDir = r.string("state_dir", std::string("/var/lib/lanegate"));
+  checkAbsolutePath(r, "state_dir", c.stateDir);
+  c.controlSocket = r.string("control_socket", std::string("/run/lanegate/control.sock"));
+  checkAbsolutePath(r, "control_socket", c.controlSocket);
+  if (c.controlSocket.size() >= 108)
+    errors.add(file, r.lineOfKey("control_socket"),
+               "'control_socket' is longer than a Unix socket path may be (107 bytes)");
+  c.broker = readBroker(r, c.site, c.lane);
+  c.devices = readDevices(r);
+  r.finish();
+  if (!errors.empty()) return tl::unexpected(errors);
+  return c;
+}
+
+tl::expected<Config, ConfigErrors> loadConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ConfigErrors errors;
+    errors.add(path, 0, "cannot open config file: " + std::string(std::strerror(errno)));
+    return tl::unexpected(errors);
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parseConfig(text.str(), path);
+}
+
+}  // namespace lanegate

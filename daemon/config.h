@@ -1,0 +1,53 @@
+#pragma once
+// lanegate.yaml as a plain struct, parsed and validated whole before anything starts.
+
+#include <string>
+#include <vector>
+
+#include <tl/expected.hpp>
+
+#include "drivers/driver.h"
+#include "drivers/settings.h"
+
+namespace lanegate {
+
+/// Where and how to reach the MQTT broker.
+struct BrokerConfig {
+  std::string uri;              ///< tcp://host:port or ssl://host:port
+  std::string clientId;         ///< default lanegate-{site}-{lane}
+  std::string credentialsFile;  ///< two lines: username, password; empty = anonymous
+  std::string caFile;
+  std::string certFile;
+  std::string keyFile;
+  int keepAliveS = 30;
+  double reconnectMinS = 0.5;
+  double reconnectMaxS = 30.0;
+};
+
+/// The whole daemon configuration.
+struct Config {
+  std::string path;  ///< the file it came from
+  std::string site;
+  std::string lane;
+  std::string logLevel = "info";
+  std::string stateDir = "/var/lib/lanegate";
+  std::string controlSocket = "/run/lanegate/control.sock";
+  BrokerConfig broker;
+  std::vector<DeviceSpec> devices;
+};
+
+/// Parses and validates a config file; on failure, every error found.
+tl::expected<Config, ConfigErrors> loadConfig(const std::string& path);
+/// Parses and validates config text (`file` names it in messages).
+tl::expected<Config, ConfigErrors> parseConfig(const std::string& text, const std::string& file);
+
+/// The parts of a broker URI.
+struct BrokerUri {
+  bool tls = false;
+  std::string host;
+  int port = 0;
+};
+/// Parses tcp://host:port or ssl://host:port (also mqtt:// and mqtts://); empty on error.
+tl::expected<BrokerUri, std::string> parseBrokerUri(const std::string& uri);
+
+}  // namespace lanegate

@@ -1,0 +1,315 @@
+#include "daemon/ctl.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/config.h"
+#include "daemon/mqtt_client.h"
+
+namespace lanegate {
+namespace {
+
+constexpr int kOk = 0, kBadInput = 1, kUsage = 2, kUnreachable = 3;
+
+constexpr const char* kUsageText =
+    "usage: lanegatectl [-s SOCKET] COMMAND [ARGS]\n"
+    "\n"
+    "commands that talk to the daemon (socket: -s, $LANEGATE_SOCKET, or /run/lanegate/control.sock):\n"
+    "  status [--json]                 daemon, broker and device health\n"
+    "  test-alert [--count N]          accept N org.lanegate.test alerts; prints each id once accepted\n"
+    "  reload                          re-read the configuration (as SIGHUP)\n"
+    "\n"
+    "commands that talk to the broker as the control room does:\n"
+    "  watch -b URI --site S --lane L [--json] [--count N] [--client-id ID] [--no-ack]\n"
+    "                                  print alerts as they arrive (persistent session; acks each)\n"
+    "\n"
+    "exit codes: 0 ok, 1 bad input, 2 usage, 3 daemon unreachable\n";
+
+int usage(const std::string& why) {
+  std::cerr << "lanegatectl: " << why << "\n\n" << kUsageText;
+  return kUsage;
+}
+
+// One request/answer exchange on the control socket. Each answer line goes to
+// `onLine`; returns the final line's error ("" on success) or nullopt if unreachable.
+struct CtlError {
+  int code;
+  std::string message;
+};
+
+std::optional<CtlError> request(const std::string& socketPath, const nlohmann::json& req,
+                                const std::function<void(const nlohmann::json&)>& onLine) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return CtlError{kUnreachable, std::string("socket: ") + std::strerror(errno)};
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socketPath.size() >= sizeof addr.sun_path) {
+    ::close(fd);
+    return CtlError{kUsage, "socket path too long: " + socketPath};
+  }
+  std::memcpy(addr.sun_path, socketPath.c_str(), socketPath.size() + 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    return CtlError{kUnreachable, "cannot reach lanegated at " + socketPath + ": " + why +
+                                      " (is it running? use -s to name another socket)"};
+  }
+  const std::string line = req.dump() + "\n";
+  if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
+    ::close(fd);
+    return CtlError{kUnreachable, "lost the connection to lanegated while sending"};
+  }
+  std::string buf;
+  char chunk[4096];
+  while (true) {
+    const ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n <= 0) {
+      ::close(fd);
+      return CtlError{kUnreachable, "lanegated closed the connection before answering"};
+    }
+    buf.append(chunk, static_cast<std::size_t>(n));
+    std::size_t nl;
+    while ((nl = buf.find('\n')) != std::string::npos) {
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(buf.substr(0, nl));
+      } catch (const nlohmann::json::exception&) {
+        ::close(fd);
+        return CtlError{kUnreachable, "lanegated answered something that is not JSON"};
+      }
+      buf.erase(0, nl + 1);
+      if (j.value("done", false)) {
+        ::close(fd);
+        if (j.contains("error")) return CtlError{kBadInput, j["error"].get<std::string>()};
+        return std::nullopt;
+      }
+      onLine(j);
+    }
+  }
+}
+
+int report(const std::optional<CtlError>& err) {
+  if (!err) return kOk;
+  std::cerr << "lanegatectl: " << err->message << "\n";
+  return err->code;
+}
+
+int cmdStatus(const std::string& sock, const std::vector<std::string>& args) {
+  bool json = false;
+  for (const auto& a : args) {
+    if (a == "--json") json = true;
+    else return usage("status: unknown argument '" + a + "'");
+  }
+  return report(request(sock, {{"cmd", "status"}}, [&](const nlohmann::json& j) {
+    if (json) {
+      std::cout << j.dump() << std::endl;
+      return;
+    }
+    const auto& b = j["broker"];
+    std::cout << "lanegated " << j.value("version", "?") << "  site " << j.value("site", "?")
+              << "  lane " << j.value("lane", "?") << "  up since " << j.value("since", "?") << "\n"
+              << "config   " << j.value("config", "?") << "\n"
+              << "broker   " << b.value("uri", "?") << "  "
+              << (b.value("connected", false) ? "connected" : "NOT CONNECTED");
+    if (!b.value("last_error", std::string()).empty()) std::cout << " (" << b["last_error"].get<std::string>() << ")";
+    std::cout << "\nalerts   " << j.value("alerts_accepted", 0) << " accepted since start\n";
+    std::cout << "devices  " << (j["devices"].empty() ? "none configured" : "") << "\n";
+    for (const auto& [name, d] : j["devices"].items()) {
+      std::cout << "  " << name << "  " << d.value("state", "?");
+      if (d.contains("detail")) std::cout << "  " << d["detail"].get<std::string>();
+      std::cout << "\n";
+    }
+    std::cout << std::flush;
+  }));
+}
+
+int cmdTestAlert(const std::string& sock, const std::vector<std::string>& args) {
+  long long count = 1;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--count" && i + 1 < args.size()) {
+      char* end = nullptr;
+      count = std::strtoll(args[++i].c_str(), &end, 10);
+      if (*end != '\0' || count < 1) return usage("test-alert: --count needs a positive integer");
+    } else {
+      return usage("test-alert: unknown argument '" + args[i] + "'");
+    }
+  }
+  return report(request(sock, {{"cmd", "test-alert"}, {"count", count}}, [](const nlohmann::json& j) {
+    std::cout << j.value("accepted", "") << std::endl;  // one id a line, as soon as it is safe
+  }));
+}
+
+int cmdReload(const std::string& sock, const std::vector<std::string>& args) {
+  if (!args.empty()) return usage("reload takes no arguments");
+  const int rc = report(request(sock, {{"cmd", "reload"}}, [](const nlohmann::json&) {}));
+  if (rc == kOk) std::cout << "reload requested; the daemon's log says what changed\n";
+  return rc;
+}
+
+// Prints one alert the way a control-room operator reads it.
+void printAlert(const std::string& payload, bool json) {
+  if (json) {
+    std::cout << payload << std::endl;
+    return;
+  }
+  try {
+    const auto e = nlohmann::json::parse(payload);
+    std::cout << e.value("time", "?") << "  " << e.value("type", "?") << "  seq " << e.value("seq", 0)
+              << "  id " << e.value("id", "?") << "  " << e.value("source", "?");
+    if (e.contains("data") && e["data"].is_object() && e["data"].contains("message"))
+      std::cout << "  \"" << e["data"]["message"].get<std::string>() << "\"";
+    std::cout << std::endl;
+  } catch (const nlohmann::json::exception&) {
+    std::cout << "(alert that is not JSON, " << payload.size() << " bytes)" << std::endl;
+  }
+}
+
+int cmdWatch(const std::vector<std::string>& args) {
+  std::string uri, site, lane, clientId;
+  bool json = false, ack = true;
+  long long maxCount = 0;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    const bool hasValue = i + 1 < args.size();
+    if ((a == "-b" || a == "--broker") && hasValue) uri = args[++i];
+    else if (a == "--site" && hasValue) site = args[++i];
+    else if (a == "--lane" && hasValue) lane = args[++i];
+    else if (a == "--client-id" && hasValue) clientId = args[++i];
+    else if (a == "--count" && hasValue) maxCount = std::atoll(args[++i].c_str());
+    else if (a == "--json") json = true;
+    else if (a == "--no-ack") ack = false;
+    else return usage("watch: unknown or incomplete argument '" + a + "'");
+  }
+  if (uri.empty() || site.empty() || lane.empty()) return usage("watch needs -b URI, --site and --lane");
+  if (auto u = parseBrokerUri(uri); !u) {
+    std::cerr << "lanegatectl: bad broker uri '" << uri << "': " << u.error() << "\n";
+    return kBadInput;
+  }
+  if (clientId.empty()) {
+    char host[256] = "host";
+    ::gethostname(host, sizeof host - 1);
+    clientId = "lanegatectl-watch-" + site + "-" + lane + "-" + host;
+  }
+  const std::string prefix = "lanegate/v1/" + site + "/" + lane + "/";
+
+  // Signals are taken synchronously by this thread; block them before Paho starts its own.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  std::atomic<bool> up{false}, down{true};
+  std::atomic<long long> received{0};
+  std::mutex outMutex;
+  std::unique_ptr<MqttClient> client;
+  MqttOptions o;
+  o.uri = uri;
+  o.clientId = clientId;
+  o.cleanStart = false;         // a persistent session: alerts published while we are away
+  o.sessionExpiryS = 7 * 86400;  // wait for us at the broker for a week
+  MqttHandlers h;
+  h.connected = [&](int, bool sessionPresent) {
+    if (up) return;  // Paho C++ 1.2.0 may report one connect twice
+    up = true;
+    down = false;
+    client->subscribe(prefix + "alerts", 1, [&, sessionPresent](const std::string& err) {
+      if (!err.empty()) {
+        std::cerr << "lanegatectl: subscribe to " << prefix << "alerts failed: " << err << std::endl;
+        return;
+      }
+      std::cerr << "lanegatectl: watching " << prefix << "alerts on " << uri
+                << (sessionPresent ? " (resumed session)" : "") << std::endl;
+    });
+  };
+  h.connectFailed = [&](const std::string& why) {
+    std::cerr << "lanegatectl: " << why << "; retrying" << std::endl;
+    up = false;
+    down = true;
+  };
+  h.connectionLost = h.connectFailed;
+  h.message = [&](const std::string& topic, const std::string& payload) {
+    if (topic != prefix + "alerts") return;
+    {
+      std::lock_guard lock(outMutex);
+      printAlert(payload, json);
+    }
+    if (ack) {
+      try {
+        const auto id = nlohmann::json::parse(payload).at("id");
+        client->publish({prefix + "acks", nlohmann::json{{"id", id}}.dump(), 1, false, "application/json", std::nullopt}, nullptr);
+      } catch (const nlohmann::json::exception&) {
+        // An alert without an id cannot be acknowledged; it was printed all the same.
+      }
+    }
+    ++received;
+  };
+  try {
+    client = std::make_unique<MqttClient>(o, h);
+  } catch (const std::exception& e) {
+    std::cerr << "lanegatectl: " << e.what() << "\n";
+    return kBadInput;
+  }
+  auto lastAttempt = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  auto backoff = std::chrono::milliseconds(500);
+  const timespec tick{0, 200'000'000};
+  while (maxCount == 0 || received < maxCount) {
+    if (down && std::chrono::steady_clock::now() - lastAttempt > backoff) {
+      if (lastAttempt.time_since_epoch().count() > 0 && backoff < std::chrono::seconds(10)) backoff *= 2;
+      lastAttempt = std::chrono::steady_clock::now();
+      down = false;
+      client->connect();
+    }
+    if (up) backoff = std::chrono::milliseconds(500);
+    if (sigtimedwait(&set, nullptr, &tick) > 0) break;
+  }
+  client->disconnect(1000);
+  return kOk;
+}
+
+}  // namespace
+
+int ctlMain(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string sock = std::getenv("LANEGATE_SOCKET") ? std::getenv("LANEGATE_SOCKET") : "/run/lanegate/control.sock";
+  std::size_t i = 0;
+  while (i < args.size() && !args[i].empty() && args[i][0] == '-') {
+    if ((args[i] == "-s" || args[i] == "--socket") && i + 1 < args.size()) {
+      sock = args[i + 1];
+      i += 2;
+    } else if (args[i] == "-h" || args[i] == "--help") {
+      std::cout << kUsageText;
+      return kOk;
+    } else {
+      return usage("unknown option '" + args[i] + "'");
+    }
+  }
+  if (i >= args.size()) return usage("no command given");
+  const std::string cmd = args[i];
+  const std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+  if (cmd == "status") return cmdStatus(sock, rest);
+  if (cmd == "test-alert") return cmdTestAlert(sock, rest);
+  if (cmd == "reload") return cmdReload(sock, rest);
+  if (cmd == "watch") return cmdWatch(rest);
+  return usage("unknown command '" + cmd + "'");
+}
+
+}  // namespace lanegate

@@ -1,0 +1,238 @@
+#include "daemon/daemon.h"
+
+#include <systemd/sd-daemon.h>
+
+#include <csignal>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/events.h"
+#include "daemon/log.h"
+#include "drivers/registry.h"
+
+namespace lanegate {
+namespace {
+constexpr int kMaxTestAlerts = 100'000;
+
+nlohmann::json healthJson(const DeviceHealth& h) {
+  nlohmann::json j{{"state", h.state}, {"faults", h.faults}};
+  if (!h.detail.empty()) j["detail"] = h.detail;
+  if (!h.readings.empty()) j["readings"] = h.readings;
+  return j;
+}
+}  // namespace
+
+Daemon::Daemon(Config config)
+    : config_(std::move(config)), signals_(io_, SIGINT, SIGTERM, SIGHUP),
+      started_(std::chrono::system_clock::now()) {}
+
+Daemon::~Daemon() { stopDevices(); }
+
+int Daemon::run() {
+  auto logger = log::get("daemon");
+  std::error_code ec;
+  std::filesystem::create_directories(config_.stateDir, ec);
+  if (ec) {
+    logger->critical("{}: cannot create state_dir {}: {}", config_.path, config_.stateDir, ec.message());
+    return 1;
+  }
+  try {
+    publisher_ = std::make_unique<MqttPublisher>(io_, config_, [this] { return statusJson(); });
+  } catch (const std::exception& e) {
+    logger->critical("{}: {}", config_.path, e.what());
+    return 1;
+  }
+  sink_ = std::make_unique<DirectSink>(*publisher_);
+  publisher_->onConnected([this] {
+    for (const auto& [name, h] : health_) publishDeviceStatus(name, h);
+  });
+  control_ = std::make_unique<ControlServer>(
+      io_, [this](const nlohmann::json& req, std::shared_ptr<ControlReply> reply) {
+        onControl(req, std::move(reply));
+      });
+  if (auto err = control_->listen(config_.controlSocket); !err.empty()) {
+    logger->critical("{}", err);
+    return 1;
+  }
+  waitSignals();
+  startDevices();
+  publisher_->start();
+  logger->info("lanegated {} running: site {} lane {}, {} device(s), control socket {}",
+               LANEGATE_VERSION, config_.site, config_.lane, config_.devices.size(),
+               config_.controlSocket);
+  sd_notify(0, "READY=1");
+  io_.run();
+  logger->info("stopped");
+  return 0;
+}
+
+void Daemon::waitSignals() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      reload();
+      waitSignals();
+      return;
+    }
+    log::get("daemon")->info("signal {}: stopping", sig);
+    shutdown();
+  });
+}
+
+void Daemon::shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  sd_notify(0, "STOPPING=1");
+  control_->close();
+  stopDevices();
+  publisher_->stop();
+  signals_.cancel();
+  // Everything that could still post (Paho, devices) is stopped or guarded: stop the
+  // loop rather than wait for stray timers.
+  io_.stop();
+}
+
+void Daemon::reload() {
+  auto logger = log::get("daemon");
+  sd_notify(0, "RELOADING=1");
+  auto fresh = loadConfig(config_.path);
+  if (!fresh) {
+    for (const auto& e : fresh.error().all()) logger->error("reload: {}", e.str());
+    logger->error("reload: configuration not changed; still running on the previous one");
+    sd_notify(0, "READY=1");
+    return;
+  }
+  // Identity, broker and paths are bound at start (one MQTT client for the process
+  // lifetime); say so rather than half-apply them.
+  if (fresh->site != config_.site || fresh->lane != config_.lane ||
+      fresh->broker.uri != config_.broker.uri || fresh->broker.clientId != config_.broker.clientId ||
+      fresh->stateDir != config_.stateDir || fresh->controlSocket != config_.controlSocket)
+    logger->warn("reload: site, lane, broker and paths change only on restart; kept the running ones");
+  Config next = config_;
+  next.logLevel = fresh->logLevel;
+  next.devices = fresh->devices;
+  stopDevices();
+  config_ = std::move(next);
+  log::setLevel(config_.logLevel);
+  health_.clear();
+  startDevices();
+  publisher_->publishStatus();
+  logger->info("reloaded {}: {} device(s)", config_.path, config_.devices.size());
+  sd_notify(0, "READY=1");
+}
+
+void Daemon::startDevices() {
+  for (const auto& spec : config_.devices) {
+    const DriverType* type = findDriverType(spec.type);
+    if (!type) continue;  // validated before; cannot happen
+    health_[spec.name] = DeviceHealth{};
+    auto runner = std::make_unique<DeviceRunner>(
+        io_, spec.name, type->create(spec),
+        [this](const std::string& n, const DeviceHealth& h) { onDeviceHealth(n, h); },
+        [](const std::string& n, const Sample& s) {
+          log::get("daemon")->debug("{}: sample {} (no lane consumer yet)", n, s.kind);
+        });
+    runner->start();
+    runners_.push_back(std::move(runner));
+  }
+}
+
+void Daemon::stopDevices() {
+  for (auto& r : runners_) r->stop();
+  runners_.clear();
+}
+
+void Daemon::onDeviceHealth(const std::string& name, const DeviceHealth& health) {
+  auto it = health_.find(name);
+  if (it == health_.end() || stopping_) return;  // a device removed by a reload
+  const bool changed = it->second.state != health.state || it->second.detail != health.detail;
+  it->second = health;
+  if (changed) publishDeviceStatus(name, health);
+}
+
+void Daemon::publishDeviceStatus(const std::string& name, const DeviceHealth& health) {
+  if (!publisher_->connected()) return;  // all are published again on connect
+  nlohmann::json j = healthJson(health);
+  j["device"] = name;
+  j["time"] = rfc3339(std::chrono::system_clock::now());
+  publisher_->publish({laneTopic(config_, "devices/" + name + "/status"), j.dump(), 1, true,
+                       "application/json", std::nullopt},
+                      nullptr);
+}
+
+nlohmann::json Daemon::statusObject() const {
+  nlohmann::json devices = nlohmann::json::object();
+  for (const auto& [name, h] : health_) devices[name] = healthJson(h);
+  return {{"state", "online"},
+          {"site", config_.site},
+          {"lane", config_.lane},
+          {"version", LANEGATE_VERSION},
+          {"since", rfc3339(started_)},
+          {"devices", devices}};
+}
+
+std::string Daemon::statusJson() const {
+  auto j = statusObject();
+  j["time"] = rfc3339(std::chrono::system_clock::now());
+  return j.dump();
+}
+
+void Daemon::onControl(const nlohmann::json& request, std::shared_ptr<ControlReply> reply) {
+  const std::string cmd = request["cmd"];
+  if (cmd == "status") {
+    auto j = statusObject();
+    j["broker"] = {{"uri", config_.broker.uri},
+                   {"connected", publisher_->connected()},
+                   {"connections", publisher_->connections()},
+                   {"last_error", publisher_->lastError()}};
+    j["alerts_accepted"] = alertsAccepted_;
+    j["config"] = config_.path;
+    reply->line(j);
+    reply->finish();
+  } else if (cmd == "test-alert") {
+    int count = 1;
+    if (request.contains("count")) {
+      if (!request["count"].is_number_integer() || request["count"].get<long long>() < 1 ||
+          request["count"].get<long long>() > kMaxTestAlerts) {
+        reply->finish("count must be an integer from 1 to " + std::to_string(kMaxTestAlerts));
+        return;
+      }
+      count = request["count"].get<int>();
+    }
+    testAlerts(count, std::move(reply));
+  } else if (cmd == "reload") {
+    reload();
+    reply->finish();
+  } else {
+    reply->finish("unknown command '" + cmd + "'");
+  }
+}
+
+void Daemon::testAlerts(int count, std::shared_ptr<ControlReply> reply) {
+  // Accept all at once; answer each id as it becomes safe, then finish.
+  auto remaining = std::make_shared<int>(count);
+  auto failed = std::make_shared<std::string>();
+  for (int i = 0; i < count; ++i) {
+    const std::string id = newEventId();
+    RecordDraft d;
+    d.id = id;
+    d.kind = RecordKind::alert;
+    d.topic = laneTopic(config_, "alerts");
+    d.render = [this, id](std::uint64_t seq) {
+      return makeTestAlert(config_, id, seq, std::chrono::system_clock::now());
+    };
+    sink_->accept(std::move(d), [this, id, reply, remaining, failed](const std::string& err,
+                                                                             std::uint64_t seq) {
+      if (err.empty()) {
+        ++alertsAccepted_;
+        reply->line({{"accepted", id}, {"seq", seq}});
+      } else if (failed->empty()) {
+        *failed = err;
+      }
+      if (--*remaining == 0) reply->finish(failed->empty() ? "" : "not accepted: " + *failed);
+    });
+  }
+}
+
+}  // namespace lanegate

@@ -1,0 +1,53 @@
+#pragma once
+// lanegated's core: one io_context thread owns all state; signals, the control socket,
+// the MQTT publisher and the device threads all feed it.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/alert_sink.h"
+#include "daemon/asio.h"
+#include "daemon/config.h"
+#include "daemon/control_server.h"
+#include "daemon/device_runner.h"
+#include "daemon/mqtt_publisher.h"
+
+namespace lanegate {
+
+/// The daemon. Construct with a validated config, then run().
+class Daemon {
+ public:
+  explicit Daemon(Config config);
+  ~Daemon();
+  /// Runs until SIGTERM/SIGINT; returns the process exit code.
+  int run();
+
+ private:
+  void waitSignals();
+  void reload();
+  void shutdown();
+  void startDevices();
+  void stopDevices();
+  void onControl(const nlohmann::json& request, std::shared_ptr<ControlReply> reply);
+  void testAlerts(int count, std::shared_ptr<ControlReply> reply);
+  void onDeviceHealth(const std::string& name, const DeviceHealth& health);
+  void publishDeviceStatus(const std::string& name, const DeviceHealth& health);
+  [[nodiscard]] std::string statusJson() const;
+  [[nodiscard]] nlohmann::json statusObject() const;
+
+  Config config_;
+  asio::io_context io_;
+  asio::signal_set signals_;
+  std::unique_ptr<MqttPublisher> publisher_;
+  std::unique_ptr<AlertSink> sink_;
+  std::unique_ptr<ControlServer> control_;
+  std::vector<std::unique_ptr<DeviceRunner>> runners_;
+  std::map<std::string, DeviceHealth> health_;
+  std::chrono::system_clock::time_point started_;
+  std::uint64_t alertsAccepted_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace lanegate

@@ -1,0 +1,3 @@
+#include "daemon/ctl.h"
+
+int main(int argc, char** argv) { return lanegate::ctlMain(argc, argv); }

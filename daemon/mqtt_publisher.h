@@ -1,0 +1,80 @@
+#pragma once
+// Publisher over one MqttClient: the lane's retained status (`online` on connect, a
+// will that sets `offline`), reconnection with jittered exponential backoff, and an
+// in-flight window capped at the broker's Receive Maximum.
+
+#include <deque>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "daemon/asio.h"
+#include "daemon/config.h"
+#include "daemon/publisher.h"
+
+namespace lanegate {
+
+/// The daemon's MQTT side.
+class MqttPublisher final : public Publisher {
+ public:
+  /// `onlineStatus` renders the retained status payload published on each connect.
+  MqttPublisher(asio::io_context& io, const Config& config,
+                std::function<std::string()> onlineStatus);
+  ~MqttPublisher() override;
+
+  /// Starts connecting; returns at once (the daemon runs while the broker is away).
+  void start();
+  /// Publishes `offline` (retained) and disconnects, waiting at most about a second.
+  void stop();
+
+  void publish(MqttMessage msg, PublishDone done) override;
+  [[nodiscard]] bool connected() const override { return connected_; }
+  void onConnected(std::function<void()> hook) override { hooks_.push_back(std::move(hook)); }
+
+  /// Republishes the retained lane status now (e.g. after a device changed).
+  void publishStatus();
+  /// Number of completed connections so far.
+  [[nodiscard]] std::uint64_t connections() const { return connections_; }
+  /// The last connection error, or "".
+  [[nodiscard]] const std::string& lastError() const { return lastError_; }
+  /// The lane status topic.
+  [[nodiscard]] const std::string& statusTopic() const { return statusTopic_; }
+
+  /// The offline status payload (also the will).
+  static std::string offlinePayload(const Config& config, const std::string& reason);
+
+ private:
+  void handleConnected(int receiveMaximum);
+  void handleDown(const std::string& why);
+  void scheduleReconnect();
+  void pump();
+
+  struct Queued {
+    MqttMessage msg;
+    PublishDone done;
+  };
+
+  asio::io_context& io_;
+  const Config config_;
+  std::function<std::string()> onlineStatus_;
+  std::string statusTopic_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::unique_ptr<MqttClient> client_;
+  asio::steady_timer reconnectTimer_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::vector<std::function<void()>> hooks_;
+  std::deque<Queued> queue_;
+  int window_ = 20;
+  int inflight_ = 0;
+  unsigned attempt_ = 0;
+  bool connected_ = false;
+  bool connecting_ = false;
+  bool stopping_ = false;
+  std::uint64_t connections_ = 0;
+  std::string lastError_;
+};
+
+/// Reads a credentials file (username on the first line, password on the second).
+tl::expected<std::pair<std::string, std::string>, std::string> readCredentials(const std::string& path);
+
+}  // namespace lanegate

@@ -1,0 +1,82 @@
+#pragma once
+// The one narrow interface every device driver implements. A driver runs on its own
+// thread (libmodbus blocks); the daemon calls open() once, poll() at the driver's
+// interval, command() when a technician asks, and close() at the end. No exception
+// crosses this boundary: every outcome is a value that tells the caller what to do.
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+namespace lanegate {
+
+/// What the caller should do after a driver call.
+enum class DriverAction {
+  ok,             ///< carry on
+  retry,          ///< transient failure: close, back off, open again
+  outOfService,   ///< the device cannot be used until a technician acts
+};
+
+/// A device's health as published on its retained status topic.
+struct DeviceHealth {
+  std::string state = "unknown";            ///< ok, fault, offline, calibration_due, ...
+  std::string detail;                       ///< one readable sentence when not ok
+  std::map<std::string, double> readings;   ///< e.g. drift_temp_k, pressure_hpa
+  std::uint64_t faults = 0;                 ///< bad replies and rejected samples so far
+};
+
+/// One result a device produced (a trace sample, a scan notification, ...).
+struct Sample {
+  std::string kind;      ///< e.g. "trace", "scan", "mock"
+  std::string json;      ///< the typed payload, serialised; the lane decodes by kind
+  std::chrono::system_clock::time_point time;
+};
+
+/// What one poll returned.
+struct PollResult {
+  DriverAction action = DriverAction::ok;
+  DeviceHealth health;
+  std::vector<Sample> samples;
+  std::string error;  ///< set when action is not ok
+};
+
+/// A technician's command (calibrate, verify, clear fault) and its outcome.
+struct Command {
+  std::string name;
+};
+/// The outcome of a command.
+struct CommandResult {
+  bool ok = false;
+  std::string message;
+};
+
+/// The configuration entry of one device (`devices:` in lanegate.yaml).
+struct DeviceSpec {
+  std::string name;
+  std::string type;
+  YAML::Node settings;  ///< the whole entry, including name and type
+  std::string file;     ///< config file, for messages
+  int line = 0;
+};
+
+/// A device driver; one instance per configured device, used from one thread.
+class Driver {
+ public:
+  virtual ~Driver() = default;
+  /// Connects to the device.
+  virtual DriverAction open(std::string& error) = 0;
+  /// Reads the device once.
+  virtual PollResult poll() = 0;
+  /// Runs a technician's command.
+  virtual CommandResult command(const Command& cmd) = 0;
+  /// Releases the device; safe to call when not open.
+  virtual void close() = 0;
+  /// How long to wait between polls.
+  [[nodiscard]] virtual std::chrono::milliseconds pollInterval() const = 0;
+};
+
+}  // namespace lanegate

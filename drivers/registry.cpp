@@ -1,0 +1,26 @@
+#include "drivers/registry.h"
+
+#include <array>
+
+#include "drivers/mock_driver.h"
+
+namespace lanegate {
+namespace {
+
+// Add a driver here: its config type, a one-line summary, its validator and factory.
+constexpr std::array kDriverTypes{
+    DriverType{"mock", "software device for tests and dry runs (no hardware)",
+               &validateMockDriver, &createMockDriver},
+};
+
+}  // namespace
+
+std::span<const DriverType> driverTypes() { return kDriverTypes; }
+
+const DriverType* findDriverType(std::string_view type) {
+  for (const auto& t : kDriverTypes)
+    if (t.type == type) return &t;
+  return nullptr;
+}
+
+}  // namespace lanegate

@@ -1,0 +1,188 @@
+#include "drivers/settings.h"
+
+#include <algorithm>
+#include <charconv>
+#include <sstream>
+
+namespace lanegate {
+
+std::string ConfigError::str() const {
+  return file + ":" + std::to_string(line) + ": " + message;
+}
+
+int lineOf(const YAML::Node& node) {
+  const auto mark = node.Mark();
+  return mark.line < 0 ? 0 : mark.line + 1;
+}
+
+void ConfigErrors::add(const std::string& file, const YAML::Node& at, std::string message) {
+  add(file, lineOf(at), std::move(message));
+}
+
+void ConfigErrors::add(const std::string& file, int line, std::string message) {
+  errors_.push_back({file, line, std::move(message)});
+}
+
+std::string ConfigErrors::str() const {
+  std::string out;
+  for (const auto& e : errors_) out += e.str() + "\n";
+  return out;
+}
+
+SettingsReader::SettingsReader(std::string file, YAML::Node map, std::string where,
+                               ConfigErrors& errors)
+    : file_(std::move(file)), map_(std::move(map)), where_(std::move(where)), errors_(errors) {
+  if (map_ && !map_.IsMap() && !map_.IsNull()) {
+    errors_.add(file_, map_, where_ + ": expected a map of keys");
+    map_ = YAML::Node(YAML::NodeType::Map);
+  }
+}
+
+bool SettingsReader::has(const std::string& key) const {
+  return map_ && map_.IsMap() && map_[key];
+}
+
+int SettingsReader::lineOfKey(const std::string& key) const {
+  if (has(key)) return lineOf(map_[key]);
+  return lineOf(map_);
+}
+
+std::optional<YAML::Node> SettingsReader::lookup(const std::string& key, bool required) {
+  seen_.insert(key);
+  if (has(key)) {
+    const YAML::Node& cmap = map_;
+    YAML::Node v = cmap[key];
+    if (!v.IsNull()) return v;
+    if (required) errors_.add(file_, v, where_ + ": '" + key + "' must not be empty");
+    return std::nullopt;
+  }
+  if (required) errors_.add(file_, map_, where_ + ": missing required key '" + key + "'");
+  return std::nullopt;
+}
+
+void SettingsReader::typeError(const std::string& key, const YAML::Node& value,
+                               const char* expected) {
+  std::string got = value.IsScalar() ? "'" + value.Scalar() + "'"
+                    : value.IsSequence() ? std::string("a list")
+                                         : std::string("a map");
+  errors_.add(file_, value, where_ + ": '" + key + "' must be " + expected + ", got " + got);
+}
+
+std::string SettingsReader::string(const std::string& key,
+                                   const std::optional<std::string>& fallback) {
+  const auto found = lookup(key, !fallback.has_value());
+  if (!found) return fallback.value_or("");
+  const YAML::Node& v = *found;
+  if (!v.IsScalar()) {
+    typeError(key, v, "a string");
+    return fallback.value_or("");
+  }
+  return v.Scalar();
+}
+
+std::int64_t SettingsReader::integer(const std::string& key,
+                                     const std::optional<std::int64_t>& fallback,
+                                     std::int64_t min, std::int64_t max) {
+  const auto found = lookup(key, !fallback.has_value());
+  if (!found) return fallback.value_or(min);
+  const YAML::Node& v = *found;
+  std::int64_t out = 0;
+  const std::string s = v.IsScalar() ? v.Scalar() : std::string();
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (!v.IsScalar() || ec != std::errc() || end != s.data() + s.size() || s.empty()) {
+    typeError(key, v, "an integer");
+    return fallback.value_or(min);
+  }
+  if (out < min || out > max) {
+    errors_.add(file_, v,
+                where_ + ": '" + key + "' must be between " + std::to_string(min) + " and " +
+                    std::to_string(max) + ", got " + s);
+    return fallback.value_or(min);
+  }
+  return out;
+}
+
+double SettingsReader::number(const std::string& key, const std::optional<double>& fallback,
+                              double min, double max) {
+  const auto found = lookup(key, !fallback.has_value());
+  if (!found) return fallback.value_or(min);
+  const YAML::Node& v = *found;
+  double out = 0;
+  const std::string s = v.IsScalar() ? v.Scalar() : std::string();
+  std::istringstream in(s);
+  in.imbue(std::locale::classic());
+  in >> out;
+  if (!v.IsScalar() || s.empty() || in.fail() || !in.eof()) {
+    typeError(key, v, "a number");
+    return fallback.value_or(min);
+  }
+  if (out < min || out > max) {
+    std::ostringstream msg;
+    msg << where_ << ": '" << key << "' must be between " << min << " and " << max << ", got "
+        << s;
+    errors_.add(file_, v, msg.str());
+    return fallback.value_or(min);
+  }
+  return out;
+}
+
+bool SettingsReader::boolean(const std::string& key, const std::optional<bool>& fallback) {
+  const auto found = lookup(key, !fallback.has_value());
+  if (!found) return fallback.value_or(false);
+  const YAML::Node& v = *found;
+  if (v.IsScalar()) {
+    const std::string& s = v.Scalar();
+    if (s == "true" || s == "yes" || s == "on") return true;
+    if (s == "false" || s == "no" || s == "off") return false;
+  }
+  typeError(key, v, "true or false");
+  return fallback.value_or(false);
+}
+
+std::string SettingsReader::choice(const std::string& key,
+                                   const std::optional<std::string>& fallback,
+                                   const std::vector<std::string>& choices) {
+  const auto before = errors_.all().size();
+  std::string s = string(key, fallback);
+  if (errors_.all().size() != before || !has(key)) return s;
+  if (std::find(choices.begin(), choices.end(), s) == choices.end()) {
+    std::string list;
+    for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+    const YAML::Node& cmap = map_;
+    errors_.add(file_, cmap[key], where_ + ": '" + key + "' must be one of " + list + ", got '" + s + "'");
+    return fallback.value_or("");
+  }
+  return s;
+}
+
+YAML::Node SettingsReader::map(const std::string& key, bool required) {
+  const auto found = lookup(key, required);
+  if (!found) return YAML::Node(YAML::NodeType::Map);
+  const YAML::Node& v = *found;
+  if (!v.IsMap()) {
+    typeError(key, v, "a map");
+    return YAML::Node(YAML::NodeType::Map);
+  }
+  return v;
+}
+
+YAML::Node SettingsReader::sequence(const std::string& key, bool required) {
+  const auto found = lookup(key, required);
+  if (!found) return YAML::Node(YAML::NodeType::Sequence);
+  const YAML::Node& v = *found;
+  if (!v.IsSequence()) {
+    typeError(key, v, "a list");
+    return YAML::Node(YAML::NodeType::Sequence);
+  }
+  return v;
+}
+
+void SettingsReader::finish() {
+  if (!map_ || !map_.IsMap()) return;
+  for (const auto& kv : map_) {
+    const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string("?");
+    if (!seen_.count(key)) errors_.add(file_, kv.first, where_ + ": unknown key '" + key + "'");
+  }
+}
+
+}  // namespace lanegate

@@ -1,0 +1,48 @@
+#include "daemon/events.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+namespace lanegate {
+namespace {
+
+Config testConfig() {
+  Config c;
+  c.site = "pnv";
+  c.lane = "l1";
+  return c;
+}
+
+TEST(Events, TopicFollowsContract5) {
+  EXPECT_EQ(laneTopic(testConfig(), "alerts"), "lanegate/v1/pnv/l1/alerts");
+}
+
+TEST(Events, IdsAreUuidV4AndDistinct) {
+  std::set<std::string> ids;
+  const std::regex uuid("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  for (int i = 0; i < 1000; ++i) {
+    const auto id = newEventId();
+    EXPECT_TRUE(std::regex_match(id, uuid)) << id;
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 1000u);
+}
+
+TEST(Events, TestAlertIsAStructuredCloudEvent) {
+  const auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'700'000'000'123));
+  const auto e = nlohmann::json::parse(makeTestAlert(testConfig(), "abc", 42, t));
+  EXPECT_EQ(e["specversion"], "1.0");
+  EXPECT_EQ(e["type"], "org.lanegate.test");
+  EXPECT_EQ(e["id"], "abc");
+  EXPECT_EQ(e["seq"], 42);
+  EXPECT_EQ(e["source"], "lanegate://pnv/l1/lanegated");
+  EXPECT_EQ(e["time"], "2023-11-14T22:13:20.123Z");
+  EXPECT_EQ(e["datacontenttype"], "application/json");
+  EXPECT_EQ(e["data"]["site"], "pnv");
+}
+
+}  // namespace
+}  // namespace lanegate
