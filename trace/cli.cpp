@@ -1,0 +1,204 @@
+#include "trace/cli.h"
+
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "trace/analysis.h"
+#include "trace/library.h"
+#include "trace/spectrum.h"
+
+namespace lanegate::trace {
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitBadInput = 1;
+constexpr int kExitUsage = 2;
+// A spectrum of 4000 points is about 30 kB; anything far bigger is not a spectrum.
+constexpr std::streamoff kMaxFileBytes = 16 * 1024 * 1024;
+
+constexpr const char* kUsage =
+    "usage: lanegatectl ims analyze SPECTRUM.json [--json] [--library FILE]\n"
+    "  analyse one IMS plasmagram offline (Contract 6)\n"
+    "  --json          print the analysis as JSON\n"
+    "  --library FILE  substance library (default: the installed substances.yaml)\n";
+
+std::optional<std::string> readFile(const std::string& path, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot open";
+    return std::nullopt;
+  }
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  if (size > kMaxFileBytes) {
+    error = "file too large";
+    return std::nullopt;
+  }
+  in.seekg(0, std::ios::beg);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    error = "read error";
+    return std::nullopt;
+  }
+  return text.str();
+}
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+std::string pad(const std::string& s, std::size_t width, bool right = true) {
+  if (s.size() >= width) return s;
+  return right ? std::string(width - s.size(), ' ') + s : s + std::string(width - s.size(), ' ');
+}
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+  return out;
+}
+
+void printTable(const std::string& file, const Spectrum& s, const Analysis& a, std::ostream& out) {
+  const double spanMs = static_cast<double>(s.points.size()) * s.periodNs * 1e-6;
+  out << file << ": " << upper(verdictName(a.verdict)) << "  (" << ionModeName(s.mode) << " mode, "
+      << s.points.size() << " points, " << fixed(spanMs, 2) << " ms";
+  if (s.driftTempK) out << ", drift tube " << fixed(*s.driftTempK, 1) << " K";
+  if (s.pressureHpa) out << ", " << fixed(*s.pressureHpa, 1) << " hPa";
+  out << ")\n";
+  out << "reactant ion : "
+      << (a.reactantDriftMs ? fixed(*a.reactantDriftMs, 3) + " ms, amplitude " + fixed(a.reactantAmplitude, 0) +
+                                  ", " + fixed(100.0 * a.reactantIonFraction, 0) + " % of ion signal" +
+                                  (a.reactantDepleted ? " (DEPLETED)" : "")
+                            : std::string("not found"))
+      << "\n";
+  out << "calibrant    : "
+      << (a.calibrantFound ? fixed(*a.calibrantDriftMs, 3) + " ms, K0 " + fixed(*a.calibrantK0, 4)
+                           : std::string("not found"))
+      << "\n";
+  out << "noise sigma  : " << fixed(a.noiseSigma, 1) << " counts";
+  if (a.resolvingPower) out << ", resolving power " << fixed(*a.resolvingPower, 0);
+  out << "\n\n";
+  out << pad("drift_ms", 9) << pad("k0", 8) << pad("amplitude", 11) << pad("snr", 8)
+      << pad("fwhm_ms", 9) << "  substance\n";
+  for (const Peak& p : a.peaks) {
+    std::string what;
+    switch (p.role) {
+      case PeakRole::kReactant: what = "(reactant ion)"; break;
+      case PeakRole::kCalibrant: what = "(calibrant)"; break;
+      case PeakRole::kReactantCluster: what = "(reactant cluster)"; break;
+      case PeakRole::kAnalyte:
+        if (p.substance) {
+          what = *p.substance + (p.alarm ? "  ALARM" : "  (below threshold)");
+        } else if (p.unidentified) {
+          what = "UNIDENTIFIED";
+        } else {
+          what = "-";
+        }
+        break;
+    }
+    if (p.overlapped) what += p.shoulder ? "  [shoulder]" : "  [overlapped]";
+    if (p.flatTop) what += "  [flat top]";
+    if (!p.alternatives.empty()) {
+      what += "  (also in window:";
+      for (const std::string& alt : p.alternatives) what += " " + alt;
+      what += ")";
+    }
+    out << pad(fixed(p.driftMs, 3), 9) << pad(p.k0 ? fixed(*p.k0, 4) : std::string("-"), 8)
+        << pad(fixed(p.amplitude, 0), 11) << pad(fixed(p.snr, 1), 8) << pad(fixed(p.fwhmMs, 3), 9)
+        << "  " << what << "\n";
+  }
+  if (a.peaks.empty()) out << "  (no peaks)\n";
+  out << "\n";
+  for (const std::string& reason : a.reasons) out << "- " << reason << "\n";
+}
+
+}  // namespace
+
+int imsCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+               const std::string& defaultLibrary) {
+  if (args.empty()) {
+    err << kUsage;
+    return kExitUsage;
+  }
+  if (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    out << kUsage;
+    return kExitOk;
+  }
+  if (args[0] != "analyze") {
+    err << "lanegatectl ims: unknown command '" << args[0] << "'\n" << kUsage;
+    return kExitUsage;
+  }
+  std::optional<std::string> spectrumPath;
+  std::string libraryPath = defaultLibrary;
+  bool json = false;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--json") {
+      json = true;
+    } else if (arg == "--library") {
+      if (i + 1 >= args.size()) {
+        err << "lanegatectl ims analyze: --library needs a FILE\n" << kUsage;
+        return kExitUsage;
+      }
+      libraryPath = args[++i];
+    } else if (arg.rfind("--library=", 0) == 0) {
+      libraryPath = arg.substr(10);
+    } else if (arg == "-h" || arg == "--help") {
+      out << kUsage;
+      return kExitOk;
+    } else if (!arg.empty() && arg[0] == '-' && arg != "-") {
+      err << "lanegatectl ims analyze: unknown option '" << arg << "'\n" << kUsage;
+      return kExitUsage;
+    } else if (spectrumPath) {
+      err << "lanegatectl ims analyze: one SPECTRUM.json at a time\n" << kUsage;
+      return kExitUsage;
+    } else {
+      spectrumPath = arg;
+    }
+  }
+  if (!spectrumPath) {
+    err << "lanegatectl ims analyze: SPECTRUM.json missing\n" << kUsage;
+    return kExitUsage;
+  }
+  if (libraryPath.empty()) {
+    err << "lanegatectl ims analyze: no substance library (use --library FILE)\n";
+    return kExitUsage;
+  }
+
+  std::string error;
+  const auto libraryText = readFile(libraryPath, error);
+  if (!libraryText) {
+    err << libraryPath << ": " << error << "\n";
+    return kExitBadInput;
+  }
+  auto library = SubstanceLibrary::parse(*libraryText, libraryPath);
+  if (!library) {
+    err << library.error() << "\n";
+    return kExitBadInput;
+  }
+  const auto spectrumText = readFile(*spectrumPath, error);
+  if (!spectrumText) {
+    err << *spectrumPath << ": " << error << "\n";
+    return kExitBadInput;
+  }
+  auto spectrum = parseSpectrumJson(*spectrumText);
+  if (!spectrum) {
+    err << *spectrumPath << ": " << spectrum.error() << "\n";
+    return kExitBadInput;
+  }
+  const Analysis analysis = analyze(*spectrum, *library);
+  if (json) {
+    out << toJson(analysis) << "\n";
+  } else {
+    printTable(*spectrumPath, *spectrum, analysis, out);
+  }
+  return kExitOk;
+}
+
+}  // namespace lanegate::trace
