@@ -1,0 +1,72 @@
+#pragma once
+
+// Synthetic cargo scans for tests, demos and the evaluation: a deterministic scene of basis
+// materials (water-like organics, aluminium, iron, lead) rendered with Beer–Lambert over a
+// coarse bremsstrahlung spectrum, with Poisson and electronic noise, dose jitter and blur.
+// It shares no thresholds with the analysis: only the μ/ρ tables.
+
+#include "vision/scan.h"
+
+#include <tl/expected.hpp>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lanegate::vision {
+
+/// How a phantom set is rendered.
+struct PhantomOptions {
+  double pixelMm = 5.0;            ///< pitch in both directions
+  bool dualEnergy = true;          ///< two pages (6/4 MV or 9/6 MV) instead of one
+  bool raw = false;                ///< write detector counts (with a calibration) not transmission
+  double openBeamQuanta = 2.0e6;   ///< detected quanta per pixel in open beam (sets Poisson noise)
+  double electronicNoise = 3.0;    ///< σ of the electronic noise, in quanta
+  double doseJitter = 0.01;        ///< relative σ of the pulse-to-pulse dose
+  double blurMm = 3.0;             ///< σ of the Gaussian point-spread function
+  double lowShiftPx = 0.5;         ///< interlacing offset of the low-energy pulses, columns
+  double badChannelProbability = 0.3;  ///< chance that a scan has a dead or hot channel
+};
+
+/// One concealment as placed by the generator.
+struct TruthItem {
+  std::string kind;                 ///< load|floor|front_wall|tyre
+  double massKg = 0.0;              ///< true mass of the stash
+  std::array<double, 4> boxMm{};    ///< x, y, w, h in mm
+  std::array<int, 4> boxPx{};       ///< x, y, w, h in pixels
+};
+
+/// What the generator put into one scan.
+struct PhantomTruth {
+  std::string scanId;               ///< matches the bundle
+  std::string vehicle;              ///< container20|container40|truck|uld
+  std::string load;                 ///< empty|pallets|cartons|bulk|machinery|homogeneous
+  bool declaredEmpty = false;       ///< the manifest says empty
+  bool hasContent = false;          ///< the body holds anything at all
+  bool opaqueExpected = false;      ///< a region the beam cannot penetrate was placed
+  double cargoKg = 0.0;             ///< mass of the load including stashes
+  std::vector<TruthItem> concealments;  ///< stashes
+};
+
+/// A generated scan with its truth (and, for raw signal, the calibration).
+struct Phantom {
+  ScanBundle bundle;          ///< Contract 1 bundle
+  Calibration calibration;    ///< filled when options.raw
+  PhantomTruth truth;         ///< ground truth
+};
+
+/// Generates scan number `index` of the set seeded by `seed` (deterministic).
+Phantom generatePhantom(std::uint64_t seed, int index, const PhantomOptions& options);
+
+/// Serialises ground truth as JSON.
+std::string truthToJson(const PhantomTruth& truth);
+
+/// Parses ground truth written by truthToJson.
+tl::expected<PhantomTruth, std::string> parseTruth(const std::string& text, const std::string& name);
+
+/// Writes `count` bundles, `<id>.truth.json` files and (raw) `calibration.json` into `dir`.
+tl::expected<int, std::string> writePhantomSet(const std::string& dir, int count, std::uint64_t seed,
+                                               const PhantomOptions& options);
+
+}  // namespace lanegate::vision
