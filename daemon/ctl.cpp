@@ -41,6 +41,12 @@ constexpr const char* kUsageText =
     "  watch -b URI --site S --lane L [--json] [--count N] [--client-id ID] [--no-ack]\n"
     "                                  print alerts as they arrive (persistent session; acks each)\n"
     "\n"
+    "offline analysis:\n"
+    "  analyze SCAN.json|SCAN.tiff [--json] [--overlay FILE]   X-ray findings (Contract 2)\n"
+    "  eval DIR                        detection and false-alarm rates over a generated set\n"
+    "  phantoms --out DIR --count N --seed S [--raw]           write generated scan bundles\n"
+    "  ims analyze SPECTRUM.json [--json] [--library FILE]     IMS plasmagram analysis\n"
+    "\n"
     "exit codes: 0 ok, 1 bad input, 2 usage, 3 daemon unreachable\n";
 
 int usage(const std::string& why) {

@@ -1,3 +1,34 @@
-#include "daemon/ctl.h"
+// lanegatectl: offline analysis commands go to the vision and trace modules; everything
+// else (daemon and broker commands) to ctlMain. Kept here so that the daemon's core
+// library does not link OpenCV.
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
 
-int main(int argc, char** argv) { return lanegate::ctlMain(argc, argv); }
+#include "daemon/ctl.h"
+#include "trace/cli.h"
+#include "vision/cli.h"
+
+namespace {
+
+// The IMS library a site installed, else the one shipped with the source.
+std::string defaultSubstanceLibrary() {
+  for (const char* p : {"/etc/lanegate/ims/substances.yaml", "/usr/share/lanegate/ims/substances.yaml"})
+    if (std::filesystem::exists(p)) return p;
+  return LANEGATE_SOURCE_DIR "/config/ims/substances.yaml";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty()) {
+    const std::string& cmd = args.front();
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (cmd == "analyze" || cmd == "eval" || cmd == "phantoms" || cmd == "qa")
+      return lanegate::vision::visionCommand(args, std::cout, std::cerr);
+    if (cmd == "ims") return lanegate::trace::imsCommand(rest, std::cout, std::cerr, defaultSubstanceLibrary());
+  }
+  return lanegate::ctlMain(argc, argv);
+}
