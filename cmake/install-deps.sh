@@ -16,6 +16,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   mosquitto mosquitto-clients
   socat
+  python3-jsonschema
 )
 
 missing=()
