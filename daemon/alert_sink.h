@@ -1,27 +1,35 @@
 #pragma once
-// Where accepted records go. The durable SQLite outbox sits behind this interface;
-// until it lands, DirectSink publishes straight to the broker and reports a record
-// accepted only once the broker's PUBACK arrives.
+// Where accepted records go: the durable outbox (outbox.h) implements this; the lane
+// and the control socket only see the interface.
 
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
-#include "daemon/publisher.h"
 
 namespace lanegate {
 
 /// What kind of record, which decides priority and eviction.
 enum class RecordKind { alert, status, telemetry };
 
+/// Something published just before its record (an alert's overlay image).
+struct Attachment {
+  std::string topic;
+  std::string contentType;
+  std::string payload;
+};
+
 /// A record to accept. Its payload is rendered once the sink has given it a sequence
-/// number, since the number is part of the CloudEvent.
+/// number, since the number is part of the CloudEvent. `render` may run on another
+/// thread: it must capture what it needs by value.
 struct RecordDraft {
   std::string id;  ///< CloudEvents id: the dedup key
   RecordKind kind = RecordKind::alert;
   std::string topic;
   std::string contentType = "application/cloudevents+json";
   std::function<std::string(std::uint64_t seq)> render;
+  std::vector<Attachment> attachments;  ///< stored with the record, published before it
 };
 
 /// Outcome of accept: an empty error and the record's sequence number, or why not.
@@ -33,23 +41,6 @@ class AlertSink {
   virtual ~AlertSink() = default;
   /// Takes a record; `done` runs once it is safe (or could not be made safe).
   virtual void accept(RecordDraft draft, AcceptDone done) = 0;
-};
-
-/// Publishes each record at once; accepted means acknowledged by the broker.
-class DirectSink final : public AlertSink {
- public:
-  explicit DirectSink(Publisher& publisher) : publisher_(publisher) {}
-  void accept(RecordDraft draft, AcceptDone done) override {
-    const std::uint64_t seq = ++seq_;
-    MqttMessage m{draft.topic, draft.render(seq), 1, false, draft.contentType, std::nullopt};
-    publisher_.publish(std::move(m), [seq, done = std::move(done)](const std::string& err) {
-      done(err, seq);
-    });
-  }
-
- private:
-  Publisher& publisher_;
-  std::uint64_t seq_ = 0;
 };
 
 }  // namespace lanegate

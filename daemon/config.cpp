@@ -71,6 +71,17 @@ BrokerConfig readBroker(SettingsReader& top, const std::string& site, const std:
   return b;
 }
 
+OutboxConfig readOutbox(SettingsReader& top) {
+  OutboxConfig o;
+  SettingsReader r(top.file(), top.map("outbox", false), "outbox", top.errors());
+  o.maxBytes = static_cast<std::uint64_t>(r.integer("max_bytes", 1ll << 30, 1 << 20, 1ll << 50));
+  o.minFreeBytes = static_cast<std::uint64_t>(r.integer("min_free_bytes", 100ll << 20, 0, 1ll << 50));
+  o.ackTimeoutS = r.number("ack_timeout_s", 300.0, 1.0, 30.0 * 86400);
+  o.ackedRetentionS = static_cast<std::uint32_t>(r.integer("acked_retention_s", 7 * 86400, 0, 366 * 86400));
+  r.finish();
+  return o;
+}
+
 std::vector<DeviceSpec> readDevices(SettingsReader& top) {
   std::vector<DeviceSpec> devices;
   const YAML::Node list = top.sequence("devices", false);
@@ -160,6 +171,7 @@ tl::expected<Config, ConfigErrors> parseConfig(const std::string& text, const st
     errors.add(file, r.lineOfKey("control_socket"),
                "'control_socket' is longer than a Unix socket path may be (107 bytes)");
   c.broker = readBroker(r, c.site, c.lane);
+  c.outbox = readOutbox(r);
   c.devices = readDevices(r);
   r.finish();
   if (!errors.empty()) return tl::unexpected(errors);

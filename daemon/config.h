@@ -1,6 +1,7 @@
 #pragma once
 // lanegate.yaml as a plain struct, parsed and validated whole before anything starts.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,14 @@ struct BrokerConfig {
   double reconnectMaxS = 30.0;
 };
 
+/// The durable outbox's limits.
+struct OutboxConfig {
+  std::uint64_t maxBytes = 1ull << 30;       ///< payload budget; telemetry evicted past it
+  std::uint64_t minFreeBytes = 100ull << 20; ///< free-disk floor: below it nothing is accepted
+  double ackTimeoutS = 300;                  ///< published alerts unacked longer are reported
+  std::uint32_t ackedRetentionS = 7 * 86400; ///< acked alerts are kept this long
+};
+
 /// The whole daemon configuration.
 struct Config {
   std::string path;  ///< the file it came from
@@ -33,6 +42,7 @@ struct Config {
   std::string stateDir = "/var/lib/lanegate";
   std::string controlSocket = "/run/lanegate/control.sock";
   BrokerConfig broker;
+  OutboxConfig outbox;
   std::vector<DeviceSpec> devices;
 };
 

@@ -34,7 +34,8 @@ constexpr const char* kUsageText =
     "\n"
     "commands that talk to the daemon (socket: -s, $LANEGATE_SOCKET, or /run/lanegate/control.sock):\n"
     "  status [--json]                 daemon, broker and device health\n"
-    "  test-alert [--count N]          accept N org.lanegate.test alerts; prints each id once accepted\n"
+    "  test-alert [--count N]          accept N org.lanegate.test alerts; prints each id once durable\n"
+    "  outbox [--json]                 outbox counts by state, oldest pending age, bytes on disk\n"
     "  reload                          re-read the configuration (as SIGHUP)\n"
     "\n"
     "commands that talk to the broker as the control room does:\n"
@@ -160,6 +161,29 @@ int cmdTestAlert(const std::string& sock, const std::vector<std::string>& args) 
   }
   return report(request(sock, {{"cmd", "test-alert"}, {"count", count}}, [](const nlohmann::json& j) {
     std::cout << j.value("accepted", "") << std::endl;  // one id a line, as soon as it is safe
+  }));
+}
+
+int cmdOutbox(const std::string& sock, const std::vector<std::string>& args) {
+  bool json = false;
+  for (const auto& a : args) {
+    if (a == "--json") json = true;
+    else return usage("outbox: unknown argument '" + a + "'");
+  }
+  return report(request(sock, {{"cmd", "outbox"}}, [&](const nlohmann::json& j) {
+    if (json) {
+      std::cout << j.dump() << std::endl;
+      return;
+    }
+    std::cout << "pending     " << j.value("pending", 0) << "\n"
+              << "published   " << j.value("published", 0) << "  (waiting for the control room's ack)\n"
+              << "acked       " << j.value("acked", 0) << "\n"
+              << "oldest pending  " << j.value("oldest_pending_age_s", 0.0) << " s\n"
+              << "overdue acks    " << j.value("unacked_overdue", 0) << "\n"
+              << "evicted telemetry " << j.value("evicted_telemetry", 0) << "\n"
+              << "on disk     " << j.value("file_bytes", 0) << " bytes (payloads " << j.value("payload_bytes", 0) << ")\n";
+    if (j.value("disk_fault", false)) std::cout << "DISK FAULT: alerts alone exceed the outbox budget\n";
+    std::cout << std::flush;
   }));
 }
 
@@ -314,6 +338,7 @@ int ctlMain(int argc, char** argv) {
   if (cmd == "status") return cmdStatus(sock, rest);
   if (cmd == "test-alert") return cmdTestAlert(sock, rest);
   if (cmd == "reload") return cmdReload(sock, rest);
+  if (cmd == "outbox") return cmdOutbox(sock, rest);
   if (cmd == "watch") return cmdWatch(rest);
   return usage("unknown command '" + cmd + "'");
 }

@@ -24,7 +24,7 @@ nlohmann::json healthJson(const DeviceHealth& h) {
 }  // namespace
 
 Daemon::Daemon(Config config)
-    : config_(std::move(config)), signals_(io_, SIGINT, SIGTERM, SIGHUP),
+    : config_(std::move(config)), signals_(io_, SIGINT, SIGTERM, SIGHUP), statusTimer_(io_),
       started_(std::chrono::system_clock::now()) {}
 
 Daemon::~Daemon() { stopDevices(); }
@@ -43,7 +43,20 @@ int Daemon::run() {
     logger->critical("{}: {}", config_.path, e.what());
     return 1;
   }
-  sink_ = std::make_unique<DirectSink>(*publisher_);
+  try {
+    OutboxOptions o;
+    o.path = config_.stateDir + "/outbox.db";
+    o.maxBytes = config_.outbox.maxBytes;
+    o.minFreeBytes = config_.outbox.minFreeBytes;
+    o.ackedRetentionS = config_.outbox.ackedRetentionS;
+    outbox_ = std::make_unique<Outbox>(io_, o);
+  } catch (const std::exception& e) {
+    logger->critical("{}: cannot open the outbox in {}: {}", config_.path, config_.stateDir, e.what());
+    return 1;
+  }
+  delivery_ = std::make_unique<Delivery>(*outbox_, *publisher_);
+  publisher_->subscribe(laneTopic(config_, "acks"),
+                        [this](const std::string&, const std::string& payload) { onAck(payload); });
   publisher_->onConnected([this] {
     for (const auto& [name, h] : health_) publishDeviceStatus(name, h);
   });
@@ -58,6 +71,7 @@ int Daemon::run() {
   waitSignals();
   startDevices();
   publisher_->start();
+  checkStatus();
   logger->info("lanegated {} running: site {} lane {}, {} device(s), control socket {}",
                LANEGATE_VERSION, config_.site, config_.lane, config_.devices.size(),
                config_.controlSocket);
@@ -85,12 +99,14 @@ void Daemon::shutdown() {
   stopping_ = true;
   sd_notify(0, "STOPPING=1");
   control_->close();
+  statusTimer_.cancel();
   stopDevices();
   publisher_->stop();
   signals_.cancel();
   // Everything that could still post (Paho, devices) is stopped or guarded: stop the
   // loop rather than wait for stray timers.
   io_.stop();
+  outbox_->flush();  // commit the last published marks; accepted records are already safe
 }
 
 void Daemon::reload() {
@@ -161,18 +177,71 @@ void Daemon::publishDeviceStatus(const std::string& name, const DeviceHealth& he
                       nullptr);
 }
 
-nlohmann::json Daemon::statusObject() const {
-  nlohmann::json devices = nlohmann::json::object();
-  for (const auto& [name, h] : health_) devices[name] = healthJson(h);
-  return {{"state", "online"},
-          {"site", config_.site},
-          {"lane", config_.lane},
-          {"version", LANEGATE_VERSION},
-          {"since", rfc3339(started_)},
-          {"devices", devices}};
+nlohmann::json Daemon::outboxJson() {
+  const auto st = outbox_->stats(config_.outbox.ackTimeoutS);
+  return {{"pending", st.pending},
+          {"published", st.published},
+          {"acked", st.acked},
+          {"oldest_pending_age_s", st.oldestPendingAgeS},
+          {"payload_bytes", st.payloadBytes},
+          {"file_bytes", st.fileBytes},
+          {"evicted_telemetry", st.evicted},
+          {"unacked_overdue", st.unackedOlderThan},
+          {"oldest_unacked_age_s", st.oldestUnackedAgeS},
+          {"disk_fault", st.diskFault}};
 }
 
-std::string Daemon::statusJson() const {
+nlohmann::json Daemon::statusObject() {
+  nlohmann::json devices = nlohmann::json::object();
+  for (const auto& [name, h] : health_) devices[name] = healthJson(h);
+  nlohmann::json j{{"state", "online"},
+                   {"site", config_.site},
+                   {"lane", config_.lane},
+                   {"version", LANEGATE_VERSION},
+                   {"since", rfc3339(started_)},
+                   {"devices", devices}};
+  if (!outbox_) return j;
+  const auto ob = outboxJson();
+  j["outbox"] = {{"pending", ob["pending"]}, {"published", ob["published"]}, {"acked", ob["acked"]},
+                 {"oldest_pending_age_s", ob["oldest_pending_age_s"]}, {"bytes", ob["file_bytes"]}};
+  j["unacked_alerts"] = {{"count", ob["unacked_overdue"]},
+                         {"older_than_s", config_.outbox.ackTimeoutS},
+                         {"oldest_age_s", ob["oldest_unacked_age_s"]}};
+  nlohmann::json faults = nlohmann::json::array();
+  if (ob["disk_fault"] == true)
+    faults.push_back({{"kind", "disk"},
+                      {"detail", "alerts alone exceed the outbox budget; accepting alerts down to the free-disk floor"}});
+  if (!outbox_->recoveryNote().empty())
+    faults.push_back({{"kind", "outbox_recovered"}, {"detail", outbox_->recoveryNote()}});
+  j["faults"] = faults;
+  return j;
+}
+
+void Daemon::checkStatus() {
+  // Republish the retained status when what it reports (overdue acks, faults) changes;
+  // counts that move with every alert are in `lanegatectl status`, not worth a publish.
+  auto j = statusObject();
+  const std::string summary = j["unacked_alerts"]["count"].dump() + j["faults"].dump();
+  if (summary != lastStatusSummary_) {
+    lastStatusSummary_ = summary;
+    publisher_->publishStatus();
+  }
+  statusTimer_.expires_after(std::chrono::seconds(5));
+  statusTimer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !stopping_) checkStatus();
+  });
+}
+
+void Daemon::onAck(const std::string& payload) {
+  const auto j = nlohmann::json::parse(payload, nullptr, false);
+  if (!j.is_object() || !j.contains("id") || !j["id"].is_string() || j["id"].get<std::string>().empty()) {
+    log::get("daemon")->warn("ignored an ack that is not {{\"id\": \"...\"}}: {:.200}", payload);
+    return;
+  }
+  outbox_->markAcked(j["id"].get<std::string>());
+}
+
+std::string Daemon::statusJson() {
   auto j = statusObject();
   j["time"] = rfc3339(std::chrono::system_clock::now());
   return j.dump();
@@ -201,6 +270,9 @@ void Daemon::onControl(const nlohmann::json& request, std::shared_ptr<ControlRep
       count = request["count"].get<int>();
     }
     testAlerts(count, std::move(reply));
+  } else if (cmd == "outbox") {
+    reply->line(outboxJson());
+    reply->finish();
   } else if (cmd == "reload") {
     reload();
     reply->finish();
@@ -219,10 +291,13 @@ void Daemon::testAlerts(int count, std::shared_ptr<ControlReply> reply) {
     d.id = id;
     d.kind = RecordKind::alert;
     d.topic = laneTopic(config_, "alerts");
-    d.render = [this, id](std::uint64_t seq) {
-      return makeTestAlert(config_, id, seq, std::chrono::system_clock::now());
+    Config identity;  // render runs on the outbox's writer thread: give it copies
+    identity.site = config_.site;
+    identity.lane = config_.lane;
+    d.render = [identity, id](std::uint64_t seq) {
+      return makeTestAlert(identity, id, seq, std::chrono::system_clock::now());
     };
-    sink_->accept(std::move(d), [this, id, reply, remaining, failed](const std::string& err,
+    outbox_->accept(std::move(d), [this, id, reply, remaining, failed](const std::string& err,
                                                                              std::uint64_t seq) {
       if (err.empty()) {
         ++alertsAccepted_;

@@ -11,8 +11,10 @@
 #include "daemon/asio.h"
 #include "daemon/config.h"
 #include "daemon/control_server.h"
+#include "daemon/delivery.h"
 #include "daemon/device_runner.h"
 #include "daemon/mqtt_publisher.h"
+#include "daemon/outbox.h"
 
 namespace lanegate {
 
@@ -32,16 +34,22 @@ class Daemon {
   void stopDevices();
   void onControl(const nlohmann::json& request, std::shared_ptr<ControlReply> reply);
   void testAlerts(int count, std::shared_ptr<ControlReply> reply);
+  void checkStatus();
+  void onAck(const std::string& payload);
+  [[nodiscard]] nlohmann::json outboxJson();
   void onDeviceHealth(const std::string& name, const DeviceHealth& health);
   void publishDeviceStatus(const std::string& name, const DeviceHealth& health);
-  [[nodiscard]] std::string statusJson() const;
-  [[nodiscard]] nlohmann::json statusObject() const;
+  [[nodiscard]] std::string statusJson();
+  [[nodiscard]] nlohmann::json statusObject();
 
   Config config_;
   asio::io_context io_;
   asio::signal_set signals_;
   std::unique_ptr<MqttPublisher> publisher_;
-  std::unique_ptr<AlertSink> sink_;
+  std::unique_ptr<Outbox> outbox_;
+  std::unique_ptr<Delivery> delivery_;
+  asio::steady_timer statusTimer_;
+  std::string lastStatusSummary_;
   std::unique_ptr<ControlServer> control_;
   std::vector<std::unique_ptr<DeviceRunner>> runners_;
   std::map<std::string, DeviceHealth> health_;

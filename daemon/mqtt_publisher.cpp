@@ -73,6 +73,13 @@ MqttPublisher::MqttPublisher(asio::io_context& io, const Config& config,
     });
   };
   h.connectionLost = h.connectFailed;
+  h.message = [this, alive](const std::string& topic, const std::string& payload) {
+    asio::post(io_, [this, alive, topic, payload] {
+      if (!alive.lock()) return;
+      for (auto& [filter, handler] : subscriptions_)
+        if (filter == topic) handler(topic, payload);
+    });
+  };
   client_ = std::make_unique<MqttClient>(std::move(o), std::move(h));
 }
 
@@ -97,6 +104,10 @@ void MqttPublisher::handleConnected(int receiveMaximum) {
   if (receiveMaximum >= 65535) window_ = kDefaultWindow;
   log::get("mqtt")->info("connected to {} (in-flight window {})", config_.broker.uri, window_);
   publishStatus();
+  for (auto& [filter, handler] : subscriptions_)
+    client_->subscribe(filter, 1, [filter = filter](const std::string& err) {
+      if (!err.empty()) log::get("mqtt")->error("subscribe to {} failed: {}", filter, err);
+    });
   for (auto& hook : hooks_) hook();
   pump();
 }
@@ -135,6 +146,12 @@ void MqttPublisher::scheduleReconnect() {
     if (ec || !alive.lock() || stopping_) return;
     start();
   });
+}
+
+void MqttPublisher::subscribe(std::string filter,
+                              std::function<void(const std::string&, const std::string&)> handler) {
+  // Exact topics only (the daemon's own acks topic): no wildcard matching needed.
+  subscriptions_.emplace_back(std::move(filter), std::move(handler));
 }
 
 void MqttPublisher::publish(MqttMessage msg, PublishDone done) {

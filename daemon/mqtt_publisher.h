@@ -30,6 +30,8 @@ class MqttPublisher final : public Publisher {
   void publish(MqttMessage msg, PublishDone done) override;
   [[nodiscard]] bool connected() const override { return connected_; }
   void onConnected(std::function<void()> hook) override { hooks_.push_back(std::move(hook)); }
+  /// Subscribes on every connection; `handler` runs on the io thread per message.
+  void subscribe(std::string filter, std::function<void(const std::string& topic, const std::string& payload)> handler);
 
   /// Republishes the retained lane status now (e.g. after a device changed).
   void publishStatus();
@@ -63,6 +65,7 @@ class MqttPublisher final : public Publisher {
   asio::steady_timer reconnectTimer_;
   std::mt19937_64 rng_{std::random_device{}()};
   std::vector<std::function<void()>> hooks_;
+  std::vector<std::pair<std::string, std::function<void(const std::string&, const std::string&)>>> subscriptions_;
   std::deque<Queued> queue_;
   int window_ = 20;
   int inflight_ = 0;

@@ -1,0 +1,149 @@
+// The delivery guarantee end to end: a real mosquitto, the real daemon, SIGKILL, and
+// subscribers that are independent peers (mosquitto_sub with a persistent session).
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <map>
+#include <random>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "tests/integration/daemon_fixture.h"
+
+namespace lanegate::test {
+namespace {
+
+// Persistence, so the control room's session and its queue survive the broker's
+// restart; a queue limit far above the 1,000 default (beyond it mosquitto silently
+// drops QoS 1 messages for a subscriber that is away).
+const std::string kDurableBroker = "persistence true\nmax_queued_messages 100000\nmax_inflight_messages 20\n";
+
+std::string persistenceLine(const TempDir& dir) { return "persistence_location " + dir.path() + "/\n"; }
+
+// Registers the control room's persistent session (MQTT 3.1.1, clean session off).
+void registerControlRoom(const Broker& b, const std::string& clientId) {
+  auto r = run({MOSQUITTO_SUB_BIN, "-h", "127.0.0.1", "-p", std::to_string(b.port()), "-c", "-i", clientId,
+                "-q", "1", "-t", kAlertsTopic, "-E"});
+  ASSERT_EQ(r.code, 0) << r.err;
+}
+
+// Everything queued for the control room's session, in arrival order.
+std::vector<nlohmann::json> drainControlRoom(const Broker& b, const std::string& clientId, int seconds) {
+  auto r = run({MOSQUITTO_SUB_BIN, "-h", "127.0.0.1", "-p", std::to_string(b.port()), "-c", "-i", clientId,
+                "-q", "1", "-t", kAlertsTopic, "-W", std::to_string(seconds)},
+               std::chrono::seconds(seconds + 10));
+  std::vector<nlohmann::json> out;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+std::vector<std::string> printedIds(const std::string& out) {
+  static const std::regex kUuid("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
+  std::vector<std::string> ids;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (std::regex_match(line, kUuid)) ids.push_back(line);
+  return ids;
+}
+
+// Seq numbers, with later duplicates of an id removed, must rise.
+void expectSeqOrderApartFromDuplicates(const std::vector<nlohmann::json>& got) {
+  std::set<std::string> seen;
+  std::uint64_t last = 0;
+  for (const auto& e : got) {
+    if (!seen.insert(e["id"].get<std::string>()).second) continue;
+    const auto seq = e["seq"].get<std::uint64_t>();
+    EXPECT_GT(seq, last) << "out of order: " << e.dump();
+    last = seq;
+  }
+}
+
+TEST(OutboxIT, BrokerOutageLosesNothing) {
+  TempDir dir;
+  Broker broker(dir, kDurableBroker + persistenceLine(dir));
+  registerControlRoom(broker, "cr-outage");
+  Daemon d(dir, configText(dir, broker.uri()));
+  ASSERT_TRUE(waitFor([&] { return d.brokerConnected(); }, 15s)) << d.process().err();
+
+  broker.stop();
+  ASSERT_TRUE(waitFor([&] { return !d.brokerConnected(); }, 15s));
+  const auto r = d.ctl({"test-alert", "--count", "1000"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto accepted = printedIds(r.out);
+  ASSERT_EQ(accepted.size(), 1000u);
+  EXPECT_EQ(d.outbox()["pending"], 1000);
+
+  broker.start();
+  ASSERT_TRUE(waitFor([&] { return d.outbox().value("pending", -1) == 0; }, 60s)) << d.outbox().dump();
+  const auto got = drainControlRoom(broker, "cr-outage", 5);
+  std::set<std::string> ids;
+  for (const auto& e : got) ids.insert(e["id"].get<std::string>());
+  for (const auto& id : accepted) EXPECT_TRUE(ids.count(id)) << "lost " << id;
+  expectSeqOrderApartFromDuplicates(got);
+}
+
+TEST(OutboxIT, SigkillTwentyTimesLosesNoAcceptedAlert) {
+  TempDir dir;
+  Broker broker(dir, kDurableBroker + persistenceLine(dir));
+  registerControlRoom(broker, "cr-crash");
+  Daemon d(dir, configText(dir, broker.uri()));
+  std::mt19937 rng(20261127);  // fixed: the same kill moments on every run
+  std::uniform_int_distribution<int> killAfterMs(5, 400);
+  std::vector<std::string> accepted;
+  for (int round = 0; round < 20; ++round) {
+    ASSERT_TRUE(waitFor([&] { return d.up(); }, 15s)) << "round " << round << ": " << d.process().err();
+    Process alerts({LANEGATECTL_BIN, "-s", dir.file("control.sock"), "test-alert", "--count", "400"},
+                   dir.file("alerts-" + std::to_string(round)));
+    // A kill at a random moment while alerts are being accepted is the point of the test.
+    std::this_thread::sleep_for(std::chrono::milliseconds(killAfterMs(rng)));
+    d.process().signal(SIGKILL);
+    ASSERT_TRUE(d.process().wait(10s));
+    ASSERT_TRUE(alerts.wait(10s));
+    const auto ids = printedIds(alerts.out());
+    accepted.insert(accepted.end(), ids.begin(), ids.end());
+    d.start();
+  }
+  ASSERT_GT(accepted.size(), 0u);
+  ASSERT_TRUE(waitFor([&] { return d.brokerConnected() && d.outbox().value("pending", -1) == 0; }, 60s))
+      << d.outbox().dump();
+  const auto got = drainControlRoom(broker, "cr-crash", 5);
+  std::set<std::string> ids;
+  for (const auto& e : got) ids.insert(e["id"].get<std::string>());
+  std::size_t lost = 0;
+  for (const auto& id : accepted) lost += !ids.count(id);
+  EXPECT_EQ(lost, 0u) << "of " << accepted.size() << " alerts that test-alert printed";
+  expectSeqOrderApartFromDuplicates(got);
+}
+
+TEST(OutboxIT, ControlRoomAcksMarkAlertsAcked) {
+  TempDir dir;
+  Broker broker(dir);
+  Daemon d(dir, configText(dir, broker.uri()));
+  Process watch({LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1", "--count", "3"},
+                dir.file("watch"));
+  ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s)) << watch.err();
+  ASSERT_TRUE(waitFor([&] { return d.brokerConnected(); }, 15s));
+  ASSERT_EQ(d.ctl({"test-alert", "--count", "3"}).code, 0);
+  EXPECT_TRUE(waitFor([&] { return d.outbox().value("acked", -1) == 3; }, 15s)) << d.outbox().dump();
+  EXPECT_EQ(d.outbox()["published"], 0);
+}
+
+TEST(OutboxIT, DamagedOutboxAtStartIsReportedOnTheStatus) {
+  TempDir dir;
+  Broker broker(dir);
+  std::filesystem::create_directories(dir.file("state"));
+  writeFile(dir.file("state/outbox.db"), std::string(8192, 'Z'));
+  Daemon d(dir, configText(dir, broker.uri()));
+  ASSERT_TRUE(waitFor([&] { return statusIs(broker, "online"); }, 15s)) << d.process().err();
+  const auto s = nlohmann::json::parse(retained(broker, kStatusTopic));
+  ASSERT_EQ(s["faults"].size(), 1u) << s.dump();
+  EXPECT_EQ(s["faults"][0]["kind"], "outbox_recovered");
+  EXPECT_NE(s["faults"][0]["detail"].get<std::string>().find("moved aside"), std::string::npos);
+  EXPECT_EQ(d.ctl({"test-alert"}).code, 0) << "a fresh outbox works";
+}
+
+}  // namespace
+}  // namespace lanegate::test
