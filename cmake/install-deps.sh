@@ -17,6 +17,7 @@ packages=(
   mosquitto mosquitto-clients
   socat
   python3-jsonschema
+  python3-pymodbus python3-serial-asyncio mbpoll
 )
 
 missing=()

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "drivers/ims_driver.h"
 #include "drivers/mock_driver.h"
 
 namespace lanegate {
@@ -11,6 +12,8 @@ namespace {
 constexpr std::array kDriverTypes{
     DriverType{"mock", "software device for tests and dry runs (no hardware)",
                &validateMockDriver, &createMockDriver},
+    DriverType{"ims", "ion-mobility trace detector over Modbus TCP/RTU (register profile)",
+               &validateImsDriver, &createImsDriver},
 };
 
 }  // namespace
