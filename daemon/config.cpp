@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -170,6 +171,12 @@ tl::expected<Config, ConfigErrors> parseConfig(const std::string& text, const st
   if (c.controlSocket.size() >= 108)
     errors.add(file, r.lineOfKey("control_socket"),
                "'control_socket' is longer than a Unix socket path may be (107 bytes)");
+  c.imsLibrary = r.string("ims_library", std::string("/etc/lanegate/ims/substances.yaml"));
+  if (!c.imsLibrary.empty() && c.imsLibrary.front() != '/') {
+    // Relative to the config file, like the drivers' profile paths.
+    const auto dir = std::filesystem::path(file).parent_path();
+    c.imsLibrary = (dir / c.imsLibrary).lexically_normal().string();
+  }
   c.broker = readBroker(r, c.site, c.lane);
   c.outbox = readOutbox(r);
   c.devices = readDevices(r);
@@ -187,7 +194,27 @@ tl::expected<Config, ConfigErrors> loadConfig(const std::string& path) {
   }
   std::ostringstream text;
   text << in.rdbuf();
-  return parseConfig(text.str(), path);
+  auto config = parseConfig(text.str(), path);
+  if (!config) return config;
+  // The substance library is part of the configuration when a trace detector is.
+  const bool hasIms = std::any_of(config->devices.begin(), config->devices.end(),
+                                  [](const DeviceSpec& d) { return d.type == "ims"; });
+  if (hasIms) {
+    if (auto lib = loadSubstanceLibrary(config->imsLibrary); !lib) {
+      ConfigErrors errors;
+      errors.add(path, 0, "ims_library: " + lib.error());
+      return tl::unexpected(errors);
+    }
+  }
+  return config;
+}
+
+tl::expected<trace::SubstanceLibrary, std::string> loadSubstanceLibrary(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return tl::unexpected("cannot read " + path + ": " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return trace::SubstanceLibrary::parse(text.str(), path);
 }
 
 }  // namespace lanegate

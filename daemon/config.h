@@ -9,6 +9,7 @@
 
 #include "drivers/driver.h"
 #include "drivers/settings.h"
+#include "trace/library.h"
 
 namespace lanegate {
 
@@ -41,6 +42,7 @@ struct Config {
   std::string logLevel = "info";
   std::string stateDir = "/var/lib/lanegate";
   std::string controlSocket = "/run/lanegate/control.sock";
+  std::string imsLibrary = "/etc/lanegate/ims/substances.yaml";  ///< IMS substance library
   BrokerConfig broker;
   OutboxConfig outbox;
   std::vector<DeviceSpec> devices;
@@ -50,6 +52,9 @@ struct Config {
 tl::expected<Config, ConfigErrors> loadConfig(const std::string& path);
 /// Parses and validates config text (`file` names it in messages).
 tl::expected<Config, ConfigErrors> parseConfig(const std::string& text, const std::string& file);
+
+/// Reads and parses the IMS substance library (errors as "file:line: message").
+tl::expected<trace::SubstanceLibrary, std::string> loadSubstanceLibrary(const std::string& path);
 
 /// The parts of a broker URI.
 struct BrokerUri {

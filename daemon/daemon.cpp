@@ -9,6 +9,7 @@
 
 #include "daemon/events.h"
 #include "daemon/log.h"
+#include "daemon/trace_hits.h"
 #include "drivers/registry.h"
 
 namespace lanegate {
@@ -130,6 +131,7 @@ void Daemon::reload() {
   next.devices = fresh->devices;
   stopDevices();
   config_ = std::move(next);
+  imsLibrary_.reset();  // re-read on the next sample: a reload may follow a library edit
   log::setLevel(config_.logLevel);
   health_.clear();
   startDevices();
@@ -146,12 +148,49 @@ void Daemon::startDevices() {
     auto runner = std::make_unique<DeviceRunner>(
         io_, spec.name, type->create(spec),
         [this](const std::string& n, const DeviceHealth& h) { onDeviceHealth(n, h); },
-        [](const std::string& n, const Sample& s) {
-          log::get("daemon")->debug("{}: sample {} (no lane consumer yet)", n, s.kind);
-        });
+        [this](const std::string& n, const Sample& s) { onSample(n, s); });
     runner->start();
     runners_.push_back(std::move(runner));
   }
+}
+
+void Daemon::onSample(const std::string& device, const Sample& sample) {
+  auto logger = log::get("daemon");
+  if (sample.kind != "trace" || stopping_) {
+    logger->debug("{}: sample {} (no consumer)", device, sample.kind);
+    return;
+  }
+  if (!imsLibrary_) {
+    auto lib = loadSubstanceLibrary(config_.imsLibrary);
+    if (!lib) {
+      logger->error("{}: cannot analyse trace samples: {}", device, lib.error());
+      return;
+    }
+    imsLibrary_ = std::move(*lib);
+  }
+  const auto outcome = evaluateTraceSample(sample.json, *imsLibrary_, config_.site + "/" + config_.lane);
+  if (!outcome) {
+    logger->error("{}: rejected a trace sample: {}", device, outcome.error());
+    return;
+  }
+  if (!outcome->alert) {
+    logger->debug("{}: trace sample {}", device, outcome->verdict);
+    return;
+  }
+  Config identity;  // render runs on the outbox's writer thread: give it copies
+  identity.site = config_.site;
+  identity.lane = config_.lane;
+  RecordDraft d;
+  d.id = outcome->id;
+  d.kind = RecordKind::alert;
+  d.topic = laneTopic(config_, "alerts");
+  d.render = [identity, id = outcome->id, device, data = outcome->dataJson](std::uint64_t seq) {
+    return makeCloudEvent(identity, "org.lanegate.trace.hit", id, seq, device, std::chrono::system_clock::now(), data);
+  };
+  logger->warn("{}: trace hit {}", device, outcome->id);
+  outbox_->accept(std::move(d), [device, id = outcome->id](const std::string& err, std::uint64_t) {
+    if (!err.empty()) log::get("daemon")->error("{}: trace hit {} NOT accepted: {}", device, id, err);
+  });
 }
 
 void Daemon::stopDevices() {

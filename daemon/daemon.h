@@ -3,6 +3,7 @@
 // the MQTT publisher and the device threads all feed it.
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@ class Daemon {
   void onAck(const std::string& payload);
   [[nodiscard]] nlohmann::json outboxJson();
   void onDeviceHealth(const std::string& name, const DeviceHealth& health);
+  void onSample(const std::string& device, const Sample& sample);
   void publishDeviceStatus(const std::string& name, const DeviceHealth& health);
   [[nodiscard]] std::string statusJson();
   [[nodiscard]] nlohmann::json statusObject();
@@ -53,6 +55,7 @@ class Daemon {
   std::unique_ptr<ControlServer> control_;
   std::vector<std::unique_ptr<DeviceRunner>> runners_;
   std::map<std::string, DeviceHealth> health_;
+  std::optional<trace::SubstanceLibrary> imsLibrary_;
   std::chrono::system_clock::time_point started_;
   std::uint64_t alertsAccepted_ = 0;
   bool stopping_ = false;
