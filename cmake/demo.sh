@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# make demo: a local mosquitto (loopback only), lanegated with the example config
-# pointed at it, and `lanegatectl watch` showing alerts as the control room sees them.
-# Fires a few test alerts. Ctrl-C stops everything it started.
+# make demo: a local mosquitto (loopback only), two simulated IMS trace detectors
+# (lanegate-sim ims over Modbus TCP), lanegated with the example config pointed at them,
+# and `lanegatectl watch` showing alerts as the control room sees them. Fires a few test
+# alerts too. Ctrl-C stops everything it started.
 # DEMO_SECONDS=N stops by itself after N seconds (for scripted runs).
 set -euo pipefail
 build=${1:-build/release}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/$build/daemon"
+sim="$root/$build/drivers/sim/lanegate-sim"
 demo="$root/.demo"
 mkdir -p "$demo/state" "$demo/mosquitto"
 
@@ -34,12 +36,38 @@ trap cleanup INT TERM EXIT
 mosquitto -c "$demo/mosquitto.conf" > "$demo/mosquitto.log" 2>&1 &
 pids+=($!)
 
-# The example config, pointed at the demo's broker and directories.
+# Two trace detectors: each swab sequence repeats; every few samples one carries a drug.
+start_sim() {  # name, sequence
+  "$sim" ims --port 0 --every-ms 4000 --sequence "$2" --seed "$RANDOM" \
+    --library "$root/config/ims/substances.yaml" > "$demo/$1.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    grep -q "listening on" "$demo/$1.log" && break
+    sleep 0.1
+  done
+  sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$demo/$1.log" | head -1
+}
+ims1_port=$(start_sim ims-1 "clear,clear,cocaine:900,clear,methamphetamine:700")
+ims2_port=$(start_sim ims-2 "clear,fentanyl:500,clear,clear")
+
+# The example config, pointed at the demo's broker, directories and detectors.
 sed -e "s|uri: tcp://127.0.0.1:1883|uri: $uri|" \
     -e "s|/var/lib/lanegate|$demo/state|" \
     -e "s|/run/lanegate/control.sock|$demo/control.sock|" \
+    -e "s|ims_library: .*|ims_library: $root/config/ims/substances.yaml|" \
     -e "s|^site: .*|site: demo-port|" \
+    -e "s|^devices: \[\]|devices:|" \
     "$root/config/lanegate.yaml" > "$demo/lanegate.yaml"
+for dev in "ims-1 $ims1_port" "ims-2 $ims2_port"; do
+  set -- $dev
+  cat >> "$demo/lanegate.yaml" <<YAML
+  - name: $1
+    type: ims
+    host: 127.0.0.1
+    port: $2
+    profile: $root/config/profiles/ims-generic-v1.yaml
+YAML
+done
 "$bin/lanegated" -c "$demo/lanegate.yaml" --check-config
 "$bin/lanegated" -c "$demo/lanegate.yaml" 2> "$demo/lanegated.log" &
 pids+=($!)
@@ -52,7 +80,8 @@ done
 "${ctl[@]}" status
 
 echo
-echo "demo: control room watching $uri (lanegatectl watch); daemon log in .demo/lanegated.log"
+echo "demo: control room watching $uri (lanegatectl watch); trace hits from ims-1 and ims-2"
+echo "demo: arrive as the simulators swab; daemon log in .demo/lanegated.log"
 "$bin/lanegatectl" watch -b "$uri" --site demo-port --lane lane-1 --client-id demo-control-room &
 pids+=($!)
 sleep 1

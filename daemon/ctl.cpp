@@ -204,8 +204,16 @@ void printAlert(const std::string& payload, bool json) {
     const auto e = nlohmann::json::parse(payload);
     std::cout << e.value("time", "?") << "  " << e.value("type", "?") << "  seq " << e.value("seq", 0)
               << "  id " << e.value("id", "?") << "  " << e.value("source", "?");
-    if (e.contains("data") && e["data"].is_object() && e["data"].contains("message"))
-      std::cout << "  \"" << e["data"]["message"].get<std::string>() << "\"";
+    const auto& d = e.contains("data") && e["data"].is_object() ? e["data"] : nlohmann::json::object();
+    if (d.contains("message") && d["message"].is_string()) std::cout << "  \"" << d["message"].get<std::string>() << "\"";
+    if (d.contains("substances") && d["substances"].is_array()) {
+      std::string names;
+      for (const auto& n : d["substances"]) names += (names.empty() ? "" : ", ") + (n.is_string() ? n.get<std::string>() : n.dump());
+      std::cout << "  TRACE " << (names.empty() ? "unnamed" : names) << " (device "
+                << (d.value("/device_verdict/alarm"_json_pointer, false) ? "alarmed" : "silent") << ", ours "
+                << d.value("/our_verdict/verdict"_json_pointer, std::string("?")) << ", "
+                << (d.value("agree", false) ? "agree" : "DISAGREE") << ")";
+    }
     std::cout << std::endl;
   } catch (const nlohmann::json::exception&) {
     std::cout << "(alert that is not JSON, " << payload.size() << " bytes)" << std::endl;
