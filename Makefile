@@ -25,7 +25,7 @@ asan:
 ## demo: a local broker, the daemon and a control-room watcher; Ctrl-C stops it all
 demo: deps
 	@cmake --preset release >/dev/null
-	@cmake --build --preset release
+	@cmake --build --preset release --target lanegated lanegatectl lanegate-sim
 	@bash cmake/demo.sh build/release
 
 clean:
