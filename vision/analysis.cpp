@@ -65,6 +65,10 @@ struct Context {
   double muOrganic = 0.04;         // cm²/g at the high beam's effective energy
   double opaqueAlpha = 9.0;
   MaterialCurves curves;
+  double energyHigh = 6, energyLow = 4;  // endpoint energies, MeV
+  bool declaredEmpty = false;      // the manifest says the body is empty
+  double organicRatio = 0;         // α_L/α_H of the scan's organic matter (0: unknown)
+  double ratioGap = 0;             // water − iron μ ratio at the beams' effective energies
   Structure st;                    // in grid cells during analysis
   std::vector<Finding> findings;
 
@@ -89,14 +93,55 @@ struct Context {
     return f;
   }
 
-  Material classifyExcess(double sumHigh, double sumLow) const {
-    if (!dual || sumHigh <= 0) return Material::kUnknown;
-    // The ratio of excess attenuations is the excess material's μ ratio.
-    return classifyMaterial(1.0, sumLow / sumHigh, curves, opaqueAlpha + 1);
+  // Whether an excess is surely of higher Z than organics: both its own α_L/α_H and that of
+  // the whole path through it sit below the scan's organic reference by half the water–iron
+  // gap. Absolute dual-energy curves shift with the beam's spectrum by as much as that gap,
+  // so the reference is measured in the scan (see findOrganicReference).
+  bool metalLike(double excessRatio, double pathRatio) const {
+    // A scanner calibrated on step wedges knows its own boundary.
+    const double boundary = p.curves ? p.curves->inorganicMetal : organicRatio - 0.5 * ratioGap;
+    if (!p.curves && organicRatio <= 0) return false;
+    return excessRatio < boundary && pathRatio < boundary;
   }
 };
 
+// The scan's organic reference: the upper end (97th percentile) of α_L/α_H over well-measured,
+// smooth cells. Every road or air conveyance carries organic matter (tyres, wooden floors,
+// seats, goods), and organics have the highest ratio of the materials found in cargo below lead.
+void findOrganicReference(Context& c) {
+  if (!c.dual) return;
+  cv::Mat lo;
+  cv::Mat hi;
+  const cv::Mat k3 = cv::getStructuringElement(cv::MORPH_RECT, cv::Size(3, 3));
+  cv::erode(c.a, lo, k3);
+  cv::dilate(c.a, hi, k3);
+  std::vector<float> ratios;
+  for (int y = 0; y < c.a.rows; ++y)
+    for (int x = 0; x < c.a.cols; ++x) {
+      const double h = at(c.a, y, x);
+      // Thick enough for a precise ratio, thin enough to stay clear of the opaque limit, and
+      // away from edges where the high/low registration leaves residue.
+      if (h < 0.5 || h > 0.6 * c.opaqueAlpha || at(hi, y, x) - at(lo, y, x) > 0.1 * h) continue;
+      ratios.push_back(static_cast<float>(at(c.al, y, x) / h));
+    }
+  if (ratios.size() < 200) return;
+  c.organicRatio = percentile(ratios, 0.97);
+  const double eh = effectiveEnergy(c.energyHigh, c.p.effectiveEnergyFraction);
+  const double el = effectiveEnergy(c.energyLow, c.p.effectiveEnergyFraction);
+  c.ratioGap = massAttenuation(Basis::kWater, el) / massAttenuation(Basis::kWater, eh) -
+               massAttenuation(Basis::kIron, el) / massAttenuation(Basis::kIron, eh);
+}
+
 // ---- structure -----------------------------------------------------------------------
+
+// Depth of a deck and its cross members.
+constexpr double kFloorCavityMm = 190.0;
+
+// Depth of deck, cross members and chassis above a body's underside.
+constexpr double kUnderStructureMm = 600.0;
+
+// Thickest plausible end wall of a container or trailer box: corner post plus corrugated wall.
+constexpr double kMaxEndWallMm = 250.0;
 
 void findStructure(Context& c) {
   const cv::Mat& a = c.a;
@@ -158,22 +203,51 @@ void findStructure(Context& c) {
   for (int x = st.bodyX0; x <= st.bodyX1; ++x) tops.push_back(static_cast<float>(top[static_cast<std::size_t>(x)]));
   st.roofY = static_cast<int>(median(tops));
   st.cabFirst = (st.bodyX0 - st.objectX0) * c.cellX > 1000.0;
-  // Floor: the densest row of the body's lower part, by median over the body's columns
-  // (cross members only cover a fraction of the columns, so the median sees the deck).
+  // Floor: the densest row just above the body's underside. The underside is the lowest row
+  // that nearly all of the body's columns still attenuate (below it only wheels remain); a loaded
+  // body can be denser than its deck, so the search stays within 600 mm of the underside.
   cv::Mat body = a(cv::Range::all(), cv::Range(st.bodyX0, st.bodyX1 + 1));
   const int y0 = st.roofY + std::max(2, static_cast<int>(std::lround(800.0 / c.cellY)));
-  double best = -1;
+  std::vector<double> rowMed(static_cast<std::size_t>(a.rows), 0.0);
+  int under = -1;
   for (int y = y0; y < a.rows; ++y) {
     std::vector<float> row(body.ptr<float>(y), body.ptr<float>(y) + body.cols);
-    const double m = median(row);
-    if (m > best) {
-      best = m;
-      st.floorY = y;
-    }
+    rowMed[static_cast<std::size_t>(y)] = median(row);
+    // Wheels fill many columns but leave gaps; the body and its chassis fill nine in ten.
+    if (percentile(row, 0.1) > occ) under = y;
   }
+  if (under < 0) return;
+  st.underY = under;
+  // Deck, cross members and chassis sit within ~500 mm above the underside; the deck is the
+  // topmost of their dense rows (a chassis flange can be as dense, but lies below it).
+  const int window = std::max(y0, under - static_cast<int>(std::lround(kUnderStructureMm / c.cellY)));
+  double best = -1;
+  // "Dense" means along nearly the whole body (its 10th percentile): goods above the deck
+  // rarely fill every column, the deck always does.
+  std::vector<double> rowLow(static_cast<std::size_t>(a.rows), 0.0);
+  for (int y = window; y <= under; ++y) {
+    std::vector<float> row(body.ptr<float>(y), body.ptr<float>(y) + body.cols);
+    rowLow[static_cast<std::size_t>(y)] = percentile(row, 0.1);
+    best = std::max(best, rowLow[static_cast<std::size_t>(y)]);
+  }
+  // Under a deck the cross members alternate with cavities: the first row of that contrast
+  // (its 95th against its 25th percentile along the body) marks the deck just above it, even
+  // under a load as dense as the deck.
+  std::vector<double> rowSpread(static_cast<std::size_t>(a.rows), 0.0);
+  double maxSpread = 0;
+  for (int y = window; y <= under; ++y) {
+    std::vector<float> row(body.ptr<float>(y), body.ptr<float>(y) + body.cols);
+    rowSpread[static_cast<std::size_t>(y)] = percentile(row, 0.95) - percentile(row, 0.25);
+    maxSpread = std::max(maxSpread, rowSpread[static_cast<std::size_t>(y)]);
+  }
+  if (maxSpread > 10.0 * c.minStepAlpha())
+    for (int y = window + 1; y <= under && st.floorY < 0; ++y)
+      if (rowSpread[static_cast<std::size_t>(y)] >= 0.5 * maxSpread) st.floorY = y - 1;
+  for (int y = window; y <= under && st.floorY < 0; ++y)
+    if (rowLow[static_cast<std::size_t>(y)] >= 0.6 * best) st.floorY = y;
   // Walls: scan inwards from each end while the columns are far denser than the body.
   const int iy0 = st.roofY + std::max(1, static_cast<int>(std::ceil(60.0 / c.cellY)));
-  const int iy1 = st.floorY - 1;
+  const int iy1 = st.floorY - 2;  // one cell for the blurred top edge of the deck
   if (iy1 - iy0 < 3) return;
   std::vector<float> colMed(static_cast<std::size_t>(st.bodyX1 - st.bodyX0 + 1));
   for (int x = st.bodyX0; x <= st.bodyX1; ++x) {
@@ -182,21 +256,28 @@ void findStructure(Context& c) {
     colMed[static_cast<std::size_t>(x - st.bodyX0)] = static_cast<float>(median(v));
   }
   const double base = median(colMed);
-  const int maxWall = std::max(2, static_cast<int>(std::lround(450.0 / c.cellX)));
-  auto wallEnd = [&](int from, int step) {
+  // End walls (corner posts, end wall, doors) are at most ~250 mm thick: the wall band is
+  // the run of dense columns from each end, and the interior starts one cell after it even
+  // when the run goes on into dense goods stowed against the wall.
+  const int maxWall = std::max(2, static_cast<int>(std::lround(kMaxEndWallMm / c.cellX)));
+  const int len = st.bodyX1 - st.bodyX0 + 1;
+  const int searchWall = std::min(len / 3, std::max(maxWall + 2, static_cast<int>(std::lround(1000.0 / c.cellX))));
+  if (len < 3 * maxWall + 4) return;
+  auto wallRun = [&](int from, int step) {
     double peak = 0;
     for (int k = 0; k < maxWall; ++k) peak = std::max(peak, static_cast<double>(colMed[static_cast<std::size_t>(from + step * k)]));
-    const double thr = base + 0.25 * (peak - base);
+    // Corner posts are far lighter than the end wall seen edge-on but still structure.
+    const double thr = base + 0.1 * (peak - base);
+    // The body's outline may cut the first cells partly: the run starts at the first dense one.
     int k = 0;
-    int last = 0;
-    for (; k < maxWall; ++k)
-      if (static_cast<double>(colMed[static_cast<std::size_t>(from + step * k)]) > thr) last = k;
-    return last + 1 + std::max(1, static_cast<int>(std::lround(80.0 / c.cellX)));
+    while (k < 2 && static_cast<double>(colMed[static_cast<std::size_t>(from + step * k)]) <= thr) ++k;
+    while (k < searchWall && static_cast<double>(colMed[static_cast<std::size_t>(from + step * k)]) > thr) ++k;
+    return k;
   };
-  const int len = st.bodyX1 - st.bodyX0 + 1;
-  if (len <= 2 * maxWall + 4) return;
-  st.interiorX0 = st.bodyX0 + wallEnd(0, 1);
-  st.interiorX1 = st.bodyX1 - wallEnd(len - 1, -1);
+  st.frontRun = wallRun(0, 1);
+  st.rearRun = wallRun(len - 1, -1);
+  st.interiorX0 = st.bodyX0 + std::min(st.frontRun, maxWall) + 1;
+  st.interiorX1 = st.bodyX1 - std::min(st.rearRun, maxWall) - 1;
   st.interiorY0 = iy0;
   st.interiorY1 = iy1;
 }
@@ -225,7 +306,7 @@ void findOpaque(Context& c) {
 }
 
 struct TopHat {
-  cv::Mat closed, residual, residualLow;
+  cv::Mat closed, residual;
 };
 
 // Excess attenuation over a background that keeps anything wider than a stash: closing
@@ -239,33 +320,71 @@ TopHat topHat(const Context& c, const cv::Rect& roi) {
   cv::Mat bg;
   cv::morphologyEx(t.closed, bg, cv::MORPH_OPEN, block);
   t.residual = t.closed - bg;
-  if (c.dual) {
-    cv::Mat closedL;
-    cv::Mat bgL;
-    cv::morphologyEx(c.al(roi), closedL, cv::MORPH_CLOSE, gap);
-    cv::morphologyEx(closedL, bgL, cv::MORPH_OPEN, block);
-    t.residualLow = closedL - bgL;
-  }
   return t;
 }
 
-// True when each side of `r` that is not the interior's edge has load next to it.
-bool enclosure(const cv::Mat& closed, const cv::Rect& r, const Context& c, cv::Size size) {
-  const int bx = std::max(1, static_cast<int>(std::lround(100.0 / c.cellX)));
-  const int by = std::max(1, static_cast<int>(std::lround(100.0 / c.cellY)));
-  const double level = std::max(c.minStepAlpha(), 0.0);
-  const std::array<cv::Rect, 4> sides = {cv::Rect(r.x, r.y - by, r.width, by), cv::Rect(r.x, r.br().y, r.width, by),
-                                         cv::Rect(r.x - bx, r.y, bx, r.height), cv::Rect(r.br().x, r.y, bx, r.height)};
-  const cv::Rect all(0, 0, size.width, size.height);
-  cv::Mat inner = closed(r);
-  const double core = cv::mean(inner)[0];
-  for (const cv::Rect& s : sides) {
-    const cv::Rect clipped = s & all;
-    if (clipped.area() < s.area() / 2) continue;  // the interior's edge: walls, roof or floor
-    const double around = cv::mean(closed(clipped))[0];
-    if (around < std::max(level, 0.3 * core)) return false;
-  }
-  return true;
+// A candidate block measured against the ring of cells just outside it: a stash is a step
+// in areal density over a locally uniform surround (the goods it sits in, or air), whereas a
+// denser carton, a bump on the load's surface or a part among parts has a surround that
+// varies as much as the step.
+struct Candidate {
+  cv::Rect box;          // grid cells, interior coordinates
+  int area = 0;          // cells
+  double ringLevel = 0;  // median α_H of the surround
+  double step = 0;       // mean α_H excess over the surround
+  double ratio = 0;      // α_L excess / α_H excess (0: single energy)
+  double pathRatio = 0;  // α_L / α_H of the whole path through the block
+  double spread = 0;     // robust σ of the surround, floored by quantum noise
+  double massKg = 0;     // excess mass, water-equivalent
+  double contrast = 0;   // step / spread
+  double score = 0;
+};
+
+Candidate measureCandidate(const Context& c, const cv::Mat& closed, const cv::Mat& closedL, const cv::Mat& labels,
+                           int label, const cv::Rect& box) {
+  Candidate k;
+  k.box = box;
+  // Leave one cell for the blur of the block's edge, then a ring ~80 mm wide.
+  const int gx = 1;
+  const int gy = 1;
+  const int wx = std::max(2, static_cast<int>(std::lround(80.0 / c.cellX)));
+  const int wy = std::max(2, static_cast<int>(std::lround(80.0 / c.cellY)));
+  const cv::Rect win = cv::Rect(box.x - gx - wx, box.y - gy - wy, box.width + 2 * (gx + wx), box.height + 2 * (gy + wy)) &
+                       cv::Rect(0, 0, closed.cols, closed.rows);
+  const cv::Mat inside = labels(win) == label;
+  cv::Mat near;
+  cv::Mat far;
+  cv::dilate(inside, near, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(2 * gx + 1, 2 * gy + 1)));
+  cv::dilate(inside, far, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(2 * (gx + wx) + 1, 2 * (gy + wy) + 1)));
+  const cv::Mat ring = far & ~near;
+  std::vector<float> rv = valuesUnder(closed(win), ring);
+  if (rv.size() < 8) return k;
+  k.ringLevel = median(rv);
+  // The 10–90 % range, not the MAD: a surround made of a few uniform pieces at different
+  // levels (neighbouring cartons, load and air at a surface) must count as varied.
+  k.spread = std::max((percentile(rv, 0.9) - percentile(rv, 0.1)) / 2.563, c.sigmaCell(k.ringLevel));
+  k.area = cv::countNonZero(inside);
+  double sumH = 0;
+  double sumL = 0;
+  double pathH = 0;
+  double pathL = 0;
+  const double ringL = c.dual ? median(valuesUnder(closedL(win), ring)) : 0.0;
+  for (int y = 0; y < win.height; ++y)
+    for (int x = 0; x < win.width; ++x) {
+      if (!inside.at<std::uint8_t>(y, x)) continue;
+      sumH += at(closed, y + win.y, x + win.x) - k.ringLevel;
+      pathH += at(closed, y + win.y, x + win.x);
+      if (c.dual) {
+        sumL += at(closedL, y + win.y, x + win.x) - ringL;
+        pathL += at(closedL, y + win.y, x + win.x);
+      }
+    }
+  k.step = sumH / std::max(1, k.area);
+  k.pathRatio = c.dual && pathH > 0 ? pathL / pathH : 0.0;
+  k.ratio = c.dual && sumH > 0 ? sumL / sumH : 0.0;
+  k.massKg = sumH * c.cellAreaCm2() / c.muOrganic / 1000.0;
+  k.contrast = k.step / k.spread;
+  return k;
 }
 
 void findBlocks(Context& c) {
@@ -273,230 +392,441 @@ void findBlocks(Context& c) {
   if (st.interiorX0 < 0 || st.interiorX1 - st.interiorX0 < 4) return;
   const cv::Rect roi(st.interiorX0, st.interiorY0, st.interiorX1 - st.interiorX0 + 1, st.interiorY1 - st.interiorY0 + 1);
   const TopHat th = topHat(c, roi);
-  // The load's own texture at stash scale, measured where there is load.
-  const double occ = std::max(0.02, 6.0 * c.sigmaCell(0));
-  cv::Mat loaded = th.closed > occ;
-  // Texture: how much the load varies from carton to carton, i.e. the closed image minus
-  // its 1.5 m moving average, as a robust σ over the loaded cells.
-  cv::Mat smooth;
-  const cv::Size wide(oddCells(1500.0, c.cellX), oddCells(1500.0, c.cellY));
-  cv::blur(th.closed, smooth, wide, cv::Point(-1, -1), cv::BORDER_REFLECT);
-  std::vector<float> res = valuesUnder(cv::abs(th.closed - smooth), loaded);
-  const double texture = 1.4826 * median(res);
+  cv::Mat closedL;
+  if (c.dual)
+    cv::morphologyEx(c.al(roi), closedL, cv::MORPH_CLOSE,
+                     cv::getStructuringElement(cv::MORPH_RECT, cv::Size(oddCells(c.p.gapMm, c.cellX), oddCells(c.p.gapMm, c.cellY))));
+  // The smallest step worth a look: a few σ of quantum noise, and never below minStepGcm2.
   cv::Mat thr(th.closed.size(), CV_32F);
   for (int y = 0; y < thr.rows; ++y)
     for (int x = 0; x < thr.cols; ++x)
-      thr.at<float>(y, x) = static_cast<float>(std::max({c.p.stepSigma * c.sigmaCell(th.closed.at<float>(y, x)),
-                                                         c.p.textureSigma * texture, c.minStepAlpha()}));
-  cv::Mat mask = th.residual > thr;
-  cv::Mat labels, stats, centroids;
-  const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S, cv::CCL_GRANA);
-  std::vector<double> sumH(static_cast<std::size_t>(n), 0.0), sumL(static_cast<std::size_t>(n), 0.0),
-      sumThr(static_cast<std::size_t>(n), 0.0);
-  for (int y = 0; y < labels.rows; ++y)
-    for (int x = 0; x < labels.cols; ++x) {
-      const auto l = static_cast<std::size_t>(labels.at<int>(y, x));
-      if (l == 0) continue;
-      sumH[l] += at(th.residual, y, x);
-      sumThr[l] += at(thr, y, x);
-      if (c.dual) sumL[l] += at(th.residualLow, y, x);
+      thr.at<float>(y, x) = static_cast<float>(std::max(c.p.stepSigma * c.sigmaCell(at(th.closed, y, x)), c.minStepAlpha()));
+  // A stash inside a denser carton only separates from it at a higher level, so candidates
+  // come from several thresholds (levels doubling), each judged against its own surround.
+  std::vector<Candidate> kept;
+  const double maxCells = 1.2 * c.p.maxBlockMm;
+  for (double level = 1.0; level <= 64.0; level *= 2.0) {
+    const cv::Mat mask = th.residual > thr * level;
+    if (cv::countNonZero(mask) == 0) break;
+    cv::Mat labels, stats, centroids;
+    const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S, cv::CCL_GRANA);
+    for (int i = 1; i < n; ++i) {
+      const cv::Rect r(stats.at<int>(i, cv::CC_STAT_LEFT), stats.at<int>(i, cv::CC_STAT_TOP),
+                       stats.at<int>(i, cv::CC_STAT_WIDTH), stats.at<int>(i, cv::CC_STAT_HEIGHT));
+      const double wMm = r.width * c.cellX;
+      const double hMm = r.height * c.cellY;
+      const int area = stats.at<int>(i, cv::CC_STAT_AREA);
+      const double fill = static_cast<double>(area) / (r.width * r.height);
+      const double aspect = std::max(wMm, hMm) / std::max(1.0, std::min(wMm, hMm));
+      if (wMm > maxCells || hMm > maxCells || fill < 0.4 || aspect > 5.0) continue;
+      if (area * c.cellAreaCm2() < 50.0) continue;  // smaller than a single brick's face
+      Candidate k = measureCandidate(c, th.closed, closedL, labels, i, r);
+      if (k.area == 0 || k.massKg < c.p.minMassKg || k.step < c.minStepAlpha()) continue;
+      if (k.contrast < c.p.blockContrast) continue;
+      // In a body declared empty any block is a mismatch, whatever it is made of.
+      if (c.dual && !c.declaredEmpty && c.metalLike(k.ratio, k.pathRatio)) continue;
+      k.score = (1.0 - std::exp(-k.massKg / c.p.massScaleKg)) *
+                std::min(1.0, 0.5 + 0.5 * (k.contrast - c.p.blockContrast) / c.p.blockContrast);
+      kept.push_back(k);
     }
+  }
+  // One finding per place: the best-scoring candidate among overlapping ones.
+  std::sort(kept.begin(), kept.end(), [](const Candidate& x, const Candidate& y) { return x.score > y.score; });
+  std::vector<cv::Rect> taken;
   const double wallZoneMm = 150.0;
-  for (int i = 1; i < n; ++i) {
-    const auto idx = static_cast<std::size_t>(i);
-    const int area = stats.at<int>(i, cv::CC_STAT_AREA);
-    const cv::Rect r(stats.at<int>(i, cv::CC_STAT_LEFT), stats.at<int>(i, cv::CC_STAT_TOP),
-                     stats.at<int>(i, cv::CC_STAT_WIDTH), stats.at<int>(i, cv::CC_STAT_HEIGHT));
-    const double massKg = sumH[idx] * c.cellAreaCm2() / c.muOrganic / 1000.0;
-    if (massKg < c.p.minMassKg) continue;
-    const Material m = c.classifyExcess(sumH[idx], sumL[idx]);
-    // Organic and light inorganic differ by ~2 % in μ ratio and beam hardening moves the
-    // boundary with thickness, so only metal and high-Z excess is ruled out.
-    if (c.dual && m != Material::kOrganic && m != Material::kInorganic) continue;
+  for (const Candidate& k : kept) {
+    bool overlap = false;
+    for (const cv::Rect& t : taken) overlap = overlap || (t & k.box).area() > 0;
+    if (overlap) continue;
+    taken.push_back(k.box);
+    const cv::Rect& r = k.box;
     const double wMm = r.width * c.cellX;
     const double hMm = r.height * c.cellY;
-    const double fill = static_cast<double>(area) / (r.width * r.height);
+    const Material m = c.dual ? Material::kOrganic : Material::kUnknown;
     const bool nearFront = r.x * c.cellX < wallZoneMm;
     const bool nearRear = (roi.width - r.x - r.width) * c.cellX < wallZoneMm;
-    const double contrast = sumH[idx] / std::max(1e-9, sumThr[idx]);
-    const double score = (1.0 - std::exp(-massKg / c.p.massScaleKg)) * std::min(1.0, contrast / 2.0);
     const cv::Rect box = r + roi.tl();
-    if ((nearFront || nearRear) && wMm <= c.p.maxBlockMm && r.height < 0.95 * roi.height) {
-      // Against an end wall a stash may be tall and thin: a false wall compartment.
+    if ((nearFront || nearRear) && hMm > 2.0 * wMm) {
+      // Tall and thin against an end wall: a false wall compartment.
       const bool front = nearFront == st.cabFirst || !nearRear;
-      Finding f = c.make("structural", box, score, m);
-      f.massKgEst = massKg;
-      f.reason = "About " + num(massKg) + " kg of " + std::string(materialName(m)) + " material sits against the " +
+      Finding f = c.make("structural", box, k.score, m);
+      f.massKgEst = k.massKg;
+      f.reason = "About " + num(k.massKg) + " kg of " + std::string(materialName(m)) + " material sits against the " +
                  (front ? "front" : "rear") + " wall in a " + num(wMm / 10.0) +
                  " cm deep band that the empty structure does not explain.";
       c.findings.push_back(f);
       continue;
     }
-    const double aspect = std::max(wMm, hMm) / std::max(1.0, std::min(wMm, hMm));
-    if (wMm > 1.2 * c.p.maxBlockMm || hMm > 1.2 * c.p.maxBlockMm || fill < 0.4 || aspect > 5.0) continue;
-    // A stash inside a load has load on every side; a bump on the load's surface or an item
-    // standing alone does not, and is scored down rather than dropped.
-    const double enclosed = enclosure(th.closed, r, c, roi.size());
-    Finding f = c.make("organic_mass", box, score * (enclosed ? 1.0 : 0.4), m);
-    f.massKgEst = massKg;
-    f.reason = "A compact " + num(std::max(wMm, hMm) / 10.0) + " cm block adds about " + num(massKg) + " kg of " +
-               std::string(materialName(m)) + " areal density over the load around it.";
+    Finding f = c.make("organic_mass", box, k.score, m);
+    f.massKgEst = k.massKg;
+    f.reason = "A compact " + num(std::max(wMm, hMm) / 10.0) + " cm block adds about " + num(k.massKg) + " kg of " +
+               std::string(materialName(m)) + " areal density, " + num(k.contrast) +
+               " times the variation of the load around it.";
     c.findings.push_back(f);
   }
 }
 
-// Mass in the floor beyond the empty deck: along the floor band, remove narrow dense
-// cross members with a 1-D opening, then compare with the deck's typical level.
+// Mass in the floor beyond the empty deck. The deck's structure (cross members) repeats
+// along the body, so each column of the floor band is compared with the same phase of the
+// neighbouring periods; what remains is mass the empty structure does not explain.
 void findFloor(Context& c) {
   const Structure& st = c.st;
   if (st.floorY < 0 || st.interiorX0 < 0) return;
-  const int zone = std::max(2, static_cast<int>(std::lround(180.0 / c.cellY)));
-  const int y0 = st.floorY;
-  const int y1 = std::min(c.a.rows - 1, st.floorY + zone);
+  // The cavities between the cross members under the deck (wheels start lower); the deck's
+  // own row is left out, since the load's bottom edge blurs into it.
+  const int y0 = st.floorY + 1;
+  const int y1 = std::min({c.a.rows - 1, std::max(st.floorY, st.underY),
+                           st.floorY + static_cast<int>(std::lround(kFloorCavityMm / c.cellY))});
   const cv::Rect roi(st.interiorX0, y0, st.interiorX1 - st.interiorX0 + 1, y1 - y0 + 1);
+  if (roi.width < 20) return;
   cv::Mat prof;
-  cv::Mat profL;
-  cv::reduce(c.a(roi), prof, 0, cv::REDUCE_SUM, CV_32F);
-  if (c.dual) cv::reduce(c.al(roi), profL, 0, cv::REDUCE_SUM, CV_32F);
-  const cv::Mat k = cv::getStructuringElement(cv::MORPH_RECT, cv::Size(oddCells(100.0, c.cellX), 1));
-  cv::Mat env;
-  cv::Mat envL;
-  cv::morphologyEx(prof, env, cv::MORPH_OPEN, k);
-  if (c.dual) cv::morphologyEx(profL, envL, cv::MORPH_OPEN, k);
-  std::vector<float> v(env.ptr<float>(0), env.ptr<float>(0) + env.cols);
-  const double base = median(v);
-  for (float& x : v) x = std::abs(x - static_cast<float>(base));
-  const double spread = 1.4826 * median(v);
-  const double baseL = c.dual ? median(std::vector<float>(envL.ptr<float>(0), envL.ptr<float>(0) + envL.cols)) : 0.0;
-  const double thr = std::max({5.0 * spread, c.minStepAlpha() * roi.height * 2.0,
-                               c.p.stepSigma * c.sigmaCell(base / roi.height) * std::sqrt(roi.height)});
-  for (int x = 0; x < env.cols;) {
-    if (at(env, 0, x) - base <= thr) {
+  cv::reduce(c.a(roi), prof, 0, cv::REDUCE_SUM, CV_64F);
+  const int n = prof.cols;
+  const double* p = prof.ptr<double>(0);
+  // The period: the autocorrelation peak between 150 mm and 1.2 m.
+  double mean = 0;
+  for (int x = 0; x < n; ++x) mean += p[x];
+  mean /= n;
+  const int lag0 = std::max(2, static_cast<int>(std::lround(150.0 / c.cellX)));
+  const int lag1 = std::min(n / 3, static_cast<int>(std::lround(1200.0 / c.cellX)));
+  std::vector<double> ac(static_cast<std::size_t>(std::max(0, lag1 + 2)), 0.0);
+  double var = 0;
+  for (int x = 0; x < n; ++x) var += (p[x] - mean) * (p[x] - mean);
+  double period = 0;
+  double bestAc = 0.3;  // a weaker peak is no periodic structure
+  for (int lag = lag0; lag <= lag1; ++lag) {
+    double sum = 0;
+    for (int x = 0; x + lag < n; ++x) sum += (p[x] - mean) * (p[x + lag] - mean);
+    ac[static_cast<std::size_t>(lag)] = var > 0 ? sum / var * n / (n - lag) : 0.0;
+  }
+  for (int lag = lag0 + 1; lag < lag1; ++lag) {
+    const double v = ac[static_cast<std::size_t>(lag)];
+    if (v > bestAc && v >= ac[static_cast<std::size_t>(lag - 1)] && v >= ac[static_cast<std::size_t>(lag + 1)]) {
+      const double l = ac[static_cast<std::size_t>(lag - 1)];
+      const double r = ac[static_cast<std::size_t>(lag + 1)];
+      const double den = l - 2 * v + r;
+      period = lag + (std::abs(den) > 1e-12 ? 0.5 * (l - r) / den : 0.0);
+      break;  // the first strong peak is the fundamental
+    }
+  }
+  auto sample = [&](const double* q, double x) {
+    const int i = static_cast<int>(std::floor(x));
+    const double f = x - i;
+    return q[i] * (1 - f) + q[std::min(i + 1, n - 1)] * f;
+  };
+  // Template: the lower quartile of the same phase in up to ten periods either side (a long
+  // stash covers several of them); without a period, the lower quartile of the whole deck.
+  std::vector<double> tmpl(static_cast<std::size_t>(n));
+  std::vector<double> member(static_cast<std::size_t>(n));
+  std::vector<float> all(p, p + n);
+  const double flat = percentile(all, 0.25);
+  for (int x = 0; x < n; ++x) {
+    std::vector<float> v;
+    for (int k = -10; period > 0 && k <= 10; ++k) {
+      const double xs = x + k * period;
+      if (k == 0 || xs < 0 || xs > n - 1) continue;
+      v.push_back(static_cast<float>(sample(p, xs)));
+    }
+    const bool periodic = v.size() >= 4;
+    tmpl[static_cast<std::size_t>(x)] = periodic ? percentile(v, 0.25) : flat;
+    member[static_cast<std::size_t>(x)] = periodic ? median(v) : flat;
+  }
+  std::vector<float> dev(static_cast<std::size_t>(n));
+  for (int x = 0; x < n; ++x) dev[static_cast<std::size_t>(x)] = static_cast<float>(p[x] - tmpl[static_cast<std::size_t>(x)]);
+  std::vector<float> absDev = dev;
+  for (float& v : absDev) v = std::abs(v);
+  const double spread = 1.4826 * median(absDev);
+  const double thr = std::max({6.0 * spread, c.minStepAlpha() * 2.0,
+                               c.p.stepSigma * c.sigmaCell(mean / roi.height) * std::sqrt(roi.height)});
+  // Cross members are steel seen end-on, near the opaque limit; their steep edges leave a
+  // residue wherever the phase is not exact, so their columns (and one either side) are not
+  // judged. A stash longer than a member still shows between them.
+  std::vector<bool> skip(static_cast<std::size_t>(n), false);
+  for (int x = 0; x < n; ++x)
+    if (member[static_cast<std::size_t>(x)] - flat > 3.0 * thr)
+      for (int k = std::max(0, x - 1); k <= std::min(n - 1, x + 1); ++k) skip[static_cast<std::size_t>(k)] = true;
+  // The deck's ends rest on the end sills and corner castings, which no period explains.
+  const int sill = static_cast<int>(std::lround(150.0 / c.cellX));
+  for (int x = 0; x < n; ++x)
+    if (skip[static_cast<std::size_t>(x)] || x < sill || x >= n - sill) dev[static_cast<std::size_t>(x)] = 0.0f;
+  for (int x = 0; x < n;) {
+    if (static_cast<double>(dev[static_cast<std::size_t>(x)]) <= thr) {
       ++x;
       continue;
     }
     int e = x;
     double sumH = 0;
-    double sumL = 0;
-    while (e < env.cols && at(env, 0, e) - base > thr) {
-      sumH += at(env, 0, e) - base;
-      if (c.dual) sumL += at(envL, 0, e) - baseL;
+    while (e < n && static_cast<double>(dev[static_cast<std::size_t>(e)]) > 0.5 * thr) {
+      sumH += static_cast<double>(dev[static_cast<std::size_t>(e)]);
       ++e;
     }
     const double massKg = sumH * c.cellAreaCm2() / c.muOrganic / 1000.0;
-    const Material m = c.classifyExcess(sumH, sumL);
-    if (massKg >= c.p.minMassKg && (!c.dual || m == Material::kOrganic || m == Material::kInorganic)) {
-      const double score = (1.0 - std::exp(-massKg / c.p.massScaleKg)) * std::min(1.0, (sumH / (e - x)) / (2 * thr));
-      Finding f = c.make("structural", cv::Rect(roi.x + x, roi.y, e - x, roi.height), score, m);
+    // No material test here: behind the deck's plywood and steel the excess ratio is set by
+    // beam hardening more than by the excess itself, and a floor cavity holds nothing legitimate.
+    if (massKg >= c.p.minMassKg) {
+      const double contrast = sumH / (e - x) / thr;
+      const double score = (1.0 - std::exp(-massKg / c.p.massScaleKg)) * std::min(1.0, contrast);
+      Finding f = c.make("structural", cv::Rect(roi.x + x, roi.y, e - x, roi.height), score, Material::kUnknown);
       f.massKgEst = massKg;
       f.reason = "The floor carries about " + num(massKg) + " kg more over " + num((e - x) * c.cellX / 10.0) +
-                 " cm than the rest of the deck, as a filled floor cavity would.";
+                 " cm than the same place between the other cross members, as a filled floor cavity would.";
       c.findings.push_back(f);
     }
     x = e;
   }
 }
 
-// Tyres are rotationally symmetric: what breaks the symmetry of a wheel's annulus is
-// something inside the tyre.
+// A false front wall: a second full-height wall line a little inside the end wall (a sheet
+// seen edge-on attenuates like a wall, whatever it is made of).
+void findFalseWalls(Context& c) {
+  const Structure& st = c.st;
+  if (st.interiorX0 < 0 || st.floorY < 0) return;
+  const int y0 = st.interiorY0 + (st.interiorY1 - st.interiorY0) / 10;
+  const int y1 = st.interiorY1 - (st.interiorY1 - st.interiorY0) / 10;
+  if (y1 - y0 < 5) return;
+  const int maxWall = std::max(2, static_cast<int>(std::lround(kMaxEndWallMm / c.cellX)));
+  const int search = static_cast<int>(std::lround(800.0 / c.cellX));
+  const int near0 = std::max(1, static_cast<int>(std::lround(60.0 / c.cellX)));
+  const int near1 = std::max(near0 + 2, static_cast<int>(std::lround(200.0 / c.cellX)));
+  // Column medians over the middle 80 % of the interior height: a wall line spans it all.
+  const int x0 = std::max(0, st.bodyX0);
+  const int x1 = std::min(c.a.cols - 1, st.bodyX1);
+  std::vector<double> col(static_cast<std::size_t>(c.a.cols), 0.0);
+  for (int x = x0; x <= x1; ++x) {
+    std::vector<float> v;
+    for (int y = y0; y <= y1; ++y) v.push_back(c.a.at<float>(y, x));
+    col[static_cast<std::size_t>(x)] = median(v);
+  }
+  auto sideLevel = [&](int x, int dir) {
+    std::vector<float> v;
+    for (int k = near0; k <= near1; ++k) {
+      const int xs = x + dir * k;
+      if (xs < x0 || xs > x1) continue;
+      v.push_back(static_cast<float>(col[static_cast<std::size_t>(xs)]));
+    }
+    return v.empty() ? 1e9 : median(v);
+  };
+  // A wall stands over the whole height: the line must stand out of both sides in 80 % of
+  // the rows (a load's uneven surface only makes the column medians look like a line).
+  auto fullHeight = [&](int x) {
+    int rows = 0;
+    for (int y = y0; y <= y1; ++y) {
+      double side = 0;
+      for (const int dir : {-1, 1}) {
+        std::vector<float> v;
+        for (int k = near0; k <= near1; ++k) {
+          const int xs = x + dir * k;
+          if (xs >= x0 && xs <= x1) v.push_back(c.a.at<float>(y, xs));
+        }
+        side = std::max(side, v.empty() ? 1e9 : median(v));
+      }
+      if (at(c.a, y, x) - side > 0.5 * 10.0 * c.minStepAlpha()) ++rows;
+    }
+    return rows >= 0.8 * (y1 - y0 + 1);
+  };
+  // The smallest wall line worth reporting: 30 g/cm² water-equivalent averaged over a cell,
+  // a tenth of what a 1.5 mm steel sheet or 18 mm plywood seen edge-on across 2.3 m gives.
+  const double ridgeMin = 10.0 * c.minStepAlpha();
+  for (const bool front : {true, false}) {
+    if (st.cabFirst && !front) continue;  // with a cab, the front is the end behind it
+    const int run = front ? st.frontRun : st.rearRun;
+    const int dir = front ? 1 : -1;
+    const int end = front ? st.bodyX0 : st.bodyX1;
+    int lineAt = -1;
+    double lineStep = 0;
+    for (int k = std::min(run, maxWall) + 1; k <= std::min(run, maxWall) + search; ++k) {
+      const int x = end + dir * k;
+      if (x <= x0 || x >= x1) break;
+      const double step = col[static_cast<std::size_t>(x)] - std::max(sideLevel(x, -1), sideLevel(x, 1));
+      if (step > ridgeMin && step > lineStep && fullHeight(x)) {
+        lineStep = step;
+        lineAt = x;
+      }
+    }
+    if (lineAt < 0) continue;
+    // The compartment: from the end wall band to the line.
+    const int inner = lineAt;
+    const int a0 = std::min(end + dir * (std::min(run, maxWall) + 1), inner);
+    const int a1 = std::max(end + dir * (std::min(run, maxWall) + 1), inner);
+    const cv::Rect box(a0, st.interiorY0, a1 - a0 + 1, st.interiorY1 - st.interiorY0 + 1);
+    // Content of the compartment over the side walls' level (the emptiest cells inside).
+    std::vector<float> inside = valuesUnder(c.a(cv::Rect(st.interiorX0, st.interiorY0, st.interiorX1 - st.interiorX0 + 1,
+                                                         st.interiorY1 - st.interiorY0 + 1)),
+                                            cv::Mat());
+    const double wallAlpha = percentile(inside, 0.05);
+    double sum = 0;
+    for (int y = box.y; y < box.br().y; ++y)
+      for (int x = box.x + (!front ? 1 : 0); x < box.br().x - (front ? 1 : 0); ++x)
+        sum += std::max(0.0, at(c.a, y, x) - wallAlpha);
+    const double massKg = sum * c.cellAreaCm2() / c.muOrganic / 1000.0;
+    const double depthCm = (a1 - a0 + 1) * c.cellX / 10.0;
+    Finding f = c.make("structural", box, 0.6 + 0.4 * (1.0 - std::exp(-massKg / c.p.massScaleKg)), Material::kUnknown);
+    f.massKgEst = massKg;
+    f.reason = "A second wall stands " + num(depthCm) + " cm inside the " + std::string(front ? "front" : "rear") +
+               " end wall, enclosing about " + num(massKg) + " kg: a false wall compartment.";
+    c.findings.push_back(f);
+  }
+}
+
+// Smallest excess inside a tyre that counts, g/cm² water-equivalent.
+constexpr double kTyreStepGcm2 = 10.0;
+
+// Tyres are rotationally symmetric about their hub: what breaks the symmetry of a tyre,
+// and does not continue outside it, is something inside the tyre.
 void findTyres(Context& c) {
   Structure& st = c.st;
   if (st.floorY < 0 || st.objectX0 < 0) return;
   const int y0 = std::min(c.a.rows - 1, st.floorY + std::max(2, static_cast<int>(std::lround(250.0 / c.cellY))));
   const cv::Rect band(st.objectX0, y0, st.objectX1 - st.objectX0 + 1, c.a.rows - y0);
-  if (band.height < 10) return;
-  cv::Mat mask = c.a(band) > 0.2;
-  // Chassis beams run the whole length; wheels never fill half a row, so such rows go.
-  for (int y = 0; y < mask.rows; ++y)
-    if (cv::countNonZero(mask.row(y)) > mask.cols / 2) mask.row(y).setTo(0);
+  if (band.height < 10 || band.width < 10) return;
+  // Hubs (and the axle behind them, seen end-on) are the densest compact spots below the body.
+  const cv::Mat dense = c.a(band) > 0.5 * c.opaqueAlpha;
   cv::Mat labels, stats, centroids;
-  const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8, CV_32S, cv::CCL_GRANA);
-  std::vector<std::array<double, 3>> wheels;  // cx, cy, r in cells of the full grid
+  const int n = cv::connectedComponentsWithStats(dense, labels, stats, centroids, 8, CV_32S, cv::CCL_GRANA);
+  std::vector<std::array<double, 3>> found;  // peak α, cx, cy in cells of the full grid
   for (int i = 1; i < n; ++i) {
     const double w = stats.at<int>(i, cv::CC_STAT_WIDTH) * c.cellX;
     const double h = stats.at<int>(i, cv::CC_STAT_HEIGHT) * c.cellY;
-    if (h < 600 || h > 1400) continue;
-    const int count = std::max(1, static_cast<int>(std::lround(w / h)));
-    if (w / h > count * 1.35 || w / h < count * 0.7 || count > 3) continue;
-    for (int k = 0; k < count; ++k) {
-      const double cx = band.x + stats.at<int>(i, cv::CC_STAT_LEFT) + (k + 0.5) * stats.at<int>(i, cv::CC_STAT_WIDTH) / count;
-      const double cy = band.y + stats.at<int>(i, cv::CC_STAT_TOP) + 0.5 * stats.at<int>(i, cv::CC_STAT_HEIGHT);
-      wheels.push_back({cx, cy, 0.5 * h});
-    }
+    if (w > 300 || h > 300) continue;
+    double peak = 0;
+    const cv::Rect r(stats.at<int>(i, cv::CC_STAT_LEFT), stats.at<int>(i, cv::CC_STAT_TOP), stats.at<int>(i, cv::CC_STAT_WIDTH),
+                     stats.at<int>(i, cv::CC_STAT_HEIGHT));
+    cv::minMaxLoc(c.a(r + band.tl()), nullptr, &peak);
+    found.push_back({peak, band.x + centroids.at<double>(i, 0) + 0.5, band.y + centroids.at<double>(i, 1) + 0.5});
   }
-  st.wheels = static_cast<int>(wheels.size());
-  for (const auto& w : wheels) {
-    const double rMm = w[2];
-    const int rx = static_cast<int>(std::ceil(rMm / c.cellX));
-    const int ry = static_cast<int>(std::ceil(rMm / c.cellY));
-    const cv::Rect box = cv::Rect(static_cast<int>(w[0]) - rx, static_cast<int>(w[1]) - ry, 2 * rx + 1, 2 * ry + 1) &
-                         cv::Rect(0, 0, c.a.cols, c.a.rows);
-    // Radial bins of one cell; the per-radius median is the symmetric wheel.
-    const double bin = std::min(c.cellX, c.cellY);
-    const int bins = static_cast<int>(rMm / bin) + 1;
-    std::vector<std::vector<float>> rings(static_cast<std::size_t>(bins));
-    std::vector<std::vector<float>> ringsL(static_cast<std::size_t>(bins));
+  // One hub per wheel: the densest spot wins over anything dense within a tyre's radius of it
+  // (a well-filled tyre can be dense too).
+  std::sort(found.begin(), found.end(), [](const auto& x, const auto& y) { return x[0] > y[0]; });
+  std::vector<std::array<double, 2>> hubs;
+  for (const auto& f : found) {
+    bool near = false;
+    for (const auto& hb : hubs) {
+      const double dx = (f[1] - hb[0]) * c.cellX;
+      const double dy = (f[2] - hb[1]) * c.cellY;
+      near = near || dx * dx + dy * dy < 600.0 * 600.0;
+    }
+    if (!near) hubs.push_back({f[1], f[2]});
+  }
+  const double occ = std::max(0.02, 6.0 * c.sigmaCell(0));
+  const double bin = std::min(c.cellX, c.cellY);
+  const int bins = static_cast<int>(800.0 / bin) + 1;
+  int wheels = 0;
+  for (std::size_t h = 0; h < hubs.size(); ++h) {
+    const auto& w = hubs[h];
     auto radius = [&](int x, int y) {
       const double dx = (x + 0.5 - w[0]) * c.cellX;
       const double dy = (y + 0.5 - w[1]) * c.cellY;
       return std::sqrt(dx * dx + dy * dy);
     };
+    // Cells nearer another hub belong to that wheel.
+    auto own = [&](int x, int y) {
+      const double r = radius(x, y);
+      for (std::size_t o = 0; o < hubs.size(); ++o) {
+        if (o == h) continue;
+        const double dx = (x + 0.5 - hubs[o][0]) * c.cellX;
+        const double dy = (y + 0.5 - hubs[o][1]) * c.cellY;
+        if (dx * dx + dy * dy < r * r) return false;
+      }
+      return true;
+    };
+    const int rx = static_cast<int>(std::ceil(800.0 / c.cellX));
+    const int ry = static_cast<int>(std::ceil(800.0 / c.cellY));
+    const cv::Rect box = cv::Rect(static_cast<int>(w[0]) - rx, static_cast<int>(w[1]) - ry, 2 * rx + 1, 2 * ry + 1) &
+                         cv::Rect(0, 0, c.a.cols, c.a.rows);
+    // A chassis beam crossing the wheel shows on both sides of it, 700 mm out; projections add,
+    // so its level at that row is taken off before the wheel's symmetry is judged.
+    auto beamAcross = [&](int y) {
+      const int dx = static_cast<int>(std::lround(700.0 / c.cellX));
+      const int xl = static_cast<int>(w[0]) - dx;
+      const int xr = static_cast<int>(w[0]) + dx;
+      if (xl < 0 || xr >= c.a.cols) return 0.0;
+      // The larger side: the beam may end on one side of the wheel (a chassis' end).
+      const double level = std::max(at(c.a, y, xl), at(c.a, y, xr));
+      return level > 2.0 * c.minStepAlpha() ? level : 0.0;
+    };
+    auto alpha = [&](int x, int y) { return at(c.a, y, x) - beamAcross(y); };
+    std::vector<std::vector<float>> rings(static_cast<std::size_t>(bins));
     for (int y = box.y; y < box.br().y; ++y)
       for (int x = box.x; x < box.br().x; ++x) {
         const double r = radius(x, y);
-        if (r >= rMm) continue;
-        rings[static_cast<std::size_t>(r / bin)].push_back(c.a.at<float>(y, x));
-        if (c.dual) ringsL[static_cast<std::size_t>(r / bin)].push_back(c.al.at<float>(y, x));
+        if (r < 800.0 && own(x, y)) rings[static_cast<std::size_t>(r / bin)].push_back(static_cast<float>(alpha(x, y)));
       }
-    std::vector<double> medH(static_cast<std::size_t>(bins)), medL(static_cast<std::size_t>(bins));
-    std::vector<double> spread(static_cast<std::size_t>(bins));
+    std::vector<double> medH(static_cast<std::size_t>(bins)), spread(static_cast<std::size_t>(bins));
     for (std::size_t b = 0; b < rings.size(); ++b) {
       medH[b] = median(rings[b]);
-      if (c.dual) medL[b] = median(ringsL[b]);
       std::vector<float> dev = rings[b];
       for (float& d : dev) d = std::abs(d - static_cast<float>(medH[b]));
       spread[b] = 1.4826 * median(dev);
     }
+    // The tyre's outer radius: where the radial median falls to air.
+    int outer = 0;
+    for (int b = static_cast<int>(150.0 / bin); b < bins && medH[static_cast<std::size_t>(b)] > occ; ++b) outer = b;
+    const double rOut = (outer + 1) * bin;
+    if (rOut < 250.0 || rOut > 700.0) continue;
+    ++wheels;
+    // The level just outside the tyre along the ray through (x, y): a chassis beam or a
+    // neighbouring wheel continues there, a tyre's contents do not, so such rays are skipped.
+    auto outsideAlong = [&](int x, int y, double r) {
+      const double dx = (x + 0.5 - w[0]) * c.cellX;
+      const double dy = (y + 0.5 - w[1]) * c.cellY;
+      double sum = 0;
+      int count = 0;
+      for (const double extra : {60.0, 120.0}) {
+        const int ox = static_cast<int>(std::floor(w[0] + dx * (rOut + extra) / r / c.cellX));
+        const int oy = static_cast<int>(std::floor(w[1] + dy * (rOut + extra) / r / c.cellY));
+        if (ox < 0 || oy < 0 || ox >= c.a.cols || oy >= c.a.rows) continue;
+        sum += alpha(ox, oy);
+        ++count;
+      }
+      return count > 0 ? sum / count : 0.0;
+    };
+    // Whatever touches the tyre from outside (an engine, a fuel tank) is not in it: tyre cells
+    // within ~60 mm of non-air outside the tyre are not judged.
+    cv::Mat external = cv::Mat::zeros(box.size(), CV_8U);
+    for (int y = box.y; y < box.br().y; ++y)
+      for (int x = box.x; x < box.br().x; ++x)
+        if (radius(x, y) > rOut + 0.5 * bin && own(x, y) && alpha(x, y) > 2.0 * c.minStepAlpha())
+          external.at<std::uint8_t>(y - box.y, x - box.x) = 255;
+    cv::dilate(external, external,
+               cv::getStructuringElement(cv::MORPH_RECT, cv::Size(2 * std::max(1, static_cast<int>(std::lround(60.0 / c.cellX))) + 1,
+                                                                  2 * std::max(1, static_cast<int>(std::lround(60.0 / c.cellY))) + 1)));
     cv::Mat excess = cv::Mat::zeros(box.size(), CV_32F);
-    cv::Mat excessL = cv::Mat::zeros(box.size(), CV_32F);
     cv::Mat hot = cv::Mat::zeros(box.size(), CV_8U);
     for (int y = box.y; y < box.br().y; ++y)
       for (int x = box.x; x < box.br().x; ++x) {
         const double r = radius(x, y);
-        // Skip the hub and the outer edge, where centring errors dominate.
-        if (r >= 0.9 * rMm || r < 0.45 * rMm) continue;
+        // The tyre itself: skip the rim, and one cell at the outer edge for centring errors.
+        if (r >= rOut - bin || r < 0.5 * rOut || !own(x, y)) continue;
+        if (external.at<std::uint8_t>(y - box.y, x - box.x) || outsideAlong(x, y, r) > 2.0 * c.minStepAlpha()) continue;
         const auto b = static_cast<std::size_t>(r / bin);
-        const double d = at(c.a, y, x) - medH[b];
-        const double t = std::max({4.0 * spread[b], c.p.stepSigma * c.sigmaCell(medH[b]), 2.0 * c.minStepAlpha()});
+        const double d = alpha(x, y) - medH[b];
+        // Contents worth hiding fill a tyre's cavity over at least ~10 cm of its width:
+        // ≥ 10 g/cm² water-equivalent, far above what edge residue leaves.
+        const double t = std::max({4.0 * spread[b], c.p.stepSigma * c.sigmaCell(medH[b]), kTyreStepGcm2 * c.muOrganic});
         if (d > t) {
           excess.at<float>(y - box.y, x - box.x) = static_cast<float>(d);
-          if (c.dual) excessL.at<float>(y - box.y, x - box.x) = static_cast<float>(at(c.al, y, x) - medL[b]);
           hot.at<std::uint8_t>(y - box.y, x - box.x) = 255;
         }
       }
     cv::Mat l2, s2, c2;
     const int m2 = cv::connectedComponentsWithStats(hot, l2, s2, c2, 8, CV_32S, cv::CCL_GRANA);
     for (int i = 1; i < m2; ++i) {
-      const cv::Mat sel = l2 == i;
-      cv::Mat picked = cv::Mat::zeros(excess.size(), CV_32F);
-      excess.copyTo(picked, sel);
-      const double sumH = cv::sum(picked)[0];
-      picked.setTo(0);
-      excessL.copyTo(picked, sel);
-      const double sumL = c.dual ? cv::sum(picked)[0] : 0.0;
+      double sumH = 0;
+      for (int y = 0; y < l2.rows; ++y)
+        for (int x = 0; x < l2.cols; ++x)
+          if (l2.at<int>(y, x) == i) sumH += static_cast<double>(excess.at<float>(y, x));
       const double massKg = sumH * c.cellAreaCm2() / c.muOrganic / 1000.0;
       if (massKg < c.p.minMassKg) continue;
-      const Material m = c.classifyExcess(sumH, sumL);
-      if (c.dual && m != Material::kOrganic) continue;
       const double score = 1.0 - std::exp(-massKg / c.p.massScaleKg);
       const cv::Rect r(s2.at<int>(i, cv::CC_STAT_LEFT) + box.x, s2.at<int>(i, cv::CC_STAT_TOP) + box.y,
                        s2.at<int>(i, cv::CC_STAT_WIDTH), s2.at<int>(i, cv::CC_STAT_HEIGHT));
-      Finding f = c.make("structural", r, score, m);
+      Finding f = c.make("structural", r, score, Material::kUnknown);
       f.massKgEst = massKg;
       f.reason = "A wheel's tyre holds about " + num(massKg) + " kg of dense material that breaks its rotational symmetry.";
       c.findings.push_back(f);
     }
   }
+  st.wheels = wheels;
 }
 
 // Content of the body above what its walls alone attenuate; used against the manifest.
@@ -521,8 +851,11 @@ void findManifest(Context& c, const ScanMeta& meta) {
     }
   massKg *= c.cellAreaCm2() / c.muOrganic / 1000.0;
   const Declared& d = meta.conveyance.declared;
+  // Declared empty: any located excess of a kilogram or more (a block, a filled floor cavity,
+  // a false wall, a tyre) contradicts the manifest, whatever its own score.
   bool blockFound = false;
-  for (const Finding& f : c.findings) blockFound = blockFound || (f.kind != "opaque" && f.score >= c.p.hitScore);
+  for (const Finding& f : c.findings)
+    blockFound = blockFound || (f.kind != "opaque" && f.massKgEst.value_or(0.0) >= c.p.minMassKg);
   if (d.empty.value_or(false) && (massKg >= c.p.emptyContentKg || blockFound)) {
     const cv::Rect r = cv::boundingRect(content) + roi.tl();
     Finding f = c.make("manifest_mismatch", r.area() > 0 ? r : roi, 0.5 + 0.5 * std::min(1.0, massKg / 200.0),
@@ -587,8 +920,12 @@ void findAnomaly(Context& c) {
       covered = covered || (fr & r).area() > 0;
     }
     if (covered) continue;
+    // Only denser and compact: a stash adds mass; a thinner column at the load's edge is
+    // geometry.
+    if (std::max(r.width * c.cellX, r.height * c.cellY) > 5.0 * std::min(r.width * c.cellX, r.height * c.cellY)) continue;
     cv::Mat sel = labels == i;
     const double meanDev = cv::mean(closed, sel)[0] - med;
+    if (meanDev <= 0) continue;
     Finding f = c.make("anomaly", r, std::min(0.9, 0.3 + std::abs(meanDev) / med), Material::kUnknown);
     if (meanDev > 0) f.massKgEst = meanDev * area / c.muOrganic / 1000.0;
     f.reason = "Inside a homogeneous load, a " + num(area) + " cm² region is " + num(100.0 * meanDev / med) +
@@ -650,10 +987,15 @@ Findings analyzeScan(const ScanBundle& bundle, const AnalysisParams& params) {
     c.curves = params.curves ? *params.curves
                              : defaultMaterialCurves(bundle.meta.energiesMev.front(), bundle.meta.energiesMev.back(),
                                                      params.effectiveEnergyFraction);
+    c.energyHigh = bundle.meta.energiesMev.front();
+    c.declaredEmpty = bundle.meta.conveyance.declared.empty.value_or(false);
+    c.energyLow = bundle.meta.energiesMev.back();
+    findOrganicReference(c);
     findStructure(c);
     findOpaque(c);
     findBlocks(c);
     findFloor(c);
+    findFalseWalls(c);
     findTyres(c);
     findManifest(c, bundle.meta);
     findAnomaly(c);
@@ -678,6 +1020,9 @@ Findings analyzeScan(const ScanBundle& bundle, const AnalysisParams& params) {
     st.bodyX1 = c.st.bodyX1 < 0 ? -1 : px(c.st.bodyX1 + 1, sx) - 1;
     st.roofY = px(c.st.roofY, sy);
     st.floorY = px(c.st.floorY, sy);
+    st.underY = px(c.st.underY, sy);
+    st.frontRun = px(c.st.frontRun, sx);
+    st.rearRun = px(c.st.rearRun, sx);
     st.interiorX0 = px(c.st.interiorX0, sx);
     st.interiorX1 = c.st.interiorX1 < 0 ? -1 : px(c.st.interiorX1 + 1, sx) - 1;
     st.interiorY0 = px(c.st.interiorY0, sy);

@@ -20,12 +20,12 @@ struct AnalysisParams {
   const Calibration* calibration = nullptr;  ///< required for raw-signal bundles (borrowed)
   double cellMm = 20.0;                 ///< analysis grid pitch (coarser pixels are kept as they are)
   double effectiveEnergyFraction = 0.4;  ///< mean photon energy / endpoint of the beams
-  std::optional<MaterialCurves> curves;  ///< override of the μ-ratio class boundaries
+  std::optional<MaterialCurves> curves;  ///< calibrated μ-ratio class boundaries (else in-scan reference)
   double opaqueQuanta = 25.0;           ///< fewer detected quanta than this: not penetrated
   double opaqueMinAreaCm2 = 400.0;      ///< smallest not-penetrated patch worth reporting
   double minStepGcm2 = 3.0;             ///< smallest areal-density step considered (water-equivalent)
   double stepSigma = 4.0;               ///< step threshold in quantum-noise σ
-  double textureSigma = 3.0;            ///< step threshold in σ of the load's own texture
+  double blockContrast = 8.0;           ///< a block's step over the robust σ of its surround
   double gapMm = 60.0;                  ///< carton gaps narrower than this are bridged
   double maxBlockMm = 700.0;            ///< a stash face is smaller than this (50 kg ≈ 35 cm cube)
   double minMassKg = 1.0;               ///< smallest estimated excess mass reported
@@ -55,6 +55,8 @@ struct Structure {
   int interiorX0 = -1, interiorX1 = -1, interiorY0 = -1, interiorY1 = -1;  ///< inside the walls
   bool cabFirst = false;             ///< a cab precedes the body (front wall at bodyX0)
   int wheels = 0;                    ///< wheels found below the body
+  int underY = -1;                   ///< lowest row of the body and its chassis
+  int frontRun = 0, rearRun = 0;     ///< dense end-wall columns at the front and the rear (pixels)
   std::vector<std::array<int, 2>> gaps;  ///< empty column runs inside the object
 };
 

@@ -47,6 +47,7 @@ void accumulate(EvalReport& r, const PhantomTruth& truth, const Findings& f, dou
   if (emptyWithContent) {
     ++r.emptyWithContent;
     r.emptyFlagged += f.verdict == "hit" ? 1 : 0;
+    if (f.verdict != "hit") r.emptyMissed.push_back(truth.scanId);
   }
   if (truth.concealments.empty() && !emptyWithContent) {
     ++r.clearScans;
@@ -92,6 +93,11 @@ std::string formatReport(const EvalReport& r) {
   if (!r.missed.empty()) {
     out += "missed (>= 5 kg):";
     for (const std::string& m : r.missed) out += " " + m;
+    out += "\n";
+  }
+  if (!r.emptyMissed.empty()) {
+    out += "declared empty, content not flagged:";
+    for (const std::string& m : r.emptyMissed) out += " " + m;
     out += "\n";
   }
   if (!r.falseAlarmIds.empty()) {

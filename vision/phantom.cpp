@@ -60,6 +60,7 @@ cv::Mat coverage(double a, double b, double pitch, int n, int& first, bool colum
   return w;
 }
 
+// Separable coverage weights: no temporaries, so a scene of a few hundred parts stays cheap.
 void addRect(cv::Mat& map, const Scene& s, double x, double y, double w, double h, double value) {
   if (w <= 0 || h <= 0) return;
   int x0 = 0;
@@ -67,8 +68,12 @@ void addRect(cv::Mat& map, const Scene& s, double x, double y, double w, double 
   const cv::Mat wx = coverage(x, x + w, s.pitch, s.width, x0, false);
   const cv::Mat wy = coverage(y, y + h, s.pitch, s.height, y0, true);
   if (wx.empty() || wy.empty()) return;
-  cv::Mat roi = map(cv::Rect(x0, y0, wx.cols, wy.rows));
-  roi += (wy * wx) * value;
+  const float* px = wx.ptr<float>(0);
+  for (int j = 0; j < wy.rows; ++j) {
+    const float v = static_cast<float>(value) * wy.at<float>(j, 0);
+    float* row = map.ptr<float>(y0 + j) + x0;
+    for (int i = 0; i < wx.cols; ++i) row[i] += v * px[i];
+  }
 }
 
 void scaleRect(cv::Mat& map, const Scene& s, double x, double y, double w, double h, double factor) {
@@ -77,16 +82,20 @@ void scaleRect(cv::Mat& map, const Scene& s, double x, double y, double w, doubl
   const cv::Mat wx = coverage(x, x + w, s.pitch, s.width, x0, false);
   const cv::Mat wy = coverage(y, y + h, s.pitch, s.height, y0, true);
   if (wx.empty() || wy.empty()) return;
-  cv::Mat roi = map(cv::Rect(x0, y0, wx.cols, wy.rows));
   // Partial coverage blends the factor in, 1 where the rect misses the pixel.
-  cv::Mat f = (wy * wx) * (factor - 1.0) + 1.0;
-  cv::multiply(roi, f, roi);
+  const float* px = wx.ptr<float>(0);
+  for (int j = 0; j < wy.rows; ++j) {
+    const float v = static_cast<float>(factor - 1.0) * wy.at<float>(j, 0);
+    float* row = map.ptr<float>(y0 + j) + x0;
+    for (int i = 0; i < wx.cols; ++i) row[i] *= 1.0f + v * px[i];
+  }
 }
 
 // Adds `value` over the annulus r∈[r0, r1) (mm) around (cx, cy), within angles [a0, a1).
 void addAnnulus(cv::Mat& map, const Scene& s, double cx, double cy, double r0, double r1, double value,
                 double a0 = -10.0, double a1 = 10.0) {
   const int sub = 3;  // supersampling for smooth edges
+  const bool sector = a0 > -kPi || a1 < kPi;
   const int xa = std::max(0, static_cast<int>((cx - r1) / s.pitch));
   const int xb = std::min(s.width - 1, static_cast<int>((cx + r1) / s.pitch) + 1);
   const int ya = std::max(0, static_cast<int>((cy - r1) / s.pitch));
@@ -100,8 +109,9 @@ void addAnnulus(cv::Mat& map, const Scene& s, double cx, double cy, double r0, d
           const double px = (x + (i + 0.5) / sub) * s.pitch - cx;
           const double py = (y + (j + 0.5) / sub) * s.pitch - cy;
           const double r = std::sqrt(px * px + py * py);
-          const double a = std::atan2(py, px);
-          if (r >= r0 && r < r1 && a >= a0 && a < a1) ++hits;
+          if (r < r0 || r >= r1) continue;
+          if (sector && (std::atan2(py, px) < a0 || std::atan2(py, px) >= a1)) continue;
+          ++hits;
         }
       }
       row[x] += static_cast<float>(value * hits / (sub * sub));
@@ -406,20 +416,33 @@ void stashInTyre(Scene& s, Rng& rng, const std::vector<std::array<double, 2>>& w
 cv::Mat render(const Scene& s, double endpointMev, bool lowShift, double shiftPx) {
   // Three spectral bins stand in for the bremsstrahlung spectrum; the hardening they cause
   // is what a real dual-energy calibration has to absorb.
-  const std::array<double, 3> fractions = {0.22, 0.38, 0.6};
-  const std::array<double, 3> weights = {0.4, 0.4, 0.2};
-  cv::Mat t = cv::Mat::zeros(s.height, s.width, CV_32F);
-  for (std::size_t k = 0; k < fractions.size(); ++k) {
-    const double e = std::max(1.0, endpointMev * fractions[k]);
-    cv::Mat a = cv::Mat::zeros(s.height, s.width, CV_32F);
-    for (int b = 0; b < kBasisCount; ++b) {
-      const double mu = massAttenuation(static_cast<Basis>(b), e);
-      cv::scaleAdd(s.structure[static_cast<std::size_t>(b)], mu, a, a);
-      cv::scaleAdd(s.load[static_cast<std::size_t>(b)], mu, a, a);
+  constexpr std::size_t kBins = 3;
+  const std::array<double, kBins> fractions = {0.22, 0.38, 0.6};
+  const std::array<float, kBins> weights = {0.4f, 0.4f, 0.2f};
+  std::array<std::array<float, kBasisCount>, kBins> mu{};
+  for (std::size_t k = 0; k < kBins; ++k)
+    for (int b = 0; b < kBasisCount; ++b)
+      mu[k][static_cast<std::size_t>(b)] =
+          static_cast<float>(massAttenuation(static_cast<Basis>(b), std::max(1.0, endpointMev * fractions[k])));
+  cv::Mat t(s.height, s.width, CV_32F);
+  std::array<const float*, 2 * kBasisCount> src{};
+  for (int y = 0; y < s.height; ++y) {
+    for (std::size_t b = 0; b < static_cast<std::size_t>(kBasisCount); ++b) {
+      src[2 * b] = s.structure[b].ptr<float>(y);
+      src[2 * b + 1] = s.load[b].ptr<float>(y);
     }
-    a *= -1.0;
-    cv::exp(a, a);
-    cv::scaleAdd(a, weights[k], t, t);
+    float* out = t.ptr<float>(y);
+    for (int x = 0; x < s.width; ++x) {
+      std::array<float, kBasisCount> rho{};
+      for (std::size_t b = 0; b < rho.size(); ++b) rho[b] = src[2 * b][x] + src[2 * b + 1][x];
+      float sum = 0;
+      for (std::size_t k = 0; k < kBins; ++k) {
+        float a = 0;
+        for (std::size_t b = 0; b < rho.size(); ++b) a += mu[k][b] * rho[b];
+        sum += weights[k] * std::exp(-a);
+      }
+      out[x] = sum;
+    }
   }
   if (lowShift) {
     const cv::Mat m = (cv::Mat_<double>(2, 3) << 1, 0, shiftPx, 0, 1, 0);

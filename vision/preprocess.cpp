@@ -44,15 +44,41 @@ tl::expected<cv::Mat, std::string> toTransmission(const cv::Mat& plane, Signal s
   return t;
 }
 
+// The open-beam level of a plane: the 99th percentile of a sparse sample (exports that leave
+// headroom put it below full scale).
+double openBeamLevel(const cv::Mat& t) {
+  std::vector<float> v;
+  const int step = std::max(1, static_cast<int>(std::sqrt(static_cast<double>(t.total()) / 20000.0)));
+  for (int y = 0; y < t.rows; y += step) {
+    const float* r = t.ptr<float>(y);
+    for (int x = 0; x < t.cols; x += step) v.push_back(r[x]);
+  }
+  if (v.empty()) return 1.0;
+  const auto k = static_cast<std::ptrdiff_t>(0.99 * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + k, v.end());
+  return std::clamp(static_cast<double>(v[static_cast<std::size_t>(k)]), 0.05, 1.0);
+}
+
 // Finds columns that are open beam across (nearly) every detector row.
 std::vector<int> findAirColumns(const cv::Mat& t, const PreprocessParams& p) {
-  cv::Mat mask = t > p.airTransmission;
+  cv::Mat mask = t > static_cast<double>(p.airTransmission) * openBeamLevel(t);
   cv::Mat counts;
   cv::reduce(mask / 255, counts, 0, cv::REDUCE_SUM, CV_32S);
   std::vector<int> cols;
   const int need = static_cast<int>(std::ceil(p.airColumnFraction * t.rows));
+  // Before and after the conveyance every channel but a bad one sees the open beam.
+  const int strict = std::max(need, t.rows - std::max(2, t.rows / 100));
+  auto clearCol = [&](int x) { return counts.at<int>(0, x) >= strict; };
+  auto open = [&](int x) { return counts.at<int>(0, x) >= need; };
+  // Only the open beam before the conveyance arrives and after it leaves: inside it, a thin
+  // skin (an aluminium ULD, a cab's sheet metal) passes for air in most rows, and its edge-on
+  // roof and floor rows would then look like bad channels.
+  for (int x = 0; x < t.cols && clearCol(x); ++x) cols.push_back(x);
+  for (int x = t.cols - 1; x >= 0 && clearCol(x) && (cols.empty() || x > cols.back()); --x) cols.push_back(x);
+  if (cols.size() >= 8) return cols;
+  cols.clear();
   for (int x = 0; x < t.cols; ++x)
-    if (counts.at<int>(0, x) >= need) cols.push_back(x);
+    if (open(x)) cols.push_back(x);
   return cols;
 }
 
@@ -113,7 +139,7 @@ void interpolateRows(cv::Mat& t, const std::vector<char>& bad) {
 // Divides each column by the open-beam level of rows that see air in every pulse; this
 // cancels the linac's pulse-to-pulse dose jitter. Returns the number of reference rows.
 int normaliseDose(cv::Mat& t, const std::vector<char>& bad, const PreprocessParams& p) {
-  cv::Mat mask = t > p.airTransmission;
+  cv::Mat mask = t > static_cast<double>(p.airTransmission) * openBeamLevel(t);
   cv::Mat counts;
   cv::reduce(mask / 255, counts, 1, cv::REDUCE_SUM, CV_32S);
   const int need = static_cast<int>(std::ceil(p.referenceRowFraction * t.cols));

@@ -16,7 +16,7 @@ namespace lanegate::vision {
 /// Knobs of the pre-processing; defaults suit 16-bit linac data.
 struct PreprocessParams {
   float transmissionFloor = 1.0f / 65535.0f;  ///< T below this is clamped (one 16-bit count)
-  float airTransmission = 0.85f;      ///< a pixel this bright is open beam
+  float airTransmission = 0.95f;      ///< this share of the open-beam level is air (thin cab sheet metal is not)
   double airColumnFraction = 0.9;     ///< share of rows open beam for an air column (bad channels allowed)
   double deadChannelRatio = 0.5;      ///< open-beam response below this share of nominal: dead
   double hotChannelRatio = 1.5;       ///< open-beam response above this share of nominal: hot

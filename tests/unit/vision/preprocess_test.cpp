@@ -67,6 +67,25 @@ TEST(Preprocess, DeadAndDimChannelsAreFoundAndInterpolated) {
   EXPECT_NEAR(a->alphaHigh.at<float>(20, 100), -std::log(20000.0 / 65535.0), 0.02);
 }
 
+// A thin skin (an aluminium ULD, a cab's sheet metal: T ≈ 0.94) passes for open beam in most
+// rows; its edge-on roof and floor rows must not be taken for bad channels and erased.
+TEST(Preprocess, ThinSkinRowsAreNotBadChannels) {
+  cv::RNG rng(7);
+  ScanBundle b = flatBundle(300, 100, 1, 0);
+  cv::Mat noise(100, 300, CV_32F);
+  rng.fill(noise, cv::RNG::NORMAL, 0.0, 0.005);
+  cv::Mat t = 1.0 + noise;
+  t(cv::Rect(60, 30, 180, 50)) *= 0.94;  // the skin, 180 columns, half the rows
+  t(cv::Rect(60, 30, 180, 2)) *= 0.3;    // its roof seen edge-on
+  t(cv::Rect(60, 78, 180, 2)) *= 0.25;   // and its floor
+  t.convertTo(b.planes[0], CV_16U, 60000.0);
+  auto a = computeAttenuation(b, nullptr);
+  ASSERT_TRUE(a.has_value()) << a.error();
+  EXPECT_TRUE(a->badRows.empty()) << a->badRows.size() << " rows, first " << a->badRows.front();
+  // The roof keeps its attenuation (−ln 0.282 ≈ 1.27), relative to the 60000-count open beam.
+  EXPECT_NEAR(a->alphaHigh.at<float>(30, 150), -std::log(0.94 * 0.3), 0.05);
+}
+
 TEST(Preprocess, RawNeedsACalibration) {
   ScanBundle b = flatBundle(50, 20, 1, 1000);
   b.meta.signal = Signal::kRaw;
