@@ -37,6 +37,8 @@ constexpr const char* kUsageText =
     "  test-alert [--count N]          accept N org.lanegate.test alerts; prints each id once durable\n"
     "  outbox [--json]                 outbox counts by state, oldest pending age, bytes on disk\n"
     "  reload                          re-read the configuration (as SIGHUP)\n"
+    "  calibrate ims DEVICE [calibrate|verify|clear-fault]\n"
+    "                                  run a detector command (default calibrate); waits for its result\n"
     "\n"
     "commands that talk to the broker as the control room does:\n"
     "  watch -b URI --site S --lane L [--json] [--count N] [--client-id ID] [--no-ack]\n"
@@ -194,6 +196,26 @@ int cmdReload(const std::string& sock, const std::vector<std::string>& args) {
   return rc;
 }
 
+int cmdCalibrate(const std::string& sock, const std::vector<std::string>& args) {
+  if (args.size() < 2 || args.size() > 3) return usage("calibrate needs a device type and name, e.g. calibrate ims ims-1");
+  const std::string& type = args[0];
+  const std::string& device = args[1];
+  std::string action = args.size() == 3 ? args[2] : "calibrate";
+  if (type != "ims") return usage("calibrate: unknown device type '" + type + "' (known: ims)");
+  if (action == "clear-fault") action = "clear_fault";
+  if (action != "calibrate" && action != "verify" && action != "clear_fault")
+    return usage("calibrate ims: unknown action '" + action + "' (calibrate, verify, clear-fault)");
+  const nlohmann::json req{{"cmd", "device-command"}, {"type", type}, {"device", device}, {"command", action}};
+  return report(request(sock, req, [&](const nlohmann::json& j) {
+    const std::string state = j.value("state", "");
+    if (state == "queued")
+      std::cout << device << ": " << action << " sent; waiting for the device's result..." << std::endl;
+    else if (state == "ok")
+      std::cout << device << ": " << (j.value("message", "").empty() ? action + " ok" : j.value("message", ""))
+                << std::endl;
+  }));
+}
+
 // Prints one alert the way a control-room operator reads it.
 void printAlert(const std::string& payload, bool json) {
   if (json) {
@@ -347,6 +369,7 @@ int ctlMain(int argc, char** argv) {
   if (cmd == "test-alert") return cmdTestAlert(sock, rest);
   if (cmd == "reload") return cmdReload(sock, rest);
   if (cmd == "outbox") return cmdOutbox(sock, rest);
+  if (cmd == "calibrate") return cmdCalibrate(sock, rest);
   if (cmd == "watch") return cmdWatch(rest);
   return usage("unknown command '" + cmd + "'");
 }

@@ -315,9 +315,48 @@ void Daemon::onControl(const nlohmann::json& request, std::shared_ptr<ControlRep
   } else if (cmd == "reload") {
     reload();
     reply->finish();
+  } else if (cmd == "device-command") {
+    deviceCommand(request, std::move(reply));
   } else {
     reply->finish("unknown command '" + cmd + "'");
   }
+}
+
+void Daemon::deviceCommand(const nlohmann::json& request, std::shared_ptr<ControlReply> reply) {
+  const auto text = [&](const char* key) {
+    return request.contains(key) && request[key].is_string() ? request[key].get<std::string>() : std::string();
+  };
+  const std::string device = text("device"), type = text("type"), command = text("command");
+  if (device.empty() || command.empty()) {
+    reply->finish("device-command needs \"device\" and \"command\"");
+    return;
+  }
+  const auto spec = std::find_if(config_.devices.begin(), config_.devices.end(),
+                                 [&](const DeviceSpec& d) { return d.name == device; });
+  if (spec == config_.devices.end()) {
+    std::string names;
+    for (const auto& d : config_.devices) names += (names.empty() ? "" : ", ") + d.name;
+    reply->finish("no device named '" + device + "' in " + config_.path +
+                  (names.empty() ? " (it configures no devices)" : " (devices: " + names + ")"));
+    return;
+  }
+  if (!type.empty() && spec->type != type) {
+    reply->finish("device '" + device + "' is of type " + spec->type + ", not " + type);
+    return;
+  }
+  const auto runner = std::find_if(runners_.begin(), runners_.end(),
+                                   [&](const auto& r) { return r->name() == device; });
+  if (runner == runners_.end()) {
+    reply->finish("device '" + device + "' is not running");
+    return;
+  }
+  log::get("daemon")->info("{}: {} requested on the control socket", device, command);
+  reply->line({{"device", device}, {"command", command}, {"state", "queued"}});
+  (*runner)->submit(Command{command}, [reply, device, command](const CommandResult& r) {
+    reply->line({{"device", device}, {"command", command}, {"state", r.ok ? "ok" : "failed"},
+                 {"message", r.message}});
+    reply->finish(r.ok ? "" : device + ": " + (r.message.empty() ? command + " failed" : r.message));
+  });
 }
 
 void Daemon::testAlerts(int count, std::shared_ptr<ControlReply> reply) {

@@ -35,6 +35,7 @@ class Daemon {
   void stopDevices();
   void onControl(const nlohmann::json& request, std::shared_ptr<ControlReply> reply);
   void testAlerts(int count, std::shared_ptr<ControlReply> reply);
+  void deviceCommand(const nlohmann::json& request, std::shared_ptr<ControlReply> reply);
   void checkStatus();
   void onAck(const std::string& payload);
   [[nodiscard]] nlohmann::json outboxJson();

@@ -27,11 +27,59 @@ void DeviceRunner::stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  std::deque<std::pair<Command, CommandDone>> left;
+  {
+    std::lock_guard lock(mutex_);
+    left.swap(commands_);
+  }
+  for (auto& [cmd, done] : left)
+    finish(done, {false, name_ + ": " + cmd.name + " not run: the device was stopped (reload or shutdown)"});
+}
+
+void DeviceRunner::submit(Command cmd, CommandDone done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stop_) {
+      commands_.emplace_back(std::move(cmd), std::move(done));
+      cv_.notify_all();
+      return;
+    }
+  }
+  finish(done, {false, name_ + ": " + cmd.name + " not run: the device is stopping"});
+}
+
+void DeviceRunner::finish(const CommandDone& done, CommandResult r) {
+  asio::post(io_, [done, r = std::move(r)] { done(r); });
+}
+
+bool DeviceRunner::runCommands(bool connected, const std::string& why) {
+  bool ran = false;
+  while (true) {
+    std::pair<Command, CommandDone> next;
+    {
+      std::lock_guard lock(mutex_);
+      if (commands_.empty() || stop_) return ran;
+      next = std::move(commands_.front());
+      commands_.pop_front();
+    }
+    auto& [cmd, done] = next;
+    if (!connected) {
+      finish(done, {false, name_ + ": " + cmd.name + " not run: the device is not connected (" + why + ")"});
+      continue;
+    }
+    log::get("drivers")->info("{}: running command {}", name_, cmd.name);
+    CommandResult r = driver_->command(cmd);
+    log::get("drivers")->info("{}: command {}: {}{}", name_, cmd.name, r.ok ? "ok" : "failed",
+                              r.message.empty() ? "" : ": " + r.message);
+    finish(done, std::move(r));
+    ran = true;
+  }
 }
 
 bool DeviceRunner::sleepFor(std::chrono::milliseconds d) {
   std::unique_lock lock(mutex_);
-  return !cv_.wait_for(lock, d, [this] { return stop_; });
+  cv_.wait_for(lock, d, [this] { return stop_ || !commands_.empty(); });
+  return !stop_;
 }
 
 void DeviceRunner::report(const DeviceHealth& h) {
@@ -54,7 +102,15 @@ void DeviceRunner::run() {
       const auto cap = std::min<std::int64_t>(maxBackoff.count(), minBackoff.count() << std::min(attempt, 6u));
       std::uniform_int_distribution<std::int64_t> d(minBackoff.count(), std::max(cap, minBackoff.count()));
       if (attempt++ % 10 == 0) logger->warn("{}: cannot open: {}", name_, error);
-      if (!sleepFor(std::chrono::milliseconds(d(rng)))) break;
+      // Back off; a command arriving meanwhile is answered at once, not after the wait.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(d(rng));
+      bool stopping = false;
+      while (!stopping && std::chrono::steady_clock::now() < until) {
+        runCommands(false, error);
+        stopping = !sleepFor(std::chrono::duration_cast<std::chrono::milliseconds>(
+            until - std::chrono::steady_clock::now()));
+      }
+      if (stopping) break;
       continue;
     }
     logger->info("{}: open", name_);
@@ -73,6 +129,7 @@ void DeviceRunner::run() {
         driver_->close();
         return;
       }
+      if (!reopen) runCommands(true, "");
     }
     driver_->close();
   }

@@ -4,6 +4,7 @@
 // device only ever stalls its own thread.
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -32,10 +33,21 @@ class DeviceRunner {
   /// The device name.
   [[nodiscard]] const std::string& name() const { return name_; }
 
+  /// Called on the io thread with a command's outcome.
+  using CommandDone = std::function<void(const CommandResult&)>;
+  /// Queues a technician's command for the device thread, which runs it between polls
+  /// (the driver may block until the device answers). `done` is posted to the io thread
+  /// exactly once: with the driver's result, or with an error when the device is not
+  /// connected or the runner stops first.
+  void submit(Command cmd, CommandDone done);
+
  private:
   void run();
-  bool sleepFor(std::chrono::milliseconds d);  // false when stopping
+  bool sleepFor(std::chrono::milliseconds d);  // false when stopping; wakes early for a command
   void report(const DeviceHealth& h);
+  // Runs (connected) or refuses (not connected: `why`) every queued command; true if any ran.
+  bool runCommands(bool connected, const std::string& why);
+  void finish(const CommandDone& done, CommandResult r);
 
   asio::io_context& io_;
   std::string name_;
@@ -45,6 +57,7 @@ class DeviceRunner {
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stop_ = false;
+  std::deque<std::pair<Command, CommandDone>> commands_;
   std::thread thread_;
 };
 

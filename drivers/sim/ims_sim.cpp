@@ -29,6 +29,7 @@ constexpr const char* kUsage =
     "                        [--profile FILE] [--library FILE] [--scenario FILE]\n"
     "                        [--every-ms N] [--sequence ITEM,ITEM,...] [--once]\n"
     "                        [--points N] [--seed N] [--command-ms N] [--fail-commands]\n"
+    "                        [--calibration-due]\n"
     "                        [--fault none|stall|disconnect|garbage|exception|device]\n"
     "                        [--fault-after N]\n"
     "  ITEM is 'clear' or SUBSTANCE:AMPLITUDE[+SUBSTANCE:AMPLITUDE...], e.g.\n"
@@ -81,6 +82,8 @@ tl::expected<void, std::string> loadScenario(const std::string& path, ImsSimOpti
         o.commandTime = milliseconds(v.as<long long>());
       else if (key == "fail_commands")
         o.failCommands = v.as<bool>();
+      else if (key == "calibration_due")
+        o.calibrationDue = v.as<bool>();
       else if (key == "fault")
         o.fault = v.as<std::string>();
       else if (key == "fault_after")
@@ -111,6 +114,10 @@ tl::expected<ImsSimOptions, std::string> parseImsSimArgs(std::span<const std::st
     }
     if (a == "--fail-commands") {
       o.failCommands = true;
+      continue;
+    }
+    if (a == "--calibration-due") {
+      o.calibrationDue = true;
       continue;
     }
     if (a == "-h" || a == "--help") return tl::make_unexpected(std::string());
@@ -225,6 +232,7 @@ tl::expected<std::unique_ptr<ImsSimulator>, std::string> ImsSimulator::create(
       sim->table()[static_cast<std::size_t>(*p.versionAddress)] =
           static_cast<std::uint16_t>(p.expectedVersion);
     sim->setStatusBit(p.bits.ready, true);
+    sim->setStatusBit(p.bits.calibrationDue, sim->options_.calibrationDue);
     sim->table()[static_cast<std::size_t>(p.driftTempK.address)] = p.driftTempK.encode(383.15);
     sim->table()[static_cast<std::size_t>(p.pressureHpa.address)] = p.pressureHpa.encode(1013.25);
     sim->table()[static_cast<std::size_t>(p.desorberTempC.address)] = p.desorberTempC.encode(250.0);

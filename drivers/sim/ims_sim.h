@@ -34,6 +34,7 @@ struct ImsSimOptions {
   std::uint64_t seed = 1;                       ///< spectra are reproducible per seed
   std::chrono::milliseconds commandTime{1000};  ///< how long a command runs
   bool failCommands = false;                    ///< commands end in "failed"
+  bool calibrationDue = false;                  ///< starts with calibration_due set
   std::string fault = "none";                   ///< none|stall|disconnect|garbage|exception|device
   int faultAfter = 0;                           ///< samples produced before the fault starts
   bool printEvents = false;                     ///< one stdout line per sample and command

@@ -2,7 +2,9 @@
 // control room: a cocaine sample becomes an org.lanegate.trace.hit alert that validates.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <regex>
+#include <thread>
 #include <sstream>
 
 #include "tests/integration/daemon_fixture.h"
@@ -19,6 +21,19 @@ int simPort(Process& sim) {
     return port != 0 || !sim.running();
   }, 15s);
   return port;
+}
+
+std::string imsDevice(int port, const std::string& extra = "") {
+  return "ims_library: " LANEGATE_SOURCE_DIR "/config/ims/substances.yaml\n"
+         "devices:\n  - name: ims-1\n    type: ims\n    host: 127.0.0.1\n    port: " +
+         std::to_string(port) + "\n    poll_interval_ms: 100\n    profile: " LANEGATE_SOURCE_DIR
+         "/config/profiles/ims-generic-v1.yaml\n" + extra;
+}
+
+std::size_t countOf(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+  return n;
 }
 
 TEST(TraceIT, SimulatedCocaineSampleArrivesAsAValidTraceHit) {
@@ -52,6 +67,108 @@ TEST(TraceIT, SimulatedCocaineSampleArrivesAsAValidTraceHit) {
   EXPECT_TRUE(waitFor([&] {
     return retained(broker, "lanegate/v1/it/lane-1/devices/ims-1/status", 1s).find("\"ok\"") != std::string::npos;
   }, 15s));
+}
+
+// Acceptance 2 of issue 4: the scenario's hits reach the broker, and nothing else: clear
+// samples raise no alert and every hit arrives once as its own alert.
+TEST(TraceIT, ScenarioDeliversItsHitsAndNothingElse) {
+  TempDir dir;
+  Broker broker(dir);
+  Process sim({LANEGATE_SIM_BIN, "ims", "--port", "0", "--every-ms", "400", "--once", "--sequence",
+               "clear,cocaine:900,clear,clear,fentanyl:700,clear"},
+              dir.file("sim"));
+  const int port = simPort(sim);
+  ASSERT_NE(port, 0) << sim.err();
+  Process watch({LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1", "--json"},
+                dir.file("watch"));
+  ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s)) << watch.err();
+  Daemon d(dir, configText(dir, broker.uri(), imsDevice(port)));
+  // The daemon has judged the samples: the clear ones (logged; the first may predate its
+  // connection, which the driver takes as already seen) and the two hits.
+  ASSERT_TRUE(waitFor([&] {
+    const std::string log = d.process().err();
+    return countOf(log, "trace sample clear") >= 3 && countOf(log, "trace hit ") >= 2;
+  }, 30s)) << d.process().err() << sim.out();
+  ASSERT_TRUE(waitFor([&] { return countOf(watch.out(), "\"type\":") >= 2; }, 15s)) << watch.out();
+  std::this_thread::sleep_for(1500ms);  // room for an alert that should not exist to show up
+  std::map<std::string, std::string> byId;   // QoS 1 may repeat an alert; ids must not
+  std::istringstream lines(watch.out());
+  for (std::string line; std::getline(lines, line);) {
+    const auto alert = nlohmann::json::parse(line);
+    ASSERT_EQ(alert["type"], "org.lanegate.trace.hit") << line;
+    byId[alert["id"]] = alert["data"]["substances"].dump();
+  }
+  ASSERT_EQ(byId.size(), 2u) << watch.out();
+  std::string all;
+  for (const auto& [id, substances] : byId) all += substances;
+  EXPECT_NE(all.find("cocaine"), std::string::npos) << all;
+  EXPECT_NE(all.find("fentanyl"), std::string::npos) << all;
+  for (const char* other : {"methamphetamine", "heroin", "carfentanil", "TNT", "RDX", "PETN"})
+    EXPECT_EQ(all.find(other), std::string::npos) << other << " in " << all;
+  EXPECT_EQ(countOf(sim.out(), "sample "), 6u) << sim.out();
+}
+
+// `lanegatectl calibrate ims` reaches the detector through the daemon's device thread,
+// waits for the device's result, and the retained status shows the calibration done.
+TEST(TraceIT, CalibrateThroughTheControlSocket) {
+  TempDir dir;
+  Broker broker(dir);
+  Process sim({LANEGATE_SIM_BIN, "ims", "--port", "0", "--every-ms", "60000", "--calibration-due", "--command-ms",
+               "500"},
+              dir.file("sim"));
+  const int port = simPort(sim);
+  ASSERT_NE(port, 0) << sim.err();
+  Daemon d(dir, configText(dir, broker.uri(), imsDevice(port)));
+  const std::string topic = "lanegate/v1/it/lane-1/devices/ims-1/status";
+  ASSERT_TRUE(waitFor([&] { return retained(broker, topic, 1s).find("\"calibration_due\"") != std::string::npos; },
+                      20s))
+      << retained(broker, topic, 1s) << d.process().err();
+
+  const auto cal = d.ctl({"calibrate", "ims", "ims-1"});
+  EXPECT_EQ(cal.code, 0) << cal.out << cal.err;
+  EXPECT_NE(cal.out.find("waiting for the device"), std::string::npos) << cal.out;
+  EXPECT_NE(cal.out.find("calibrate ok"), std::string::npos) << cal.out;
+  EXPECT_NE(sim.out().find("command calibrate ok"), std::string::npos) << sim.out();
+  EXPECT_TRUE(waitFor([&] { return retained(broker, topic, 1s).find("\"state\":\"ok\"") != std::string::npos; },
+                      15s))
+      << retained(broker, topic, 1s);
+
+  const auto verify = d.ctl({"calibrate", "ims", "ims-1", "verify"});
+  EXPECT_EQ(verify.code, 0) << verify.out << verify.err;
+  EXPECT_NE(sim.out().find("command verify ok"), std::string::npos) << sim.out();
+
+  // Clear errors for what cannot be done.
+  const auto unknown = d.ctl({"calibrate", "ims", "ims-9"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_NE(unknown.err.find("no device named 'ims-9'"), std::string::npos) << unknown.err;
+  EXPECT_NE(unknown.err.find("ims-1"), std::string::npos) << unknown.err;
+  const auto badAction = d.ctl({"calibrate", "ims", "ims-1", "reboot"});
+  EXPECT_EQ(badAction.code, 2);
+  EXPECT_NE(badAction.err.find("unknown action 'reboot'"), std::string::npos) << badAction.err;
+}
+
+TEST(TraceIT, FailedCalibrationIsReportedAndAnOfflineDeviceRefusesAtOnce) {
+  TempDir dir;
+  Broker broker(dir);
+  Process sim({LANEGATE_SIM_BIN, "ims", "--port", "0", "--every-ms", "60000", "--fail-commands", "--command-ms",
+               "200"},
+              dir.file("sim"));
+  const int port = simPort(sim);
+  ASSERT_NE(port, 0) << sim.err();
+  const int deadPort = freeLoopbackPort();
+  Daemon d(dir, configText(dir, broker.uri(),
+                           imsDevice(port, "  - name: ims-2\n    type: ims\n    host: 127.0.0.1\n    port: " +
+                                               std::to_string(deadPort) +
+                                               "\n    profile: " LANEGATE_SOURCE_DIR
+                                               "/config/profiles/ims-generic-v1.yaml\n")));
+  ASSERT_TRUE(waitFor([&] { return d.up(); }, 15s)) << d.process().err();
+  const auto failed = d.ctl({"calibrate", "ims", "ims-1"});
+  EXPECT_EQ(failed.code, 1) << failed.out << failed.err;
+  EXPECT_NE(failed.err.find("ims-1: calibrate failed: the device reported failure"), std::string::npos)
+      << failed.err;
+  const auto offline = d.ctl({"calibrate", "ims", "ims-2"});
+  EXPECT_EQ(offline.code, 1) << offline.out << offline.err;
+  EXPECT_NE(offline.err.find("not connected"), std::string::npos) << offline.err;
 }
 
 }  // namespace
