@@ -279,6 +279,7 @@ void ImsSimulator::step(milliseconds slice) {
       writing_ = false;
       setStatusBit(profile_.bits.analysing, false);
       fault = produced_ == options_.faultAfter && options_.faultAfter > 0;
+      if (producedHook_) producedHook_(seq_);
     } else if (now >= next_ &&
                !(options_.once && static_cast<std::size_t>(produced_) >= items_.size())) {
       produce(now);

@@ -7,6 +7,7 @@
 // in-process for tests; runImsSim() is the command line.
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -57,6 +58,9 @@ class ImsSimulator {
   [[nodiscard]] int samples() const { return produced_; }
   /// The profile served.
   [[nodiscard]] const ImsProfile& profile() const { return profile_; }
+  /// Called on the serving thread when a sample becomes readable (its even sequence is
+  /// written), e.g. to measure the latency of a reader. Set before serving starts.
+  void setProducedHook(std::function<void(std::uint16_t seq)> hook) { producedHook_ = std::move(hook); }
 
  private:
   struct Ion {
@@ -81,6 +85,7 @@ class ImsSimulator {
   bool writing_ = false;  // seq is odd until the next step
   bool deviceFault_ = false;
   std::optional<std::pair<std::string, std::chrono::steady_clock::time_point>> command_;
+  std::function<void(std::uint16_t)> producedHook_;
 };
 
 /// `lanegate-sim ims ARGS...`: serves until SIGTERM/SIGINT; the exit code.
