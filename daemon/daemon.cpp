@@ -2,7 +2,9 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <algorithm>
 #include <csignal>
+#include <iterator>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -141,12 +143,26 @@ void Daemon::reload() {
 }
 
 void Daemon::startDevices() {
+  // One runner (thread) per TCP device, one per serial bus shared by its devices.
+  std::vector<std::pair<std::string, std::vector<DeviceRunner::Device>>> groups;
   for (const auto& spec : config_.devices) {
     const DriverType* type = findDriverType(spec.type);
     if (!type) continue;  // validated before; cannot happen
     health_[spec.name] = DeviceHealth{};
+    const std::string bus = serialBusOf(spec);
+    auto group = bus.empty() ? groups.end()
+                             : std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == bus; });
+    if (group == groups.end()) {
+      groups.emplace_back(bus.empty() ? spec.name : bus, std::vector<DeviceRunner::Device>{});
+      group = std::prev(groups.end());
+    }
+    group->second.push_back({spec.name, type->create(spec)});
+  }
+  for (auto& [label, devices] : groups) {
+    if (devices.size() > 1)
+      log::get("daemon")->info("serial bus {}: {} devices share one thread", label, devices.size());
     auto runner = std::make_unique<DeviceRunner>(
-        io_, spec.name, type->create(spec),
+        io_, label, std::move(devices),
         [this](const std::string& n, const DeviceHealth& h) { onDeviceHealth(n, h); },
         [this](const std::string& n, const Sample& s) { onSample(n, s); });
     runner->start();
@@ -345,14 +361,14 @@ void Daemon::deviceCommand(const nlohmann::json& request, std::shared_ptr<Contro
     return;
   }
   const auto runner = std::find_if(runners_.begin(), runners_.end(),
-                                   [&](const auto& r) { return r->name() == device; });
+                                   [&](const auto& r) { return r->serves(device); });
   if (runner == runners_.end()) {
     reply->finish("device '" + device + "' is not running");
     return;
   }
   log::get("daemon")->info("{}: {} requested on the control socket", device, command);
   reply->line({{"device", device}, {"command", command}, {"state", "queued"}});
-  (*runner)->submit(Command{command}, [reply, device, command](const CommandResult& r) {
+  (*runner)->submit(device, Command{command}, [reply, device, command](const CommandResult& r) {
     reply->line({{"device", device}, {"command", command}, {"state", r.ok ? "ok" : "failed"},
                  {"message", r.message}});
     reply->finish(r.ok ? "" : device + ": " + (r.message.empty() ? command + " failed" : r.message));

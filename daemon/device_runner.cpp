@@ -7,18 +7,43 @@
 
 namespace lanegate {
 
-DeviceRunner::DeviceRunner(asio::io_context& io, std::string name, std::unique_ptr<Driver> driver,
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+constexpr milliseconds kMinBackoff{500}, kMaxBackoff{30'000};
+}
+
+/// One device's state on the runner's thread.
+struct DeviceRunner::Slot {
+  std::string name;
+  std::unique_ptr<Driver> driver;
+  bool open = false;
+  unsigned attempt = 0;
+  std::string error;  // why it is not open
+  Clock::time_point due{};
+};
+
+DeviceRunner::DeviceRunner(asio::io_context& io, std::string label, std::vector<Device> devices,
                            std::function<void(const std::string&, const DeviceHealth&)> onHealth,
                            std::function<void(const std::string&, const Sample&)> onSample)
-    : io_(io),
-      name_(std::move(name)),
-      driver_(std::move(driver)),
-      onHealth_(std::move(onHealth)),
-      onSample_(std::move(onSample)) {}
+    : io_(io), label_(std::move(label)), onHealth_(std::move(onHealth)), onSample_(std::move(onSample)) {
+  for (auto& d : devices) {
+    auto s = std::make_unique<Slot>();
+    s->name = std::move(d.name);
+    s->driver = std::move(d.driver);
+    s->error = "not opened yet";
+    slots_.push_back(std::move(s));
+  }
+}
 
 DeviceRunner::~DeviceRunner() { stop(); }
 
 void DeviceRunner::start() { thread_ = std::thread([this] { run(); }); }
+
+bool DeviceRunner::serves(const std::string& device) const {
+  return std::any_of(slots_.begin(), slots_.end(), [&](const auto& s) { return s->name == device; });
+}
 
 void DeviceRunner::stop() {
   {
@@ -27,113 +52,125 @@ void DeviceRunner::stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  std::deque<std::pair<Command, CommandDone>> left;
+  std::deque<Pending> left;
   {
     std::lock_guard lock(mutex_);
     left.swap(commands_);
   }
-  for (auto& [cmd, done] : left)
-    finish(done, {false, name_ + ": " + cmd.name + " not run: the device was stopped (reload or shutdown)"});
+  for (auto& p : left)
+    finish(p.done, {false, p.cmd.name + " not run: the device was stopped (reload or shutdown)"});
 }
 
-void DeviceRunner::submit(Command cmd, CommandDone done) {
+void DeviceRunner::submit(const std::string& device, Command cmd, CommandDone done) {
   {
     std::lock_guard lock(mutex_);
     if (!stop_) {
-      commands_.emplace_back(std::move(cmd), std::move(done));
+      commands_.push_back({device, std::move(cmd), std::move(done)});
       cv_.notify_all();
       return;
     }
   }
-  finish(done, {false, name_ + ": " + cmd.name + " not run: the device is stopping"});
+  finish(done, {false, cmd.name + " not run: the device is stopping"});
 }
 
 void DeviceRunner::finish(const CommandDone& done, CommandResult r) {
   asio::post(io_, [done, r = std::move(r)] { done(r); });
 }
 
-bool DeviceRunner::runCommands(bool connected, const std::string& why) {
-  bool ran = false;
-  while (true) {
-    std::pair<Command, CommandDone> next;
-    {
-      std::lock_guard lock(mutex_);
-      if (commands_.empty() || stop_) return ran;
-      next = std::move(commands_.front());
-      commands_.pop_front();
-    }
-    auto& [cmd, done] = next;
-    if (!connected) {
-      finish(done, {false, name_ + ": " + cmd.name + " not run: the device is not connected (" + why + ")"});
-      continue;
-    }
-    log::get("drivers")->info("{}: running command {}", name_, cmd.name);
-    CommandResult r = driver_->command(cmd);
-    log::get("drivers")->info("{}: command {}: {}{}", name_, cmd.name, r.ok ? "ok" : "failed",
-                              r.message.empty() ? "" : ": " + r.message);
-    finish(done, std::move(r));
-    ran = true;
-  }
+void DeviceRunner::report(const std::string& device, const DeviceHealth& h) {
+  // Copies, not `this`: a posted report may run after a reload replaced this runner.
+  asio::post(io_, [cb = onHealth_, device, h] { cb(device, h); });
 }
 
-bool DeviceRunner::sleepFor(std::chrono::milliseconds d) {
+bool DeviceRunner::sleepFor(Clock::duration d) {
   std::unique_lock lock(mutex_);
   cv_.wait_for(lock, d, [this] { return stop_ || !commands_.empty(); });
   return !stop_;
 }
 
-void DeviceRunner::report(const DeviceHealth& h) {
-  // Copies, not `this`: a posted report may run after a reload replaced this runner.
-  asio::post(io_, [cb = onHealth_, name = name_, h] { cb(name, h); });
+void DeviceRunner::runCommands() {
+  auto logger = log::get("drivers");
+  while (true) {
+    Pending next;
+    {
+      std::lock_guard lock(mutex_);
+      if (commands_.empty() || stop_) return;
+      next = std::move(commands_.front());
+      commands_.pop_front();
+    }
+    const auto slot = std::find_if(slots_.begin(), slots_.end(), [&](const auto& s) { return s->name == next.device; });
+    if (slot == slots_.end()) {
+      finish(next.done, {false, "no device '" + next.device + "' on " + label_});
+      continue;
+    }
+    Slot& s = **slot;
+    if (!s.open) {
+      finish(next.done, {false, next.cmd.name + " not run: the device is not connected (" + s.error + ")"});
+      continue;
+    }
+    logger->info("{}: running command {}", s.name, next.cmd.name);
+    CommandResult r = s.driver->command(next.cmd);
+    logger->info("{}: command {}: {}{}", s.name, next.cmd.name, r.ok ? "ok" : "failed",
+                 r.message.empty() ? "" : ": " + r.message);
+    finish(next.done, std::move(r));
+    s.due = Clock::now();  // poll at once: the health shows the command's effect
+  }
+}
+
+void DeviceRunner::step(Slot& s, Clock::time_point now) {
+  auto logger = log::get("drivers");
+  if (!s.open) {
+    std::string error;
+    if (s.driver->open(error) == DriverAction::ok) {
+      logger->info("{}: open", s.name);
+      s.open = true;
+      s.attempt = 0;
+      s.due = now;
+      return;
+    }
+    DeviceHealth h;
+    h.state = "offline";
+    h.detail = error;
+    report(s.name, h);
+    if (s.attempt % 10 == 0) logger->warn("{}: cannot open: {}", s.name, error);
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    const auto cap = std::min<std::int64_t>(kMaxBackoff.count(), kMinBackoff.count() << std::min(s.attempt, 6u));
+    std::uniform_int_distribution<std::int64_t> d(kMinBackoff.count(), std::max(cap, kMinBackoff.count()));
+    ++s.attempt;
+    s.error = error;
+    s.due = Clock::now() + milliseconds(d(rng));
+    return;
+  }
+  PollResult r = s.driver->poll();
+  report(s.name, r.health);
+  for (auto& sample : r.samples)
+    asio::post(io_, [cb = onSample_, name = s.name, sample = std::move(sample)] { cb(name, sample); });
+  if (r.action != DriverAction::ok) {
+    logger->warn("{}: {}", s.name, r.error);
+    s.driver->close();
+    s.open = false;
+    s.error = r.error;
+  }
+  s.due = Clock::now() + s.driver->pollInterval();
 }
 
 void DeviceRunner::run() {
-  auto logger = log::get("drivers");
-  std::mt19937_64 rng{std::random_device{}()};
-  const std::chrono::milliseconds minBackoff{500}, maxBackoff{30'000};
-  unsigned attempt = 0;
   while (true) {
-    std::string error;
-    if (driver_->open(error) != DriverAction::ok) {
-      DeviceHealth h;
-      h.state = "offline";
-      h.detail = error;
-      report(h);
-      const auto cap = std::min<std::int64_t>(maxBackoff.count(), minBackoff.count() << std::min(attempt, 6u));
-      std::uniform_int_distribution<std::int64_t> d(minBackoff.count(), std::max(cap, minBackoff.count()));
-      if (attempt++ % 10 == 0) logger->warn("{}: cannot open: {}", name_, error);
-      // Back off; a command arriving meanwhile is answered at once, not after the wait.
-      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(d(rng));
-      bool stopping = false;
-      while (!stopping && std::chrono::steady_clock::now() < until) {
-        runCommands(false, error);
-        stopping = !sleepFor(std::chrono::duration_cast<std::chrono::milliseconds>(
-            until - std::chrono::steady_clock::now()));
-      }
-      if (stopping) break;
-      continue;
+    const auto now = Clock::now();
+    for (auto& s : slots_) {
+      if (s->due <= now) step(*s, now);
+      runCommands();  // between two devices' turns: a technician never waits a whole round
     }
-    logger->info("{}: open", name_);
-    attempt = 0;
-    bool reopen = false;
-    while (!reopen) {
-      PollResult r = driver_->poll();
-      report(r.health);
-      for (auto& s : r.samples)
-        asio::post(io_, [cb = onSample_, name = name_, s = std::move(s)] { cb(name, s); });
-      if (r.action != DriverAction::ok) {
-        logger->warn("{}: {}", name_, r.error);
-        reopen = true;
-      }
-      if (!sleepFor(driver_->pollInterval())) {
-        driver_->close();
-        return;
-      }
-      if (!reopen) runCommands(true, "");
+    Clock::time_point next = Clock::time_point::max();
+    for (const auto& s : slots_) next = std::min(next, s->due);
+    const auto wait = slots_.empty() ? Clock::duration(std::chrono::hours(1)) : next - Clock::now();
+    if (wait > Clock::duration::zero() && !sleepFor(wait)) break;
+    {
+      std::lock_guard lock(mutex_);
+      if (stop_) break;
     }
-    driver_->close();
   }
-  driver_->close();
+  for (auto& s : slots_) s->driver->close();
 }
 
 }  // namespace lanegate

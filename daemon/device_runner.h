@@ -1,25 +1,36 @@
 #pragma once
-// Runs one driver on its own thread (libmodbus blocks), reconnecting with jittered
-// backoff, and reports health to the io thread. A dead, slow or garbage-speaking
-// device only ever stalls its own thread.
+// Runs drivers on a thread of their own (libmodbus blocks), opening them with jittered
+// backoff, polling each at its interval, running technicians' commands between polls,
+// and reporting health and samples to the io thread. A runner serves one TCP device, or
+// every device on one serial bus (they share the line, so one thread takes turns). A
+// dead, slow or garbage-speaking device only ever stalls its own runner.
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "daemon/asio.h"
 #include "drivers/driver.h"
 
 namespace lanegate {
 
-/// One device's thread.
+/// One thread for one device or one serial bus.
 class DeviceRunner {
  public:
+  /// A device the runner serves.
+  struct Device {
+    std::string name;
+    std::unique_ptr<Driver> driver;
+  };
   /// Health and samples are posted to `io` and handed to `onHealth` / `onSample`.
-  DeviceRunner(asio::io_context& io, std::string name, std::unique_ptr<Driver> driver,
+  /// `label` names the runner in logs (the device, or the bus).
+  DeviceRunner(asio::io_context& io, std::string label, std::vector<Device> devices,
                std::function<void(const std::string&, const DeviceHealth&)> onHealth,
                std::function<void(const std::string&, const Sample&)> onSample);
   ~DeviceRunner();
@@ -28,36 +39,45 @@ class DeviceRunner {
 
   /// Starts the thread.
   void start();
-  /// Asks the thread to stop and joins it (close() is called on the driver).
+  /// Asks the thread to stop and joins it (close() is called on every driver).
   void stop();
-  /// The device name.
-  [[nodiscard]] const std::string& name() const { return name_; }
+  /// The runner's label (device or bus).
+  [[nodiscard]] const std::string& label() const { return label_; }
+  /// True when `device` is one of this runner's devices.
+  [[nodiscard]] bool serves(const std::string& device) const;
 
   /// Called on the io thread with a command's outcome.
   using CommandDone = std::function<void(const CommandResult&)>;
-  /// Queues a technician's command for the device thread, which runs it between polls
+  /// Queues a technician's command for `device`, which the thread runs between polls
   /// (the driver may block until the device answers). `done` is posted to the io thread
   /// exactly once: with the driver's result, or with an error when the device is not
   /// connected or the runner stops first.
-  void submit(Command cmd, CommandDone done);
+  void submit(const std::string& device, Command cmd, CommandDone done);
 
  private:
+  struct Slot;
+  struct Pending {
+    std::string device;
+    Command cmd;
+    CommandDone done;
+  };
   void run();
-  bool sleepFor(std::chrono::milliseconds d);  // false when stopping; wakes early for a command
-  void report(const DeviceHealth& h);
-  // Runs (connected) or refuses (not connected: `why`) every queued command; true if any ran.
-  bool runCommands(bool connected, const std::string& why);
+  void step(Slot& s, std::chrono::steady_clock::time_point now);
+  // Waits up to `d`; false when stopping. Wakes early when a command arrives.
+  bool sleepFor(std::chrono::steady_clock::duration d);
+  void report(const std::string& device, const DeviceHealth& h);
+  void runCommands();
   void finish(const CommandDone& done, CommandResult r);
 
   asio::io_context& io_;
-  std::string name_;
-  std::unique_ptr<Driver> driver_;
+  std::string label_;
+  std::vector<std::unique_ptr<Slot>> slots_;
   std::function<void(const std::string&, const DeviceHealth&)> onHealth_;
   std::function<void(const std::string&, const Sample&)> onSample_;
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stop_ = false;
-  std::deque<std::pair<Command, CommandDone>> commands_;
+  std::deque<Pending> commands_;
   std::thread thread_;
 };
 

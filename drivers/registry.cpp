@@ -26,4 +26,10 @@ const DriverType* findDriverType(std::string_view type) {
   return nullptr;
 }
 
+std::string serialBusOf(const DeviceSpec& spec) {
+  const YAML::Node& s = spec.settings;
+  if (!s.IsMap() || !s["transport"] || !s["transport"].IsScalar() || s["transport"].Scalar() != "rtu") return "";
+  return s["device"] && s["device"].IsScalar() ? s["device"].Scalar() : "";
+}
+
 }  // namespace lanegate

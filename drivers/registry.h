@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "drivers/driver.h"
@@ -26,5 +27,9 @@ struct DriverType {
 std::span<const DriverType> driverTypes();
 /// The driver type for a config `type:`, or nullptr.
 const DriverType* findDriverType(std::string_view type);
+
+/// The serial line a device is on (`transport: rtu` and its `device:` path), or "" when
+/// it has a connection of its own. Devices on one line share one thread and context.
+std::string serialBusOf(const DeviceSpec& spec);
 
 }  // namespace lanegate

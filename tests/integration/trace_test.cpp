@@ -2,6 +2,7 @@
 // control room: a cocaine sample becomes an org.lanegate.trace.hit alert that validates.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <regex>
 #include <thread>
@@ -169,6 +170,43 @@ TEST(TraceIT, FailedCalibrationIsReportedAndAnOfflineDeviceRefusesAtOnce) {
   const auto offline = d.ctl({"calibrate", "ims", "ims-2"});
   EXPECT_EQ(offline.code, 1) << offline.out << offline.err;
   EXPECT_NE(offline.err.find("not connected"), std::string::npos) << offline.err;
+}
+
+// Two detectors on one serial bus (socat links two pseudo-terminals): one thread takes
+// turns; the unit that never answers does not keep the other's hits or commands back.
+TEST(TraceIT, TwoDetectorsOnOneSerialBus) {
+  if (!std::filesystem::exists("/usr/bin/socat")) GTEST_SKIP() << "socat is not installed (make deps)";
+  TempDir dir;
+  Broker broker(dir);
+  Process socat({"/usr/bin/socat", "pty,raw,echo=0,link=" + dir.file("A"), "pty,raw,echo=0,link=" + dir.file("B")},
+                dir.file("socat"));
+  ASSERT_TRUE(waitFor([&] { return std::filesystem::exists(dir.file("A")) && std::filesystem::exists(dir.file("B")); },
+                      5s));
+  Process sim({LANEGATE_SIM_BIN, "ims", "--rtu", dir.file("A"), "--unit-id", "1", "--every-ms", "700", "--points",
+               "600", "--sequence", "clear,heroin:800", "--command-ms", "200"},
+              dir.file("sim"));
+  ASSERT_TRUE(waitFor([&] { return sim.out().find("listening") != std::string::npos || !sim.running(); }, 10s));
+  Process watch({LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1", "--json",
+                 "--count", "1"},
+                dir.file("watch"));
+  ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s)) << watch.err();
+  std::string devices = "ims_library: " LANEGATE_SOURCE_DIR "/config/ims/substances.yaml\ndevices:\n";
+  for (int unit : {1, 2})
+    devices += "  - name: ims-" + std::to_string(unit) + "\n    type: ims\n    transport: rtu\n    device: " +
+               dir.file("B") + "\n    baud: 19200\n    unit_id: " + std::to_string(unit) +
+               "\n    poll_interval_ms: 100\n    response_timeout_ms: 300\n    profile: " LANEGATE_SOURCE_DIR
+               "/config/profiles/ims-generic-v1.yaml\n";
+  Daemon d(dir, configText(dir, broker.uri(), devices));
+  ASSERT_EQ(watch.wait(40s), 0) << d.process().err() << sim.out();
+  EXPECT_NE(watch.out().find("heroin"), std::string::npos) << watch.out();
+  EXPECT_NE(d.process().err().find("serial bus " + dir.file("B") + ": 2 devices share one thread"), std::string::npos)
+      << d.process().err();
+  EXPECT_TRUE(waitFor([&] {
+    return retained(broker, "lanegate/v1/it/lane-1/devices/ims-2/status", 1s).find("\"offline\"") != std::string::npos;
+  }, 15s));
+  const auto cal = d.ctl({"calibrate", "ims", "ims-1", "verify"});
+  EXPECT_EQ(cal.code, 0) << cal.out << cal.err;
+  EXPECT_NE(sim.out().find("command verify ok"), std::string::npos) << sim.out();
 }
 
 }  // namespace
