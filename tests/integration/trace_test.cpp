@@ -84,8 +84,9 @@ TEST(TraceIT, ScenarioDeliversItsHitsAndNothingElse) {
                 dir.file("watch"));
   ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s)) << watch.err();
   Daemon d(dir, configText(dir, broker.uri(), imsDevice(port)));
-  // The daemon has judged the samples: the clear ones (logged; the first may predate its
-  // connection, which the driver takes as already seen) and the two hits.
+  // The daemon has judged the samples: the clear ones (logged; the first may already be
+  // replaced by the second when the daemon connects: a detector holds one sample) and
+  // the two hits.
   ASSERT_TRUE(waitFor([&] {
     const std::string log = d.process().err();
     return countOf(log, "trace sample clear") >= 3 && countOf(log, "trace hit ") >= 2;
