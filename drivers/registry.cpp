@@ -4,6 +4,7 @@
 
 #include "drivers/ims_driver.h"
 #include "drivers/mock_driver.h"
+#include "drivers/xray_driver.h"
 
 namespace lanegate {
 namespace {
@@ -14,6 +15,8 @@ constexpr std::array kDriverTypes{
                &validateMockDriver, &createMockDriver},
     DriverType{"ims", "ion-mobility trace detector over Modbus TCP/RTU (register profile)",
                &validateImsDriver, &createImsDriver},
+    DriverType{"xray", "cargo X-ray scanner: PLC over Modbus TCP/RTU (register profile), inbox",
+               &validateXrayDriver, &createXrayDriver},
 };
 
 }  // namespace

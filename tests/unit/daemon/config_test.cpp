@@ -98,7 +98,7 @@ TEST(ConfigErrors, DuplicateDeviceName) {
 
 TEST(ConfigErrors, UnknownDeviceType) {
   EXPECT_EQ(errorsOf("site: a\nlane: b\nbroker:\n  uri: tcp://h:1\ndevices:\n  - name: x\n    type: laser\n"),
-            "t.yaml:7: device 'x': unknown type 'laser' (known: mock, ims)\n");
+            "t.yaml:7: device 'x': unknown type 'laser' (known: mock, ims, xray)\n");
 }
 
 TEST(ConfigErrors, DriverSettingValidatedByItsDriver) {

@@ -1,0 +1,293 @@
+#include "drivers/xray_driver.h"
+
+#include <filesystem>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "drivers/modbus_link.h"
+#include "drivers/xray_profile.h"
+
+namespace lanegate {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+struct XrayDriverSettings {
+  std::string name;
+  LinkConfig link;
+  int unitId = 1;
+  std::string profilePath;
+  milliseconds interval{200};
+  milliseconds commandTimeout{120'000};
+};
+
+// A relative path is relative to the config file that names it, so a config directory
+// (/etc/lanegate, or config/ in the source tree) carries its profiles and inbox along.
+std::string resolvePath(const std::string& configFile, const std::string& path) {
+  const std::filesystem::path p(path);
+  if (path.empty() || p.is_absolute() || configFile.empty()) return path;
+  return (std::filesystem::path(configFile).parent_path() / p).lexically_normal().string();
+}
+
+XrayDriverSettings readDriverSettings(SettingsReader& s) {
+  XrayDriverSettings m;
+  m.name = s.string("name", std::string("xray"));
+  m.link = readLinkConfig(s);
+  m.unitId = static_cast<int>(s.integer("unit_id", 1, 0, 247));
+  m.profilePath =
+      resolvePath(s.file(), s.string("profile", std::string("profiles/xray-generic-v1.yaml")));
+  m.interval = milliseconds(s.integer("poll_interval_ms", 200, 10, 3'600'000));
+  m.commandTimeout = milliseconds(s.integer("command_timeout_ms", 120'000, 100, 3'600'000));
+  return m;
+}
+
+class XrayDriver final : public Driver {
+ public:
+  XrayDriver(XrayDriverSettings settings, XrayProfile profile)
+      : settings_(std::move(settings)),
+        profile_(std::move(profile)),
+        link_(acquireLink(settings_.link)) {}
+
+  DriverAction open(std::string& error) override {
+    fresh_ = true;  // the first poll of a connection re-announces the PLC's state
+    if (auto r = link_->connect(); !r) {
+      error = r.error().message;
+      return DriverAction::retry;
+    }
+    if (profile_.versionAddress) {
+      auto v = link_->read(settings_.unitId, profile_.table, *profile_.versionAddress, 1,
+                           kMaxRegistersPerRead, timeout());
+      if (!v) {
+        if (v.error().kind == LinkErrorKind::exception || v.error().kind == LinkErrorKind::badData)
+          ++faults_;
+        error = v.error().message;
+        return DriverAction::retry;
+      }
+      if ((*v)[0] != profile_.expectedVersion) {
+        // Reading another layout as this one would follow the wrong registers: stop until fixed.
+        error = "device reports profile_version " + std::to_string((*v)[0]) + ", profile '" +
+                profile_.name + "' (" + profile_.file + ") expects " +
+                std::to_string(profile_.expectedVersion);
+        return DriverAction::outOfService;
+      }
+    }
+    return DriverAction::ok;
+  }
+
+  PollResult poll() override {
+    PollResult r;
+    auto block = link_->read(settings_.unitId, profile_.table, profile_.blockFirst(),
+                             profile_.blockCount(), kMaxRegistersPerRead, timeout());
+    if (!block) return failed(std::move(r), block.error());
+    const std::uint16_t status = profile_.at(*block, profile_.status);
+    const std::uint16_t seq = profile_.at(*block, profile_.scanSeq);
+    const bool occupied = profile_.at(*block, profile_.laneOccupied) != 0;
+    fillHealth(r.health, status, seq, occupied);
+    if (fresh_ || seq != lastSeq_ || occupied != lastOccupied_) {
+      nlohmann::json j;
+      j["device"] = settings_.name;
+      j["scan_seq"] = seq;
+      j["lane_occupied"] = occupied;
+      j["status"] = status;
+      Sample s;
+      s.kind = "xray_plc";
+      s.json = j.dump();
+      s.time = std::chrono::system_clock::now();
+      r.samples.push_back(std::move(s));
+      fresh_ = false;
+      lastSeq_ = seq;
+      lastOccupied_ = occupied;
+    }
+    return r;
+  }
+
+  CommandResult command(const Command& cmd) override {
+    const auto code = profile_.commandCodes.find(cmd.name);
+    if (code == profile_.commandCodes.end())
+      return {false, "unknown command '" + cmd.name + "' (dark, air, clear_fault)"};
+    if (auto c = link_->connect(); !c) return {false, cmd.name + ": " + c.error().message};
+    const auto before = readCommandResult();
+    if (!before)
+      return {false, cmd.name + ": cannot read command_result: " + before.error().message};
+    if (*before == profile_.resultRunning)
+      return {false, cmd.name + ": the scanner is still running another command"};
+    if (auto w = link_->write(settings_.unitId, profile_.commandRegister,
+                              static_cast<std::uint16_t>(code->second), timeout());
+        !w) {
+      return {false, cmd.name + ": cannot write the command register: " + w.error().message};
+    }
+    const auto start = Clock::now();
+    const auto step = std::min<milliseconds>(milliseconds(100), settings_.interval);
+    bool sawRunning = false;
+    while (Clock::now() - start < settings_.commandTimeout) {
+      std::this_thread::sleep_for(step);
+      const auto now = readCommandResult();
+      if (!now) return {false, cmd.name + ": lost the scanner: " + now.error().message};
+      if (*now == profile_.resultRunning) {
+        sawRunning = true;
+        continue;
+      }
+      // The result of the previous command may still stand until the PLC takes the new
+      // one: trust ok/failed once it ran, changed, or had a second to start.
+      const bool fresh = sawRunning || *now != *before || Clock::now() - start > milliseconds(1000);
+      if (!fresh) continue;
+      const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
+      if (*now == profile_.resultOk)
+        return {true, cmd.name + " ok (" + std::to_string(took) + " ms)"};
+      if (*now == profile_.resultFailed)
+        return {false, cmd.name + " failed: the scanner reported failure"};
+    }
+    return {false, cmd.name + ": no result within " +
+                       std::to_string(settings_.commandTimeout.count()) + " ms"};
+  }
+
+  void close() override {
+    // A serial bus is shared with the other devices on it: only a TCP link is ours to close.
+    if (settings_.link.transport == "tcp") link_->close();
+  }
+
+  [[nodiscard]] milliseconds pollInterval() const override { return settings_.interval; }
+
+ private:
+  // This device's response timeout, also when its serial bus was opened by another.
+  [[nodiscard]] milliseconds timeout() const { return settings_.link.responseTimeout; }
+
+  LinkResult<std::uint16_t> readCommandResult() {
+    auto v = link_->read(settings_.unitId, profile_.commandResultTable, profile_.commandResult, 1,
+                         kMaxRegistersPerRead, timeout());
+    if (!v) return tl::make_unexpected(v.error());
+    return (*v)[0];
+  }
+
+  PollResult failed(PollResult r, const LinkError& e) {
+    const bool fault = e.kind == LinkErrorKind::exception || e.kind == LinkErrorKind::badData ||
+                       e.kind == LinkErrorKind::invalid;
+    if (fault) ++faults_;
+    r.action = e.needsReconnect() ? DriverAction::retry : DriverAction::ok;
+    r.error = e.message;
+    r.health.state = fault ? "fault" : "offline";
+    r.health.detail = e.message;
+    r.health.faults = faults_;
+    return r;
+  }
+
+  void fillHealth(DeviceHealth& h, std::uint16_t status, std::uint16_t seq, bool occupied) const {
+    const auto& b = profile_.bits;
+    auto flag = [&](const std::optional<int>& bit) {
+      return XrayProfile::bitSet(status, bit) ? 1.0 : 0.0;
+    };
+    h.readings["status"] = status;
+    h.readings["scan_seq"] = seq;
+    h.readings["lane_occupied"] = occupied ? 1 : 0;
+    h.readings["ready"] = flag(b.ready);
+    h.readings["scanning"] = flag(b.scanning);
+    h.readings["radiation_on"] = flag(b.radiationOn);
+    h.readings["interlock_open"] = flag(b.interlockOpen);
+    h.readings["calibration_due"] = flag(b.calibrationDue);
+    h.faults = faults_;
+    if (XrayProfile::bitSet(status, b.fault)) {
+      h.state = "fault";
+      h.detail = "the scanner reports a fault (status " + std::to_string(status) + ")";
+    } else if (XrayProfile::bitSet(status, b.interlockOpen)) {
+      h.state = "interlock_open";
+      h.detail = "a safety interlock is open: the scanner cannot scan";
+    } else if (XrayProfile::bitSet(status, b.calibrationDue)) {
+      h.state = "calibration_due";
+      h.detail = "the scanner asks for a dark and air calibration";
+    } else if (b.ready && !XrayProfile::bitSet(status, b.ready)) {
+      h.state = "not_ready";
+      h.detail = "the scanner is not ready (warming up or busy)";
+    } else {
+      h.state = "ok";
+    }
+  }
+
+  XrayDriverSettings settings_;
+  XrayProfile profile_;
+  std::shared_ptr<ModbusLink> link_;
+  bool fresh_ = true;
+  std::uint16_t lastSeq_ = 0;
+  bool lastOccupied_ = false;
+  std::uint64_t faults_ = 0;
+};
+
+// A driver that never opens and says why (its profile vanished after validation), instead
+// of throwing across the boundary.
+class BrokenDriver final : public Driver {
+ public:
+  explicit BrokenDriver(std::string why) : why_(std::move(why)) {}
+  DriverAction open(std::string& error) override {
+    error = why_;
+    return DriverAction::outOfService;
+  }
+  PollResult poll() override {
+    PollResult r;
+    r.action = DriverAction::outOfService;
+    r.error = why_;
+    r.health.state = "fault";
+    r.health.detail = why_;
+    return r;
+  }
+  CommandResult command(const Command&) override { return {false, why_}; }
+  void close() override {}
+  [[nodiscard]] milliseconds pollInterval() const override { return milliseconds(1000); }
+
+ private:
+  std::string why_;
+};
+
+}  // namespace
+
+XrayLaneSettings readXrayLaneSettings(SettingsReader& s) {
+  XrayLaneSettings l;
+  const std::string where = "device '" + s.string("name", std::string("xray")) + "': ";
+  const auto before = s.errors().all().size();
+  const std::string inbox = s.string("inbox", std::nullopt);
+  if (s.errors().all().size() == before) {
+    if (inbox.empty() || inbox.find('\0') != std::string::npos)
+      s.errors().add(s.file(), s.lineOfKey("inbox"), where + "'inbox' must be a directory path");
+    else if (std::filesystem::path(inbox).lexically_normal() == "/")
+      s.errors().add(s.file(), s.lineOfKey("inbox"),
+                     where + "'inbox' must not be the root directory");
+  }
+  l.inbox = resolvePath(s.file(), inbox);
+  l.workers = static_cast<int>(s.integer("workers", 1, 1, 8));
+  l.queue = static_cast<int>(s.integer("queue", 4, 1, 64));
+  l.retentionDays = s.number("retention_days", 30.0, 0.0, 3650.0);
+  l.retentionMb = s.integer("retention_mb", 2048, 0, 16'777'216);
+  l.calibrationMaxAgeHours = s.number("calibration_max_age_h", 24.0, 0.1, 8760.0);
+  return l;
+}
+
+XrayLaneSettings readXrayLaneSettings(const DeviceSpec& spec) {
+  ConfigErrors ignored;  // validated before; defaults stand in for anything odd
+  SettingsReader reader(spec.file, spec.settings, "device", ignored);
+  return readXrayLaneSettings(reader);
+}
+
+void validateXrayDriver(SettingsReader& settings) {
+  const XrayDriverSettings s = readDriverSettings(settings);
+  readXrayLaneSettings(settings);
+  auto profile = loadXrayProfile(s.profilePath);
+  if (!profile) {
+    for (const auto& e : profile.error().all()) settings.errors().add(e.file, e.line, e.message);
+    settings.errors().add(
+        settings.file(), settings.lineOfKey("profile"),
+        "device '" + s.name + "': profile '" + s.profilePath + "' is not usable (see above)");
+  }
+}
+
+std::unique_ptr<Driver> createXrayDriver(const DeviceSpec& spec) {
+  ConfigErrors ignored;  // validated before; defaults stand in for anything odd
+  SettingsReader reader(spec.file, spec.settings, "device", ignored);
+  reader.allow("type");
+  XrayDriverSettings s = readDriverSettings(reader);
+  s.name = spec.name.empty() ? s.name : spec.name;
+  auto profile = loadXrayProfile(s.profilePath);
+  if (!profile) return std::make_unique<BrokenDriver>(profile.error().str());
+  return std::make_unique<XrayDriver>(std::move(s), std::move(*profile));
+}
+
+}  // namespace lanegate
