@@ -29,7 +29,7 @@ constexpr const char* kUsage =
     "                        [--profile FILE] [--library FILE] [--scenario FILE]\n"
     "                        [--every-ms N] [--sequence ITEM,ITEM,...] [--once]\n"
     "                        [--points N] [--seed N] [--command-ms N] [--fail-commands]\n"
-    "                        [--calibration-due]\n"
+    "                        [--calibration-due] [--wait-for-client]\n"
     "                        [--fault none|stall|disconnect|garbage|exception|device]\n"
     "                        [--fault-after N]\n"
     "  ITEM is 'clear' or SUBSTANCE:AMPLITUDE[+SUBSTANCE:AMPLITUDE...], e.g.\n"
@@ -118,6 +118,10 @@ tl::expected<ImsSimOptions, std::string> parseImsSimArgs(std::span<const std::st
     }
     if (a == "--calibration-due") {
       o.calibrationDue = true;
+      continue;
+    }
+    if (a == "--wait-for-client") {
+      o.waitForClient = true;
       continue;
     }
     if (a == "-h" || a == "--help") return tl::make_unexpected(std::string());
@@ -280,7 +284,7 @@ void ImsSimulator::step(milliseconds slice) {
       setStatusBit(profile_.bits.analysing, false);
       fault = produced_ == options_.faultAfter && options_.faultAfter > 0;
       if (producedHook_) producedHook_(seq_);
-    } else if (now >= next_ &&
+    } else if (now >= next_ && (clientSeen_ || !options_.waitForClient) &&
                !(options_.once && static_cast<std::size_t>(produced_) >= items_.size())) {
       produce(now);
       next_ += options_.every;
@@ -382,6 +386,10 @@ void ImsSimulator::produce(Clock::time_point now) {
 
 void ImsSimulator::afterRequest(const ServerRequest& req) {
   const ImsProfile& p = profile_;
+  if (!clientSeen_) {
+    clientSeen_ = true;
+    if (options_.waitForClient) next_ = Clock::now();  // the scenario starts now
+  }
   if (req.function != 6 && req.function != 16) return;
   if (req.address > p.commandRegister || req.address + req.count <= p.commandRegister) return;
   auto& reg = server_->holding()[static_cast<std::size_t>(p.commandRegister)];

@@ -36,6 +36,7 @@ struct ImsSimOptions {
   std::chrono::milliseconds commandTime{1000};  ///< how long a command runs
   bool failCommands = false;                    ///< commands end in "failed"
   bool calibrationDue = false;                  ///< starts with calibration_due set
+  bool waitForClient = false;                   ///< the scenario starts at the first request
   std::string fault = "none";                   ///< none|stall|disconnect|garbage|exception|device
   int faultAfter = 0;                           ///< samples produced before the fault starts
   bool printEvents = false;                     ///< one stdout line per sample and command
@@ -84,6 +85,7 @@ class ImsSimulator {
   std::uint16_t seq_ = 0;
   bool writing_ = false;  // seq is odd until the next step
   bool deviceFault_ = false;
+  bool clientSeen_ = false;  // some client has sent a request
   std::optional<std::pair<std::string, std::chrono::steady_clock::time_point>> command_;
   std::function<void(std::uint16_t)> producedHook_;
 };

@@ -75,8 +75,9 @@ TEST(TraceIT, SimulatedCocaineSampleArrivesAsAValidTraceHit) {
 TEST(TraceIT, ScenarioDeliversItsHitsAndNothingElse) {
   TempDir dir;
   Broker broker(dir);
-  Process sim({LANEGATE_SIM_BIN, "ims", "--port", "0", "--every-ms", "400", "--once", "--sequence",
-               "clear,cocaine:900,clear,clear,fentanyl:700,clear"},
+  // The scenario starts when the daemon first reads the detector, however late it starts.
+  Process sim({LANEGATE_SIM_BIN, "ims", "--port", "0", "--every-ms", "400", "--once", "--wait-for-client",
+               "--sequence", "clear,cocaine:900,clear,clear,fentanyl:700,clear"},
               dir.file("sim"));
   const int port = simPort(sim);
   ASSERT_NE(port, 0) << sim.err();
@@ -84,12 +85,10 @@ TEST(TraceIT, ScenarioDeliversItsHitsAndNothingElse) {
                 dir.file("watch"));
   ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s)) << watch.err();
   Daemon d(dir, configText(dir, broker.uri(), imsDevice(port)));
-  // The daemon has judged the samples: the clear ones (logged; the first may already be
-  // replaced by the second when the daemon connects: a detector holds one sample) and
-  // the two hits.
+  // The daemon has judged all six samples: four clear ones (logged) and the two hits.
   ASSERT_TRUE(waitFor([&] {
     const std::string log = d.process().err();
-    return countOf(log, "trace sample clear") >= 3 && countOf(log, "trace hit ") >= 2;
+    return countOf(log, "trace sample clear") >= 4 && countOf(log, "trace hit ") >= 2;
   }, 30s)) << d.process().err() << sim.out();
   ASSERT_TRUE(waitFor([&] { return countOf(watch.out(), "\"type\":") >= 2; }, 15s)) << watch.out();
   std::this_thread::sleep_for(1500ms);  // room for an alert that should not exist to show up
