@@ -47,6 +47,17 @@ start_sim() {  # name, sequence
   done
   sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$demo/$1.log" | head -1
 }
+# A cargo X-ray scanner: its PLC on Modbus TCP, its scan bundles written to the inbox.
+mkdir -p "$demo/inbox" "$demo/images"
+"$sim" xray --port 0 --inbox "$demo/inbox" --every-ms 8000 --pixel-mm 10 --seed "$RANDOM" \
+  --mix clear:40,concealment:45,empty_content:15 --id-prefix "demo-$(date +%H%M%S)" > "$demo/xray-1.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  grep -q "listening on" "$demo/xray-1.log" && break
+  sleep 0.1
+done
+xray_port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$demo/xray-1.log" | head -1)
+
 ims1_port=$(start_sim ims-1 "clear,clear,cocaine:900,clear,methamphetamine:700")
 ims2_port=$(start_sim ims-2 "clear,fentanyl:500,clear,clear")
 
@@ -68,6 +79,15 @@ for dev in "ims-1 $ims1_port" "ims-2 $ims2_port"; do
     profile: $root/config/profiles/ims-generic-v1.yaml
 YAML
 done
+cat >> "$demo/lanegate.yaml" <<YAML
+  - name: xray-1
+    type: xray
+    host: 127.0.0.1
+    port: $xray_port
+    inbox: $demo/inbox
+    workers: 2
+    profile: $root/config/profiles/xray-generic-v1.yaml
+YAML
 "$bin/lanegated" -c "$demo/lanegate.yaml" --check-config
 "$bin/lanegated" -c "$demo/lanegate.yaml" 2> "$demo/lanegated.log" &
 pids+=($!)
@@ -80,9 +100,11 @@ done
 "${ctl[@]}" status
 
 echo
-echo "demo: control room watching $uri (lanegatectl watch); trace hits from ims-1 and ims-2"
-echo "demo: arrive as the simulators swab; daemon log in .demo/lanegated.log"
-"$bin/lanegatectl" watch -b "$uri" --site demo-port --lane lane-1 --client-id demo-control-room &
+echo "demo: control room watching $uri (lanegatectl watch); X-ray hits from xray-1 (every 8 s a"
+echo "demo: scan; overlays saved in .demo/images) and trace hits from ims-1 and ims-2 arrive as"
+echo "demo: the simulators scan and swab; daemon log in .demo/lanegated.log"
+"$bin/lanegatectl" watch -b "$uri" --site demo-port --lane lane-1 --client-id demo-control-room \
+  --save-images "$demo/images" &
 pids+=($!)
 sleep 1
 

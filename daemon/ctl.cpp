@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -23,6 +25,7 @@
 
 #include "daemon/config.h"
 #include "daemon/mqtt_client.h"
+#include "daemon/sha256.h"
 
 namespace lanegate {
 namespace {
@@ -38,16 +41,20 @@ constexpr const char* kUsageText =
     "  outbox [--json]                 outbox counts by state, oldest pending age, bytes on disk\n"
     "  reload                          re-read the configuration (as SIGHUP)\n"
     "  calibrate ims DEVICE [calibrate|verify|clear-fault]\n"
-    "                                  run a detector command (default calibrate); waits for its result\n"
+    "  calibrate xray [DEVICE] dark|air|clear-fault\n"
+    "                                  run a device command (IMS default: calibrate); waits for its result\n"
     "\n"
     "commands that talk to the broker as the control room does:\n"
     "  watch -b URI --site S --lane L [--json] [--count N] [--client-id ID] [--no-ack]\n"
-    "                                  print alerts as they arrive (persistent session; acks each)\n"
+    "        [--save-images DIR]       print alerts as they arrive (persistent session; acks each);\n"
+    "                                  save X-ray overlays as DIR/<alert id>.jpg, SHA-256 checked\n"
     "\n"
     "offline analysis:\n"
     "  analyze SCAN.json|SCAN.tiff [--json] [--overlay FILE]   X-ray findings (Contract 2)\n"
     "  eval DIR                        detection and false-alarm rates over a generated set\n"
     "  phantoms --out DIR --count N --seed S [--raw]           write generated scan bundles\n"
+    "  phantoms --qa --out DIR [--seed S] [--noise X] [--blur-mm MM]   write a QA test-object scan\n"
+    "  qa SCAN.json|SCAN.tiff [--json]  image-quality figures of a QA test-object scan\n"
     "  ims analyze SPECTRUM.json [--json] [--library FILE]     IMS plasmagram analysis\n"
     "\n"
     "exit codes: 0 ok, 1 bad input, 2 usage, 3 daemon unreachable\n";
@@ -197,21 +204,36 @@ int cmdReload(const std::string& sock, const std::vector<std::string>& args) {
 }
 
 int cmdCalibrate(const std::string& sock, const std::vector<std::string>& args) {
-  if (args.size() < 2 || args.size() > 3) return usage("calibrate needs a device type and name, e.g. calibrate ims ims-1");
+  if (args.empty()) return usage("calibrate needs a device type: calibrate ims DEVICE [ACTION] or calibrate xray [DEVICE] dark|air");
   const std::string& type = args[0];
-  const std::string& device = args[1];
-  std::string action = args.size() == 3 ? args[2] : "calibrate";
-  if (type != "ims") return usage("calibrate: unknown device type '" + type + "' (known: ims)");
-  if (action == "clear-fault") action = "clear_fault";
-  if (action != "calibrate" && action != "verify" && action != "clear_fault")
-    return usage("calibrate ims: unknown action '" + action + "' (calibrate, verify, clear-fault)");
-  const nlohmann::json req{{"cmd", "device-command"}, {"type", type}, {"device", device}, {"command", action}};
+  std::string device, action;
+  if (type == "ims") {
+    if (args.size() < 2 || args.size() > 3) return usage("calibrate ims needs a device name, e.g. calibrate ims ims-1");
+    device = args[1];
+    action = args.size() == 3 ? args[2] : "calibrate";
+    if (action == "clear-fault") action = "clear_fault";
+    if (action != "calibrate" && action != "verify" && action != "clear_fault")
+      return usage("calibrate ims: unknown action '" + action + "' (calibrate, verify, clear-fault)");
+  } else if (type == "xray") {
+    // Contract 6: `calibrate xray dark|air`; the device may be named when a lane has several.
+    if (args.size() < 2 || args.size() > 3) return usage("calibrate xray needs dark, air or clear-fault");
+    action = args.back();
+    if (args.size() == 3) device = args[1];
+    if (action == "clear-fault") action = "clear_fault";
+    if (action != "dark" && action != "air" && action != "clear_fault")
+      return usage("calibrate xray: unknown action '" + action + "' (dark, air, clear-fault)");
+  } else {
+    return usage("calibrate: unknown device type '" + type + "' (known: ims, xray)");
+  }
+  nlohmann::json req{{"cmd", "device-command"}, {"type", type}, {"command", action}};
+  if (!device.empty()) req["device"] = device;
   return report(request(sock, req, [&](const nlohmann::json& j) {
     const std::string state = j.value("state", "");
+    const std::string name = j.value("device", device);
     if (state == "queued")
-      std::cout << device << ": " << action << " sent; waiting for the device's result..." << std::endl;
+      std::cout << name << ": " << action << " sent; waiting for the device's result..." << std::endl;
     else if (state == "ok")
-      std::cout << device << ": " << (j.value("message", "").empty() ? action + " ok" : j.value("message", ""))
+      std::cout << name << ": " << (j.value("message", "").empty() ? action + " ok" : j.value("message", ""))
                 << std::endl;
   }));
 }
@@ -236,14 +258,68 @@ void printAlert(const std::string& payload, bool json) {
                 << d.value("/our_verdict/verdict"_json_pointer, std::string("?")) << ", "
                 << (d.value("agree", false) ? "agree" : "DISAGREE") << ")";
     }
+    if (d.contains("findings") && d["findings"].is_array()) {
+      std::cout << "  XRAY " << d.value("verdict", "?") << ", " << d["findings"].size() << " finding(s)";
+      if (d.contains("conveyance") && d["conveyance"].is_object()) {
+        const auto& c = d["conveyance"];
+        std::cout << " on " << c.value("kind", "?");
+        if (c.contains("ids") && c["ids"].is_array())
+          for (const auto& id : c["ids"]) std::cout << " " << (id.is_string() ? id.get<std::string>() : id.dump());
+        if (c.contains("id_checks") && c["id_checks"].is_array())
+          for (const auto& k : c["id_checks"])
+            if (!k.value("valid", true)) std::cout << " (INVALID " << k.value("id", "?") << ")";
+      }
+      for (const auto& f : d["findings"])
+        if (f.is_object())
+          std::cout << "\n    " << f.value("kind", "?") << " score " << f.value("score", 0.0) << ": "
+                    << f.value("reason", "");
+    }
     std::cout << std::endl;
   } catch (const nlohmann::json::exception&) {
     std::cout << "(alert that is not JSON, " << payload.size() << " bytes)" << std::endl;
   }
 }
 
+// Saves an alert's overlay (received earlier on its image topic) as DIR/<id>.jpg after
+// checking it against the SHA-256 the alert carries; says what it did on stderr.
+void saveImage(const std::string& dir, const std::string& payload, std::map<std::string, std::string>& images) {
+  nlohmann::json e;
+  try {
+    e = nlohmann::json::parse(payload);
+  } catch (const nlohmann::json::exception&) {
+    return;
+  }
+  if (!e.contains("data") || !e["data"].is_object() || !e["data"].contains("image")) return;
+  const std::string id = e.value("id", "");
+  const auto& ref = e["data"]["image"];
+  const auto found = images.find(id);
+  if (found == images.end()) {
+    std::cerr << "lanegatectl: alert " << id << ": its image has not arrived on " << ref.value("topic", "?")
+              << std::endl;
+    return;
+  }
+  const std::string digest = sha256Hex(found->second);
+  if (digest != ref.value("sha256", "")) {
+    std::cerr << "lanegatectl: alert " << id << ": IMAGE MISMATCH: SHA-256 " << digest << ", the alert says "
+              << ref.value("sha256", "?") << "; not saved" << std::endl;
+    images.erase(found);
+    return;
+  }
+  std::string name = id;
+  for (char& c : name)
+    if (c == '/') c = '_';
+  const std::string path = dir + "/" + name + ".jpg";
+  std::ofstream out(path, std::ios::binary);
+  out.write(found->second.data(), static_cast<std::streamsize>(found->second.size()));
+  if (out)
+    std::cerr << "lanegatectl: saved " << path << " (" << found->second.size() << " bytes, SHA-256 verified)" << std::endl;
+  else
+    std::cerr << "lanegatectl: cannot write " << path << std::endl;
+  images.erase(found);
+}
+
 int cmdWatch(const std::vector<std::string>& args) {
-  std::string uri, site, lane, clientId;
+  std::string uri, site, lane, clientId, imageDir;
   bool json = false, ack = true;
   long long maxCount = 0;
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -253,12 +329,21 @@ int cmdWatch(const std::vector<std::string>& args) {
     else if (a == "--site" && hasValue) site = args[++i];
     else if (a == "--lane" && hasValue) lane = args[++i];
     else if (a == "--client-id" && hasValue) clientId = args[++i];
+    else if (a == "--save-images" && hasValue) imageDir = args[++i];
     else if (a == "--count" && hasValue) maxCount = std::atoll(args[++i].c_str());
     else if (a == "--json") json = true;
     else if (a == "--no-ack") ack = false;
     else return usage("watch: unknown or incomplete argument '" + a + "'");
   }
   if (uri.empty() || site.empty() || lane.empty()) return usage("watch needs -b URI, --site and --lane");
+  if (!imageDir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(imageDir, ec);
+    if (ec) {
+      std::cerr << "lanegatectl: --save-images " << imageDir << ": " << ec.message() << "\n";
+      return kBadInput;
+    }
+  }
   if (auto u = parseBrokerUri(uri); !u) {
     std::cerr << "lanegatectl: bad broker uri '" << uri << "': " << u.error() << "\n";
     return kBadInput;
@@ -280,6 +365,7 @@ int cmdWatch(const std::vector<std::string>& args) {
   std::atomic<bool> up{false}, down{true};
   std::atomic<long long> received{0};
   std::mutex outMutex;
+  std::map<std::string, std::string> images;  // alert id → JPEG, until its alert arrives
   std::unique_ptr<MqttClient> client;
   MqttOptions o;
   o.uri = uri;
@@ -299,6 +385,10 @@ int cmdWatch(const std::vector<std::string>& args) {
       std::cerr << "lanegatectl: watching " << prefix << "alerts on " << uri
                 << (sessionPresent ? " (resumed session)" : "") << std::endl;
     });
+    if (!imageDir.empty())
+      client->subscribe(prefix + "alerts/+/image", 1, [&](const std::string& err) {
+        if (!err.empty()) std::cerr << "lanegatectl: subscribe to images failed: " << err << std::endl;
+      });
   };
   h.connectFailed = [&](const std::string& why) {
     std::cerr << "lanegatectl: " << why << "; retrying" << std::endl;
@@ -307,10 +397,18 @@ int cmdWatch(const std::vector<std::string>& args) {
   };
   h.connectionLost = h.connectFailed;
   h.message = [&](const std::string& topic, const std::string& payload) {
+    const std::string imagePrefix = prefix + "alerts/";
+    if (!imageDir.empty() && topic.starts_with(imagePrefix) && topic.ends_with("/image")) {
+      std::lock_guard lock(outMutex);
+      if (images.size() > 256) images.erase(images.begin());  // images whose alert never came
+      images[topic.substr(imagePrefix.size(), topic.size() - imagePrefix.size() - 6)] = payload;
+      return;
+    }
     if (topic != prefix + "alerts") return;
     {
       std::lock_guard lock(outMutex);
       printAlert(payload, json);
+      if (!imageDir.empty()) saveImage(imageDir, payload, images);
     }
     if (ack) {
       try {

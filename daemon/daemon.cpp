@@ -12,6 +12,8 @@
 #include "daemon/events.h"
 #include "daemon/log.h"
 #include "daemon/trace_hits.h"
+#include "daemon/xray_lane.h"
+#include "drivers/xray_driver.h"
 #include "drivers/registry.h"
 
 namespace lanegate {
@@ -158,6 +160,35 @@ void Daemon::startDevices() {
     }
     group->second.push_back({spec.name, type->create(spec)});
   }
+  // Each X-ray scanner's inbox: its bundles become alerts through the outbox.
+  for (const auto& spec : config_.devices) {
+    if (spec.type != "xray") continue;
+    const XrayLaneSettings s = readXrayLaneSettings(spec);
+    XrayLaneOptions o;
+    o.device = spec.name;
+    o.inbox = s.inbox;
+    o.stateDir = config_.stateDir;
+    o.workers = s.workers;
+    o.retentionDays = s.retentionDays;
+    o.retentionBytes = static_cast<std::uint64_t>(std::max<std::int64_t>(0, s.retentionMb)) << 20;
+    Config identity;  // copies: analyses render on other threads
+    identity.site = config_.site;
+    identity.lane = config_.lane;
+    calibrationMaxAgeH_[spec.name] = s.calibrationMaxAgeHours;
+    auto lane = std::make_unique<XrayLane>(io_, o, *outbox_, identity);
+    lane->onScan([this](const std::string& scanId, const std::string& conveyance, const std::string& alertId) {
+      laneConveyance_ = conveyance;
+      laneXrayAlert_ = alertId;
+      log::get("daemon")->info("lane: conveyance of scan {} is in the lane{}", scanId,
+                               alertId.empty() ? "" : " (flagged by " + alertId + ")");
+    });
+    if (auto err = lane->start(); !err.empty()) {
+      log::get("daemon")->error("{}", err);
+      health_[spec.name].state = "fault";
+      health_[spec.name].detail = err;
+    }
+    lanes_.push_back(std::move(lane));
+  }
   for (auto& [label, devices] : groups) {
     if (devices.size() > 1)
       log::get("daemon")->info("serial bus {}: {} devices share one thread", label, devices.size());
@@ -193,6 +224,18 @@ void Daemon::onSample(const std::string& device, const Sample& sample) {
     logger->debug("{}: trace sample {}", device, outcome->verdict);
     return;
   }
+  std::string data = outcome->dataJson;
+  if (!laneConveyance_.empty()) {
+    // Lane correlation: the sample belongs to the conveyance scanned last; a hit on a
+    // conveyance X-ray already flagged is urgent and names that alert.
+    auto j = nlohmann::json::parse(data);
+    j["conveyance"] = nlohmann::json::parse(laneConveyance_);
+    if (!laneXrayAlert_.empty()) {
+      j["correlated_alerts"] = {laneXrayAlert_};
+      j["priority"] = "high";
+    }
+    data = j.dump();
+  }
   Config identity;  // render runs on the outbox's writer thread: give it copies
   identity.site = config_.site;
   identity.lane = config_.lane;
@@ -200,7 +243,7 @@ void Daemon::onSample(const std::string& device, const Sample& sample) {
   d.id = outcome->id;
   d.kind = RecordKind::alert;
   d.topic = laneTopic(config_, "alerts");
-  d.render = [identity, id = outcome->id, device, data = outcome->dataJson](std::uint64_t seq) {
+  d.render = [identity, id = outcome->id, device, data](std::uint64_t seq) {
     return makeCloudEvent(identity, "org.lanegate.trace.hit", id, seq, device, std::chrono::system_clock::now(), data);
   };
   logger->warn("{}: trace hit {}", device, outcome->id);
@@ -210,13 +253,24 @@ void Daemon::onSample(const std::string& device, const Sample& sample) {
 }
 
 void Daemon::stopDevices() {
+  for (auto& l : lanes_) l->stop();
+  lanes_.clear();
   for (auto& r : runners_) r->stop();
   runners_.clear();
 }
 
-void Daemon::onDeviceHealth(const std::string& name, const DeviceHealth& health) {
+void Daemon::onDeviceHealth(const std::string& name, const DeviceHealth& reported) {
   auto it = health_.find(name);
   if (it == health_.end() || stopping_) return;  // a device removed by a reload
+  DeviceHealth health = reported;
+  // An X-ray scanner is also due when its lane's calibration is missing or too old.
+  for (const auto& l : lanes_) {
+    std::string why;
+    if (l->device() == name && health.state == "ok" && l->calibrationDue(calibrationMaxAgeH_[name], why)) {
+      health.state = "calibration_due";
+      health.detail = why;
+    }
+  }
   const bool changed = it->second.state != health.state || it->second.detail != health.detail;
   it->second = health;
   if (changed) publishDeviceStatus(name, health);
@@ -312,6 +366,7 @@ void Daemon::onControl(const nlohmann::json& request, std::shared_ptr<ControlRep
                    {"last_error", publisher_->lastError()}};
     j["alerts_accepted"] = alertsAccepted_;
     j["config"] = config_.path;
+    for (const auto& l : lanes_) j["scans"][l->device()] = l->status();
     reply->line(j);
     reply->finish();
   } else if (cmd == "test-alert") {
@@ -342,10 +397,25 @@ void Daemon::deviceCommand(const nlohmann::json& request, std::shared_ptr<Contro
   const auto text = [&](const char* key) {
     return request.contains(key) && request[key].is_string() ? request[key].get<std::string>() : std::string();
   };
-  const std::string device = text("device"), type = text("type"), command = text("command");
-  if (device.empty() || command.empty()) {
-    reply->finish("device-command needs \"device\" and \"command\"");
+  std::string device = text("device");
+  const std::string type = text("type"), command = text("command");
+  if (command.empty() || (device.empty() && type.empty())) {
+    reply->finish("device-command needs \"command\" and \"device\" (or \"type\")");
     return;
+  }
+  if (device.empty()) {
+    // No name: the lane's only device of that type (e.g. `calibrate xray dark`).
+    std::vector<std::string> names;
+    for (const auto& d : config_.devices)
+      if (d.type == type) names.push_back(d.name);
+    if (names.size() != 1) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      reply->finish(names.empty() ? "no " + type + " device in " + config_.path
+                                  : "several " + type + " devices (" + list + "): name one");
+      return;
+    }
+    device = names.front();
   }
   const auto spec = std::find_if(config_.devices.begin(), config_.devices.end(),
                                  [&](const DeviceSpec& d) { return d.name == device; });

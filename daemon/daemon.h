@@ -16,6 +16,7 @@
 #include "daemon/device_runner.h"
 #include "daemon/mqtt_publisher.h"
 #include "daemon/outbox.h"
+#include "daemon/xray_lane.h"
 
 namespace lanegate {
 
@@ -55,6 +56,12 @@ class Daemon {
   std::string lastStatusSummary_;
   std::unique_ptr<ControlServer> control_;
   std::vector<std::unique_ptr<DeviceRunner>> runners_;
+  std::vector<std::unique_ptr<XrayLane>> lanes_;
+  // The conveyance in the lane: the last scanned one, until the next scan (JSON text),
+  // and its X-ray alert id when the scan was flagged. Trace samples are tied to it.
+  std::string laneConveyance_;
+  std::string laneXrayAlert_;
+  std::map<std::string, double> calibrationMaxAgeH_;  // per X-ray scanner
   std::map<std::string, DeviceHealth> health_;
   std::optional<trace::SubstanceLibrary> imsLibrary_;
   std::chrono::system_clock::time_point started_;

@@ -4,13 +4,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
 
 #include "daemon/events.h"
 #include "daemon/identifiers.h"
@@ -85,6 +89,109 @@ nlohmann::json conveyanceWithChecks(const nlohmann::json& meta) {
   return c;
 }
 
+// A sortable UTC stamp for versioned file names: 20261127T153012.345Z.
+std::string stamp(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>((ms % 1000 + 1000) % 1000));
+  return buf;
+}
+
+std::optional<std::chrono::system_clock::time_point> parseStamp(const std::string& s) {
+  std::tm tm{};
+  int msec = 0;
+  if (std::sscanf(s.c_str(), "%4d%2d%2dT%2d%2d%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                  &tm.tm_min, &tm.tm_sec, &msec) != 7)
+    return std::nullopt;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return std::chrono::system_clock::from_time_t(::timegm(&tm)) + std::chrono::milliseconds(msec);
+}
+
+double median(std::vector<float> v) {
+  if (v.empty()) return 0;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
+constexpr double kFullScale = 65535.0;
+
+}  // namespace
+
+/// Per-channel means of one calibration bundle, per energy.
+struct XrayLane::Frames {
+  std::string kind;                       // dark | air
+  std::string scanId;
+  std::vector<std::vector<float>> mean;   // [energy][channel]
+};
+
+namespace {
+
+// Checks one calibration bundle's planes; fills `frames` and `checks`; returns the problem
+// that makes it unusable, or "". `dark` (may be null) is the latest valid dark, for air.
+std::string checkCalibration(const std::string& kind, const std::vector<cv::Mat>& planes,
+                             const std::vector<std::vector<float>>* dark, std::vector<std::vector<float>>& means,
+                             nlohmann::json& checks) {
+  std::string problem;
+  for (std::size_t e = 0; e < planes.size(); ++e) {
+    const cv::Mat& p = planes[e];
+    std::vector<float> mean(static_cast<std::size_t>(p.rows)), sd(mean.size());
+    int saturated = 0;
+    for (int y = 0; y < p.rows; ++y) {
+      cv::Scalar m, s;
+      cv::meanStdDev(p.row(y), m, s);
+      mean[static_cast<std::size_t>(y)] = static_cast<float>(m[0]);
+      sd[static_cast<std::size_t>(y)] = static_cast<float>(s[0]);
+      // Saturated: more than 1 % of the channel's pulses at the top of the 16-bit range.
+      if (cv::countNonZero(p.row(y) == kFullScale) * 100 > p.cols) ++saturated;
+    }
+    const std::string plane = planes.size() > 1 ? (e == 0 ? " (high energy)" : " (low energy)") : "";
+    nlohmann::json c{{"channels", p.rows}, {"saturated", saturated}};
+    const int tolerated = std::max(1, p.rows / 50);  // 2 % of the channels
+    const double medianSd = median(sd);
+    int noisy = 0;
+    for (float v : sd) noisy += static_cast<double>(v) > 10.0 * std::max(medianSd, 1.0) ? 1 : 0;
+    c["noisy"] = noisy;
+    c["median_sd"] = medianSd;
+    // A few bad (saturated, noisy, dead) channels are normal: pre-processing finds and
+    // interpolates them. More than 2 % of the array means the calibration is unusable.
+    if (saturated > tolerated && problem.empty())
+      problem = std::to_string(saturated) + " channels saturated" + plane;
+    if (noisy > tolerated && problem.empty())
+      problem = std::to_string(noisy) + " channels far noisier than the rest" + plane;
+    if (kind == "dark") {
+      const double level = median(mean);
+      c["median_level"] = level;
+      if (level > 0.25 * kFullScale && problem.empty())
+        problem = "dark level " + std::to_string(static_cast<int>(level)) +
+                  " counts is a quarter of full scale or more" + plane + ": was the beam on?";
+    } else {
+      std::vector<float> signal(mean.size());
+      for (std::size_t y = 0; y < mean.size(); ++y) {
+        const float d = dark && e < dark->size() && (*dark)[e].size() == mean.size() ? (*dark)[e][y] : 0.0F;
+        signal[y] = mean[y] - d;
+      }
+      const double open = median(signal);
+      int dead = 0;
+      for (float v : signal) dead += static_cast<double>(v) < 0.05 * open ? 1 : 0;
+      c["median_signal"] = open;
+      c["dead"] = dead;
+      if (open < 1000 && problem.empty())
+        problem = "open beam only " + std::to_string(static_cast<int>(open)) + " counts above dark" + plane +
+                  ": was the beam off?";
+      if (dead > tolerated && problem.empty()) problem = std::to_string(dead) + " dead channels" + plane;
+      if (open > 0 && medianSd / open > 0.2 && problem.empty()) problem = "open beam too noisy" + plane;
+    }
+    checks.push_back(c);
+    means.push_back(std::move(mean));
+  }
+  return problem;
+}
+
 }  // namespace
 
 /// What a worker made of one bundle.
@@ -92,11 +199,16 @@ struct XrayLane::Result {
   std::string scanId;
   std::string error;         // unreadable or unanalysable: the bundle is rejected
   bool calibration = false;  // a dark/air calibration bundle, not a scan
+  std::shared_ptr<Frames> frames;   // its per-channel means
+  std::string calibrationProblem;   // why it cannot be used ("" = valid)
+  std::string checksJson;           // what was checked
+  bool raw = false;                 // a raw-signal scan
   bool alert = false;        // findings: an alert (else a clear scan)
   std::string verdict;
   std::string dataJson;      // the alert's data
   std::string image;         // the overlay JPEG
   std::string imageTopic;
+  std::string conveyanceJson;
   double queuedMs = 0;
 };
 
@@ -130,6 +242,7 @@ std::string XrayLane::start() {
     return options_.device + ": cannot watch " + options_.inbox + ": " + why;
   }
   inotify_.assign(fd);
+  loadLatestCalibration();
   pool_ = std::make_unique<asio::thread_pool>(static_cast<std::size_t>(std::max(1, options_.workers)));
   stopped_ = false;
   readEvents();
@@ -208,9 +321,10 @@ void XrayLane::pump() {
     const std::string scanId = queue_.front();
     queue_.pop_front();
     ++analysing_;
+    log::get("daemon")->debug("{}: analysing {}", options_.device, scanId);
     const auto queuedAt = Clock::now();
     asio::post(*pool_, [this, scanId, queuedAt, alive = alive_, inbox = options_.inbox, device = options_.device,
-                        identity = identity_] {
+                        identity = identity_, cal = calibration_, dark = dark_] {
       auto r = std::make_shared<Result>();
       r->scanId = scanId;
       r->queuedMs = std::chrono::duration<double, std::milli>(Clock::now() - queuedAt).count();
@@ -225,6 +339,21 @@ void XrayLane::pump() {
       }
       if (err.empty() && meta.contains("calibration")) {
         r->calibration = true;
+        const std::string kind = meta["calibration"].is_string() ? meta["calibration"].get<std::string>() : "";
+        auto bundle = vision::loadBundle(json.string());
+        if (kind != "dark" && kind != "air") {
+          err = json.string() + ": \"calibration\" must be \"dark\" or \"air\"";
+        } else if (!bundle) {
+          err = bundle.error();
+        } else {
+          r->frames = std::make_shared<Frames>();
+          r->frames->kind = kind;
+          r->frames->scanId = scanId;
+          nlohmann::json checks = nlohmann::json::array();
+          r->calibrationProblem =
+              checkCalibration(kind, bundle->planes, dark ? &dark->mean : nullptr, r->frames->mean, checks);
+          r->checksJson = checks.dump();
+        }
       } else if (err.empty()) {
         const std::string tiffBytes = readWhole(tiff, kMaxTiffBytes, err);
         auto bundle = vision::loadBundle(json.string());
@@ -234,13 +363,21 @@ void XrayLane::pump() {
           err = bundle.error();
         } else if (bundle->meta.scanId != scanId) {
           err = json.string() + ": scan_id '" + bundle->meta.scanId + "' does not match the file name";
+        } else if (bundle->meta.signal == vision::Signal::kRaw && !cal) {
+          r->raw = true;
+          err = json.string() + ": a raw scan, and the scanner has no valid dark/air calibration yet "
+                                "(lanegatectl calibrate xray dark, then air)";
         } else {
-          const vision::Findings f = vision::analyzeScan(*bundle, vision::AnalysisParams{});
+          r->raw = bundle->meta.signal == vision::Signal::kRaw;
+          vision::AnalysisParams params;
+          if (r->raw) params.calibration = cal.get();
+          const vision::Findings f = vision::analyzeScan(*bundle, params);
           if (!f.error.empty()) {
             err = json.string() + ": " + f.error;
           } else {
             r->verdict = f.verdict;
             r->alert = !f.findings.empty();
+            r->conveyanceJson = conveyanceWithChecks(meta).dump();
             if (r->alert) {
               const auto jpeg = vision::renderOverlay(f);
               r->image.assign(jpeg.begin(), jpeg.end());
@@ -281,20 +418,18 @@ void XrayLane::finished(std::shared_ptr<Result> r) {
   if (stopped_) return;  // the bundle stays in the inbox for the next start
   ++analysed_;
   const std::string scanId = r->scanId;
+  if (r->raw) sawRaw_ = true;
   if (!r->error.empty()) {
     reject(scanId, r->error);
   } else if (r->calibration) {
-    // Calibration bundles are kept for the calibration step (issue 6); they are not scans.
-    const fs::path dir = fs::path(options_.stateDir) / "calibration" / options_.device;
-    for (const char* ext : {".tiff", ".json"})
-      moveReplacing(fs::path(options_.inbox) / (scanId + ext), dir / (scanId + ext));
-    logger->info("{}: calibration bundle {} kept in {}", options_.device, scanId, dir.string());
+    storeCalibration(*r);
     known_.erase(scanId);
   } else if (!r->alert) {
     ++clear_;
     logger->info("{}: scan {} clear", options_.device, scanId);
     archive(scanId);
     known_.erase(scanId);
+    if (onScan_) onScan_(scanId, r->conveyanceJson, "");
   } else {
     const std::string id = alertId(identity_, options_.device, scanId);
     RecordDraft d;
@@ -307,7 +442,8 @@ void XrayLane::finished(std::shared_ptr<Result> r) {
                             data);
     };
     logger->warn("{}: scan {} {}: alert {}", options_.device, scanId, r->verdict, id);
-    sink_.accept(std::move(d), [this, alive = alive_, scanId, id](const std::string& err, std::uint64_t) {
+    sink_.accept(std::move(d), [this, alive = alive_, scanId, id, conveyance = r->conveyanceJson](
+                                   const std::string& err, std::uint64_t) {
       if (!*alive) return;
       if (!err.empty()) {
         // Not durable: the bundle stays in the inbox and the next rescan tries again.
@@ -316,11 +452,92 @@ void XrayLane::finished(std::shared_ptr<Result> r) {
       } else {
         ++alerts_;
         archive(scanId);
+        if (onScan_) onScan_(scanId, conveyance, id);
       }
       known_.erase(scanId);
     });
   }
   pump();
+}
+
+void XrayLane::storeCalibration(const Result& r) {
+  auto logger = log::get("daemon");
+  const auto now = std::chrono::system_clock::now();
+  const fs::path dir = fs::path(options_.stateDir) / "calibration" / options_.device;
+  const std::string version = stamp(now);
+  // The bundle itself, kept beside its check record under a versioned name.
+  for (const char* ext : {".tiff", ".json"})
+    moveReplacing(fs::path(options_.inbox) / (r.scanId + ext), dir / (version + "-" + r.scanId + ext));
+  const bool valid = r.calibrationProblem.empty();
+  nlohmann::json record{{"kind", r.frames->kind},     {"scan_id", r.scanId},
+                        {"time", rfc3339(now)},       {"valid", valid},
+                        {"problem", r.calibrationProblem}, {"checks", nlohmann::json::parse(r.checksJson)}};
+  std::ofstream(dir / (r.frames->kind + "-" + version + ".json")) << record.dump(1) << "\n";
+  if (!valid) {
+    calibrationError_ = r.frames->kind + " calibration " + r.scanId + " rejected: " + r.calibrationProblem;
+    logger->error("{}: {} (the previous calibration stays in use)", options_.device, calibrationError_);
+    return;
+  }
+  (r.frames->kind == "dark" ? dark_ : air_) = r.frames;
+  logger->info("{}: {} calibration {} accepted", options_.device, r.frames->kind, r.scanId);
+  if (!dark_ || !air_) return;
+  if (dark_->mean.size() != air_->mean.size()) {
+    calibrationError_ = "dark and air calibrations have different numbers of energies; take both again";
+    logger->error("{}: {}", options_.device, calibrationError_);
+    return;
+  }
+  auto cal = std::make_shared<vision::Calibration>();
+  for (std::size_t e = 0; e < dark_->mean.size(); ++e) {
+    if (dark_->mean[e].size() != air_->mean[e].size()) {
+      calibrationError_ = "dark and air calibrations have different numbers of channels; take both again";
+      logger->error("{}: {}", options_.device, calibrationError_);
+      return;
+    }
+    cal->energies.push_back({dark_->mean[e], air_->mean[e]});
+  }
+  const fs::path file = dir / ("calibration-" + version + ".json");
+  std::ofstream(file) << vision::calibrationToJson(*cal);
+  calibration_ = std::move(cal);
+  calibratedAt_ = now;
+  calibrationFile_ = file.string();
+  calibrationError_.clear();
+  logger->info("{}: new calibration {} (dark {}, air {}); raw scans use it", options_.device, file.string(),
+               dark_->scanId, air_->scanId);
+}
+
+void XrayLane::loadLatestCalibration() {
+  const fs::path dir = fs::path(options_.stateDir) / "calibration" / options_.device;
+  std::string latest;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.starts_with("calibration-") && n.ends_with(".json") && n > latest) latest = n;
+  }
+  if (latest.empty()) return;
+  auto cal = vision::loadCalibration((dir / latest).string());
+  const auto when = parseStamp(latest.substr(12));
+  if (!cal || !when) {
+    calibrationError_ = (dir / latest).string() + ": " + (cal ? "no time in its name" : cal.error());
+    log::get("daemon")->error("{}: {}", options_.device, calibrationError_);
+    return;
+  }
+  calibration_ = std::make_shared<vision::Calibration>(std::move(*cal));
+  calibratedAt_ = *when;
+  calibrationFile_ = (dir / latest).string();
+}
+
+bool XrayLane::calibrationDue(double maxAgeHours, std::string& why) const {
+  if (!calibration_) {
+    if (!sawRaw_) return false;
+    why = "no valid dark/air calibration: raw scans cannot be analysed (lanegatectl calibrate xray dark, then air)";
+    return true;
+  }
+  const double ageH =
+      std::chrono::duration<double, std::ratio<3600>>(std::chrono::system_clock::now() - calibratedAt_).count();
+  if (ageH <= maxAgeHours) return false;
+  why = "calibration is " + std::to_string(static_cast<int>(ageH)) + " h old (limit " +
+        std::to_string(static_cast<int>(maxAgeHours)) + " h): lanegatectl calibrate xray dark, then air";
+  return true;
 }
 
 void XrayLane::reject(const std::string& scanId, const std::string& why) {
@@ -355,16 +572,22 @@ void XrayLane::prune() {
                       std::chrono::duration_cast<fs::file_time_type::duration>(
                           std::chrono::duration<double, std::ratio<86400>>(options_.retentionDays));
   for (const auto& [time, size, path] : files) {
-    if (time >= cutoff && total <= options_.retentionBytes) break;
+    const bool tooOld = options_.retentionDays > 0 && time < cutoff;
+    const bool overBudget = options_.retentionBytes > 0 && total > options_.retentionBytes;
+    if (!tooOld && !overBudget) break;
     fs::remove(path, ec);
     total -= size;
   }
 }
 
 nlohmann::json XrayLane::status() const {
+  nlohmann::json cal{{"file", calibrationFile_}, {"problem", calibrationError_}};
+  if (calibration_)
+    cal["age_h"] =
+        std::chrono::duration<double, std::ratio<3600>>(std::chrono::system_clock::now() - calibratedAt_).count();
   return {{"inbox", options_.inbox},     {"queued", queue_.size()}, {"analysing", analysing_},
           {"analysed", analysed_},       {"alerts", alerts_},       {"clear", clear_},
-          {"rejected", rejected_},       {"last_error", lastError_}};
+          {"rejected", rejected_},       {"last_error", lastError_}, {"calibration", cal}};
 }
 
 }  // namespace lanegate

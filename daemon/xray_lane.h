@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -22,6 +23,7 @@
 #include "daemon/alert_sink.h"
 #include "daemon/asio.h"
 #include "daemon/config.h"
+#include "vision/scan.h"
 
 namespace lanegate {
 
@@ -32,8 +34,8 @@ struct XrayLaneOptions {
   std::string stateDir;                  ///< processed bundles go to <stateDir>/scans/<device>/
   int workers = 1;                       ///< analyses at a time
   std::chrono::seconds rescanEvery{30};  ///< safety net for missed events
-  double retentionDays = 30;             ///< processed bundles older than this are deleted
-  std::uint64_t retentionBytes = 2048ull << 20;  ///< and the oldest beyond this total
+  double retentionDays = 30;             ///< processed bundles older than this are deleted (0: kept)
+  std::uint64_t retentionBytes = 2048ull << 20;  ///< and the oldest beyond this total (0: no limit)
 };
 
 /// One scanner's inbox, analysis and alerts; lives on the io thread.
@@ -50,7 +52,19 @@ class XrayLane {
   std::string start();
   /// Stops watching and waits for analyses in progress (their bundles stay in the inbox).
   void stop();
-  /// Counters for the status: queued, analysing, analysed, alerts, clear, rejected, last_error.
+  /// Called on the io thread when a scan is done: its conveyance (the bundle's, with
+  /// id_checks, as JSON text) and its alert id once durable ("" for a clear scan).
+  using ScanDone = std::function<void(const std::string& scanId, const std::string& conveyanceJson,
+                                      const std::string& alertId)>;
+  void onScan(ScanDone done) { onScan_ = std::move(done); }
+  /// Calibration (dark/air bundles the scanner writes on `lanegatectl calibrate xray`):
+  /// true when raw scans need one and the latest valid one is missing or older than
+  /// `maxAgeHours`; `why` says which.
+  [[nodiscard]] bool calibrationDue(double maxAgeHours, std::string& why) const;
+  /// The scanner's name.
+  [[nodiscard]] const std::string& device() const { return options_.device; }
+  /// Counters for the status: queued, analysing, analysed, alerts, clear, rejected,
+  /// last_error, and the calibration (file, age, last problem).
   [[nodiscard]] nlohmann::json status() const;
 
   /// The alert id of a scan: "xray:{site}:{lane}:{device}:{scan_id}" (no '/', so it can
@@ -68,6 +82,8 @@ class XrayLane {
   void reject(const std::string& scanId, const std::string& why);
   void archive(const std::string& scanId);
   void prune();
+  void loadLatestCalibration();
+  void storeCalibration(const Result& r);
 
   asio::io_context& io_;
   XrayLaneOptions options_;
@@ -83,6 +99,15 @@ class XrayLane {
   std::uint64_t analysed_ = 0, alerts_ = 0, clear_ = 0, rejected_ = 0;
   std::string lastError_;
   bool stopped_ = true;
+  ScanDone onScan_;
+  // Calibration: the latest valid dark and air frames (per energy, per channel means) and
+  // the calibration made of them, which raw scans are analysed with.
+  struct Frames;
+  std::shared_ptr<const Frames> dark_, air_;
+  std::shared_ptr<const vision::Calibration> calibration_;
+  std::chrono::system_clock::time_point calibratedAt_{};
+  std::string calibrationFile_, calibrationError_;
+  bool sawRaw_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -10,6 +10,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
+
+#include <opencv2/core.hpp>
 
 #include "daemon/sha256.h"
 #include "tests/support/harness.h"
@@ -99,6 +102,14 @@ class XrayLaneTest : public ::testing::Test {
   asio::io_context io_;
   RecordingSink sink_;
 };
+
+TEST(Sha256, KnownVectors) {
+  // FIPS 180-2 examples.
+  EXPECT_EQ(sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256Hex(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
 
 TEST_F(XrayLaneTest, ABundlePresentAtStartBecomesOneAlertWithItsImage) {
   const auto p = phantomWith(true, "scan-0001");
@@ -193,6 +204,114 @@ TEST_F(XrayLaneTest, InvalidContainerNumbersAreFlaggedNotDropped) {
   EXPECT_EQ(checks[1]["valid"], false);
   EXPECT_EQ(checks[2]["scheme"], "iata_awb");
   EXPECT_EQ(checks[2]["valid"], false);
+}
+
+// A scanner's calibration bundle (what it writes on a dark or air command): `columns`
+// pulses per channel at the calibration's dark or air level, with counting noise.
+void writeCalibrationBundle(const std::string& inbox, const std::string& staging, const std::string& id,
+                            const std::string& kind, const vision::Calibration& cal, vision::ScanMeta meta,
+                            bool beamOff = false) {
+  vision::ScanBundle b;
+  meta.scanId = id;
+  meta.signal = vision::Signal::kRaw;
+  b.meta = meta;
+  std::mt19937 rng(7);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  for (const auto& e : cal.energies) {
+    cv::Mat plane(static_cast<int>(e.dark.size()), 100, CV_16UC1);
+    for (int y = 0; y < plane.rows; ++y) {
+      const double dark = static_cast<double>(e.dark[static_cast<std::size_t>(y)]);
+      const double level = kind == "air" && !beamOff ? static_cast<double>(e.air[static_cast<std::size_t>(y)]) : dark;
+      for (int x = 0; x < plane.cols; ++x)
+        plane.at<std::uint16_t>(y, x) = static_cast<std::uint16_t>(
+            std::clamp(level + noise(rng) * (std::sqrt(std::max(level - dark, 0.0)) + 2.0), 0.0, 65535.0));
+    }
+    b.planes.push_back(plane);
+  }
+  ASSERT_TRUE(vision::writeBundle(b, staging).has_value());
+  auto j = nlohmann::json::parse(readFile(staging + "/" + id + ".json"));
+  j["calibration"] = kind;
+  fs::rename(staging + "/" + id + ".tiff", inbox + "/" + id + ".tiff");
+  writeFile(staging + "/" + id + ".json", j.dump());
+  fs::rename(staging + "/" + id + ".json", inbox + "/" + id + ".json");
+}
+
+// Issue 6, acceptance 3: after a dark and an air calibration, raw scans analyse to the
+// same findings as their transmission twins; before it they are refused with the reason;
+// a bad calibration is refused and the good one stays; a restart keeps the calibration.
+TEST_F(XrayLaneTest, RawScansUseTheLatestValidCalibration) {
+  vision::PhantomOptions o;
+  o.pixelMm = 20;
+  vision::Phantom twin, raw;
+  for (int i = 0; i < 40; ++i) {
+    twin = vision::generatePhantom(31, i, o);
+    if (twin.truth.concealments.empty() || vision::analyzeScan(twin.bundle, {}).findings.empty()) continue;
+    o.raw = true;
+    raw = vision::generatePhantom(31, i, o);
+    break;
+  }
+  ASSERT_EQ(raw.bundle.meta.signal, vision::Signal::kRaw);
+  ASSERT_FALSE(raw.calibration.energies.empty());
+  const std::string staging = dir_.file("staging");
+  fs::create_directories(staging);
+  auto l = lane();
+  std::string why;
+  EXPECT_FALSE(l->calibrationDue(24, why));
+
+  auto scan = raw;
+  scan.bundle.meta.scanId = "raw-0";
+  write(scan);
+  ASSERT_TRUE(runUntil([&] { return exists(inbox() + "/rejected/raw-0.error"); }));
+  EXPECT_NE(readFile(inbox() + "/rejected/raw-0.error").find("no valid dark/air calibration"), std::string::npos);
+  EXPECT_TRUE(l->calibrationDue(24, why));
+  EXPECT_NE(why.find("calibrate xray dark"), std::string::npos) << why;
+
+  writeCalibrationBundle(inbox(), staging, "cal-dark-1", "dark", raw.calibration, raw.bundle.meta);
+  writeCalibrationBundle(inbox(), staging, "cal-air-1", "air", raw.calibration, raw.bundle.meta);
+  ASSERT_TRUE(runUntil([&] { return !l->status()["calibration"]["file"].get<std::string>().empty(); }))
+      << l->status().dump();
+  EXPECT_FALSE(l->calibrationDue(24, why)) << why;
+  EXPECT_TRUE(l->calibrationDue(-1, why)) << "older than a limit of -1 h";
+
+  // An air frame taken with the beam off is refused; the good calibration stays.
+  const std::string good = l->status()["calibration"]["file"];
+  writeCalibrationBundle(inbox(), staging, "cal-air-2", "air", raw.calibration, raw.bundle.meta, true);
+  ASSERT_TRUE(runUntil([&] { return !l->status()["calibration"]["problem"].get<std::string>().empty(); }));
+  EXPECT_NE(l->status()["calibration"]["problem"].get<std::string>().find("beam off"), std::string::npos)
+      << l->status().dump();
+  EXPECT_EQ(l->status()["calibration"]["file"], good);
+
+  scan.bundle.meta.scanId = "raw-1";
+  write(scan);
+  ASSERT_TRUE(runUntil([&] { return sink_.drafts.size() == 1; })) << l->status().dump();
+  const auto rawFindings = nlohmann::json::parse(sink_.payloads[0])["data"]["findings"];
+  const auto twinFindings = nlohmann::json::parse(vision::toJson(vision::analyzeScan(twin.bundle, {})))["findings"];
+  // Same findings within tolerance: as many (±1), and each of the twin's has a raw one of
+  // the same kind whose box overlaps it.
+  EXPECT_NEAR(static_cast<double>(rawFindings.size()), static_cast<double>(twinFindings.size()), 1.0)
+      << rawFindings.dump() << "\n" << twinFindings.dump();
+  for (const auto& t : twinFindings) {
+    bool matched = false;
+    for (const auto& r : rawFindings) {
+      if (r["kind"] != t["kind"]) continue;
+      const auto& a = t["box_px"];
+      const auto& b = r["box_px"];
+      const double ix = std::max(0.0, std::min(a[0].get<double>() + a[2].get<double>(), b[0].get<double>() + b[2].get<double>()) -
+                                          std::max(a[0].get<double>(), b[0].get<double>()));
+      const double iy = std::max(0.0, std::min(a[1].get<double>() + a[3].get<double>(), b[1].get<double>() + b[3].get<double>()) -
+                                          std::max(a[1].get<double>(), b[1].get<double>()));
+      matched = matched || ix * iy > 0;
+    }
+    EXPECT_TRUE(matched) << t.dump() << " has no raw counterpart in " << rawFindings.dump();
+  }
+
+  // After a restart the stored calibration is used again.
+  l.reset();
+  auto again = lane();
+  EXPECT_EQ(again->status()["calibration"]["file"], good);
+  scan.bundle.meta.scanId = "raw-2";
+  write(scan);
+  ASSERT_TRUE(runUntil([&] { return sink_.drafts.size() == 2; })) << again->status().dump();
 }
 
 }  // namespace
