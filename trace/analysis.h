@@ -18,9 +18,14 @@ struct AnalysisParams {
   double saturationLevel = 65535.0;  ///< ADC full scale
   double saturationMargin = 64.0;    ///< counts below full scale that still count as clipped
   double ripMinIonFraction = 0.3;    ///< RIP share of total peak area below this = depleted
-  double broadeningFactor = 1.12;    ///< FWHM above (this + 1.5/SNR) x t/R_ref = overlapped
+  double broadeningFactor = 1.02;    ///< FWHM above (this + 1.5/SNR) x t/R_ref = overlapped
   double asymmetryFactor = 1.3;      ///< half-width ratio above (this + 3/SNR) = overlapped
   double shapeCheckMinSnr = 10.0;    ///< broadening/asymmetry judged only on peaks this strong
+  double resolveMinF = 30.0;         ///< two-ion fit must beat one free-width ion by this F ratio
+  double resolveMinSeparation = 0.3; ///< fitted ions closer than this many FWHM: not separable
+  double resolveMaxWidthF = 10.0;    ///< freeing the two widths may improve the fit by this F
+  double resolveMinSignificance = 6.0; ///< each fitted amplitude / its standard error, at least
+  double resolveMaxK0Sigma = 0.0015; ///< fitted K0 standard error above this: not resolved
   std::optional<double> unidentifiedMinSnr;  ///< default: the library's defaults.min_snr
 };
 
@@ -47,6 +52,7 @@ struct Peak {
   bool alarm = false;                   ///< substance set and its thresholds met
   bool unidentified = false;            ///< significant, matches no library entry
   bool overlapped = false;              ///< shares its envelope with another peak
+  bool resolved = false;                ///< separated from its overlapping neighbour by a fit
   bool shoulder = false;                ///< no maximum of its own: apex from -d2 only
   bool broadened = false;               ///< wider or more skewed than one ion at this R
   bool flatTop = false;                 ///< clipped / flat-topped apex
@@ -60,7 +66,8 @@ struct SubstanceHit {
   double amplitude = 0.0;///< counts above baseline
   double snr = 0.0;      ///< amplitude / noise sigma
   double driftMs = 0.0;  ///< apex drift time, ms
-  bool overlapped = false;///< its peak overlaps another (K0 less certain)
+  bool overlapped = false;///< its peak overlaps another and was not resolved (K0 uncertain)
+  bool resolved = false;  ///< its peak was separated from an overlapping one by a fit
 };
 
 /// Result of analysing one plasmagram (Contract 6 plus diagnostics).

@@ -102,7 +102,11 @@ void printTable(const std::string& file, const Spectrum& s, const Analysis& a, s
         }
         break;
     }
-    if (p.overlapped) what += p.shoulder ? "  [shoulder]" : "  [overlapped]";
+    if (p.resolved) {
+      what += "  [resolved from overlap]";
+    } else if (p.overlapped) {
+      what += p.shoulder ? "  [shoulder]" : "  [overlapped]";
+    }
     if (p.flatTop) what += "  [flat top]";
     if (!p.alternatives.empty()) {
       what += "  (also in window:";
