@@ -5,6 +5,7 @@
 #include "vision/evaluate.h"
 #include "vision/overlay.h"
 #include "vision/phantom.h"
+#include "vision/qa.h"
 
 #include <opencv2/imgcodecs.hpp>
 
@@ -24,7 +25,9 @@ constexpr int kUsage = 2;
 const char* kUsageText =
     "usage: analyze SCAN.json|SCAN.tiff [--json] [--overlay FILE.jpg] [--calibration FILE]\n"
     "       eval DIR\n"
-    "       phantoms --out DIR --count N --seed S [--raw] [--single] [--pixel-mm MM]\n";
+    "       phantoms --out DIR --count N --seed S [--raw] [--single] [--pixel-mm MM]\n"
+    "       phantoms --qa --out DIR [--seed S] [--noise X] [--blur-mm MM] [--single] [--pixel-mm MM]\n"
+    "       qa SCAN.json|SCAN.tiff [--json] [--calibration FILE]\n";
 
 int usage(std::ostream& err, const std::string& why) {
   err << why << "\n" << kUsageText;
@@ -165,6 +168,8 @@ int phantoms(const std::vector<std::string>& args, std::ostream& out, std::ostre
   std::string dir;
   double count = -1;
   double seed = -1;
+  bool qa = false;
+  double noise = 1.0;
   PhantomOptions o;
   for (std::size_t i = 1; i < args.size(); ++i) {
     const bool hasValue = i + 1 < args.size();
@@ -179,11 +184,29 @@ int phantoms(const std::vector<std::string>& args, std::ostream& out, std::ostre
         return usage(err, "phantoms: bad --pixel-mm");
     } else if (args[i] == "--raw") {
       o.raw = true;
+    } else if (args[i] == "--qa") {
+      qa = true;
+    } else if (args[i] == "--noise" && hasValue) {
+      if (!parseNumber(args[++i], noise) || noise < 0.1 || noise > 100) return usage(err, "phantoms: bad --noise");
+    } else if (args[i] == "--blur-mm" && hasValue) {
+      if (!parseNumber(args[++i], o.blurMm) || o.blurMm < 0 || o.blurMm > 50) return usage(err, "phantoms: bad --blur-mm");
     } else if (args[i] == "--single") {
       o.dualEnergy = false;
     } else {
       return usage(err, "phantoms: unexpected argument '" + args[i] + "'");
     }
+  }
+  // --noise X scales every noise σ by X (cargo sets too).
+  scaleNoise(o, noise);
+  if (qa) {
+    if (dir.empty() || o.raw || count > 1) return usage(err, "phantoms --qa: --out is required; one scan, transmission only");
+    auto id = writeQaPhantom(dir, seed < 0 ? 1 : static_cast<std::uint64_t>(seed), o);
+    if (!id) {
+      err << id.error() << "\n";
+      return kBadInput;
+    }
+    out << "wrote QA scan " << *id << " (and " << *id << ".qa-truth.json) to " << dir << "\n";
+    return kOk;
   }
   if (dir.empty() || count < 1 || seed < 0) return usage(err, "phantoms: --out, --count and --seed are required");
   auto r = writePhantomSet(dir, static_cast<int>(count), static_cast<std::uint64_t>(seed), o);
@@ -195,6 +218,45 @@ int phantoms(const std::vector<std::string>& args, std::ostream& out, std::ostre
   return kOk;
 }
 
+int qa(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  std::string path;
+  std::string calibration;
+  bool json = false;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--json") {
+      json = true;
+    } else if (args[i] == "--calibration" && i + 1 < args.size()) {
+      calibration = args[++i];
+    } else if (!args[i].empty() && args[i][0] != '-' && path.empty()) {
+      path = args[i];
+    } else {
+      return usage(err, "qa: unexpected argument '" + args[i] + "'");
+    }
+  }
+  if (path.empty()) return usage(err, "qa: which scan?");
+  auto bundle = loadBundle(path);
+  if (!bundle) {
+    err << bundle.error() << "\n";
+    return kBadInput;
+  }
+  Calibration cal;
+  if (!calibration.empty()) {
+    auto c = loadCalibration(calibration);
+    if (!c) {
+      err << c.error() << "\n";
+      return kBadInput;
+    }
+    cal = std::move(*c);
+  }
+  auto report = analyzeQa(*bundle, calibration.empty() ? nullptr : &cal);
+  if (!report) {
+    err << report.error() << "\n";
+    return kBadInput;
+  }
+  out << (json ? qaReportToJson(*report) + "\n" : qaReportToText(*report));
+  return kOk;
+}
+
 }  // namespace
 
 int visionCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -202,6 +264,7 @@ int visionCommand(const std::vector<std::string>& args, std::ostream& out, std::
   if (args[0] == "analyze") return analyze(args, out, err);
   if (args[0] == "eval") return eval(args, out, err);
   if (args[0] == "phantoms") return phantoms(args, out, err);
+  if (args[0] == "qa") return qa(args, out, err);
   return usage(err, "unknown command '" + args[0] + "'");
 }
 

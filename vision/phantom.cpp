@@ -655,6 +655,47 @@ tl::expected<PhantomTruth, std::string> parseTruth(const std::string& text, cons
   return t;
 }
 
+cv::Mat idealTransmission(const ArealMaps& areal, double endpointMev, double shiftPx, const PhantomOptions& o) {
+  Scene s;
+  s.pitch = o.pixelMm;
+  s.height = areal[0].rows;
+  s.width = areal[0].cols;
+  s.structure = areal;
+  for (auto& m : s.load) m = cv::Mat::zeros(s.height, s.width, CV_32F);
+  cv::Mat t = render(s, endpointMev, shiftPx != 0.0, shiftPx);
+  const double sigmaPx = o.blurMm / o.pixelMm;
+  if (sigmaPx > 0.3) cv::GaussianBlur(t, t, cv::Size(0, 0), sigmaPx);
+  return t;
+}
+
+std::vector<cv::Mat> renderArealPlanes(const ArealMaps& areal, const std::vector<double>& energiesMev,
+                                       const PhantomOptions& o, std::uint64_t seed) {
+  // The same detection chain as generatePhantom, without the bad channels.
+  Rng rng(seed * std::uint64_t{0x9e3779b97f4a7c15} + 0x51a);
+  const int width = areal[0].cols;
+  std::vector<double> dose(static_cast<std::size_t>(width));
+  for (double& d : dose) d = 1.0 + o.doseJitter * rng.normal();
+  cv::RNG cvRng(rng.next());
+  std::vector<cv::Mat> planes;
+  for (std::size_t e = 0; e < energiesMev.size(); ++e) {
+    const cv::Mat t = idealTransmission(areal, energiesMev[e], e == 1 ? o.lowShiftPx : 0.0, o);
+    const double n0 = o.openBeamQuanta * (e == 0 ? 1.0 : 0.6);
+    cv::Mat n = t * n0;
+    for (int x = 0; x < width; ++x) n.col(x) *= dose[static_cast<std::size_t>(x)];
+    cv::Mat noise(n.size(), CV_32F);
+    cvRng.fill(noise, cv::RNG::NORMAL, 0.0, 1.0);
+    cv::Mat sigma;
+    cv::sqrt(cv::max(n, 0.0) + o.electronicNoise * o.electronicNoise, sigma);
+    n += noise.mul(sigma);
+    // Open beam at kRenderedOpenBeamCounts, not full scale: the dose jitter stays visible in
+    // the open-beam rows (clipped at 65,535 it would not), so pre-processing can cancel it.
+    cv::Mat out;
+    n.convertTo(out, CV_16U, kRenderedOpenBeamCounts / n0);
+    planes.push_back(out);
+  }
+  return planes;
+}
+
 tl::expected<int, std::string> writePhantomSet(const std::string& dir, int count, std::uint64_t seed,
                                                const PhantomOptions& options) {
   std::error_code ec;

@@ -5,6 +5,7 @@
 // coarse bremsstrahlung spectrum, with Poisson and electronic noise, dose jitter and blur.
 // It shares no thresholds with the analysis: only the μ/ρ tables.
 
+#include "vision/physics.h"
 #include "vision/scan.h"
 
 #include <tl/expected.hpp>
@@ -64,6 +65,22 @@ std::string truthToJson(const PhantomTruth& truth);
 
 /// Parses ground truth written by truthToJson.
 tl::expected<PhantomTruth, std::string> parseTruth(const std::string& text, const std::string& name);
+
+/// Areal densities (g/cm²) per basis material, one CV_32F map each, pixel = options.pixelMm.
+using ArealMaps = std::array<cv::Mat, kBasisCount>;
+
+/// Noise-free detected transmission of `areal` for one beam: the generator's spectrum, the
+/// interlacing shift (`shiftPx` columns, 0 for none) and its Gaussian blur (options.blurMm).
+cv::Mat idealTransmission(const ArealMaps& areal, double endpointMev, double shiftPx,
+                          const PhantomOptions& options);
+
+/// Counts of the open beam in planes written by renderArealPlanes (headroom below 65,535).
+inline constexpr double kRenderedOpenBeamCounts = 60000.0;
+
+/// Renders `areal` into 16-bit transmission planes ([high] or [high, low]) with the
+/// generator's detector model: blur, dose jitter, Poisson and electronic noise (no bad channels).
+std::vector<cv::Mat> renderArealPlanes(const ArealMaps& areal, const std::vector<double>& energiesMev,
+                                       const PhantomOptions& options, std::uint64_t seed);
 
 /// Writes `count` bundles, `<id>.truth.json` files and (raw) `calibration.json` into `dir`.
 tl::expected<int, std::string> writePhantomSet(const std::string& dir, int count, std::uint64_t seed,
