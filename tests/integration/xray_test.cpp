@@ -48,6 +48,12 @@ std::string xrayDevice(const std::string& inbox, int deadPort) {
          "\n    inbox: " + inbox + "\n    profile: " LANEGATE_SOURCE_DIR "/config/profiles/xray-generic-v1.yaml\n";
 }
 
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+  return n;
+}
+
 TEST(XrayIT, InboxBundlesBecomeAlertsWithVerifiedImagesAcrossRestartsAndGarbage) {
   TempDir dir;
   const std::string gen = dir.file("gen"), inbox = dir.file("inbox"), images = dir.file("images");
@@ -113,6 +119,69 @@ TEST(XrayIT, InboxBundlesBecomeAlertsWithVerifiedImagesAcrossRestartsAndGarbage)
   EXPECT_TRUE(waitFor([&] { return fs::exists(images + "/" + id2 + ".jpg"); }, 10s)) << watch.err();
 
   // Every alert validates against its schema (data: xray-hit-data.schema.json).
+  writeFile(dir.file("alerts.jsonl"), all);
+  const auto v = run({LANEGATE_SYSTEM_PYTHON, LANEGATE_SOURCE_DIR "/tests/support/validate_json.py", "--schemas",
+                      LANEGATE_SOURCE_DIR "/config/schemas", "alert", "--jsonl", dir.file("alerts.jsonl")});
+  EXPECT_EQ(v.code, 0) << v.out << v.err;
+}
+
+// Issue 6, acceptance 1: the real simulator → daemon → mosquitto → subscriber. Every scan
+// the vision module flags arrives as an alert whose image's SHA-256 matches, each alert
+// validates, and no scan it does not flag raises one.
+TEST(XrayIT, SimulatorScansArriveAsAlertsWithMatchingImages) {
+  TempDir dir;
+  const std::string inbox = dir.file("inbox"), images = dir.file("images");
+  fs::create_directories(inbox);
+  Broker broker(dir);
+  Process watch({LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1", "--json",
+                 "--save-images", images},
+                dir.file("watch"));
+  ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s)) << watch.err();
+  Process sim({LANEGATE_SIM_BIN, "xray", "--port", "0", "--inbox", inbox, "--every-ms", "300", "--count", "8",
+               "--pixel-mm", "20", "--seed", "77", "--mix", "clear:30,concealment:50,empty_content:20",
+               "--truth-dir", dir.file("truth")},
+              dir.file("sim"));
+  int port = 0;
+  ASSERT_TRUE(waitFor([&] {
+    const std::string out = sim.out();
+    const auto at = out.find("listening on 127.0.0.1:");
+    if (at != std::string::npos) port = std::atoi(out.c_str() + at + 23);
+    return port != 0 || !sim.running();
+  }, 15s)) << sim.err();
+  ASSERT_NE(port, 0) << sim.err();
+  Daemon d(dir, configText(dir, broker.uri(), xrayDevice(inbox, port)));
+  // All eight scans written by the simulator and taken out of the inbox by the daemon.
+  const std::string archive = dir.file("state") + "/scans/xray-1";
+  std::vector<std::string> scans;
+  ASSERT_TRUE(waitFor([&] {
+    scans.clear();
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(archive, ec))
+      if (e.path().extension() == ".json") scans.push_back(e.path().stem().string());
+    return scans.size() == 8;
+  }, 120s)) << sim.out() << d.process().err();
+  std::set<std::string> expected;
+  for (const auto& id : scans) {
+    const auto r = run({LANEGATECTL_BIN, "analyze", archive + "/" + id + ".json", "--json"}, 60s);
+    ASSERT_EQ(r.code, 0) << r.err;
+    if (!nlohmann::json::parse(r.out)["findings"].empty()) expected.insert("xray:it:lane-1:xray-1:" + id);
+  }
+  ASSERT_FALSE(expected.empty()) << "the simulator's mix should give the vision module something to flag";
+  ASSERT_TRUE(waitFor([&] {
+    for (const auto& id : expected)
+      if (!fs::exists(images + "/" + id + ".jpg")) return false;
+    return true;
+  }, 30s)) << watch.out() << watch.err();
+  std::set<std::string> got;
+  std::istringstream lines(watch.out());
+  std::string all;
+  for (std::string line; std::getline(lines, line);) {
+    got.insert(nlohmann::json::parse(line)["id"].get<std::string>());
+    all += line + "\n";
+  }
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(watch.err().find("MISMATCH"), std::string::npos) << watch.err();
+  EXPECT_EQ(count(watch.err(), "SHA-256 verified"), expected.size()) << watch.err();
   writeFile(dir.file("alerts.jsonl"), all);
   const auto v = run({LANEGATE_SYSTEM_PYTHON, LANEGATE_SOURCE_DIR "/tests/support/validate_json.py", "--schemas",
                       LANEGATE_SOURCE_DIR "/config/schemas", "alert", "--jsonl", dir.file("alerts.jsonl")});
