@@ -169,6 +169,7 @@ void Daemon::startDevices() {
     o.inbox = s.inbox;
     o.stateDir = config_.stateDir;
     o.workers = s.workers;
+    o.queue = s.queue;
     o.retentionDays = s.retentionDays;
     o.retentionBytes = static_cast<std::uint64_t>(std::max<std::int64_t>(0, s.retentionMb)) << 20;
     Config identity;  // copies: analyses render on other threads

@@ -311,12 +311,21 @@ void XrayLane::consider(const std::string& fileName) {
     reject(scanId, "'" + fileName + "': a scan id is 1 to 64 of A-Z a-z 0-9 . _ - (Contract 1)");
     return;
   }
+  if (queue_.size() >= static_cast<std::size_t>(std::max(1, options_.queue))) {
+    skipped_ = true;  // it waits in the inbox; taken when the queue has room
+    return;
+  }
   known_.insert(scanId);
   queue_.push_back(scanId);
   pump();
 }
 
 void XrayLane::pump() {
+  if (skipped_ && queue_.empty() && !stopped_) {
+    skipped_ = false;
+    rescan();  // take what waited in the inbox (calls pump again)
+    return;
+  }
   while (!stopped_ && analysing_ < std::max(1, options_.workers) && !queue_.empty()) {
     const std::string scanId = queue_.front();
     queue_.pop_front();

@@ -33,6 +33,7 @@ struct XrayLaneOptions {
   std::string inbox;                     ///< where the scanner writes bundles
   std::string stateDir;                  ///< processed bundles go to <stateDir>/scans/<device>/
   int workers = 1;                       ///< analyses at a time
+  int queue = 4;                         ///< bundles queued for a worker; the rest wait in the inbox
   std::chrono::seconds rescanEvery{30};  ///< safety net for missed events
   double retentionDays = 30;             ///< processed bundles older than this are deleted (0: kept)
   std::uint64_t retentionBytes = 2048ull << 20;  ///< and the oldest beyond this total (0: no limit)
@@ -96,6 +97,7 @@ class XrayLane {
   std::deque<std::string> queue_;  // scan ids waiting for a worker
   std::set<std::string> known_;    // queued, analysing, or waiting for the outbox
   int analysing_ = 0;
+  bool skipped_ = false;  // a bundle was left in the inbox because the queue was full
   std::uint64_t analysed_ = 0, alerts_ = 0, clear_ = 0, rejected_ = 0;
   std::string lastError_;
   bool stopped_ = true;

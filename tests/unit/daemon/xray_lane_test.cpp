@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include <opencv2/core.hpp>
 
@@ -164,6 +165,27 @@ TEST_F(XrayLaneTest, GarbageGoesToRejectedWithItsReasonAndTheNextBundleIsAnalyse
   ASSERT_TRUE(runUntil([&] { return sink_.drafts.size() == 1; }));
   EXPECT_EQ(sink_.drafts[0].id, "xray:s1:l1:xray-1:good-2");
   EXPECT_EQ(l->status()["rejected"], 1);
+}
+
+TEST_F(XrayLaneTest, ABurstLargerThanTheQueueWaitsInTheInboxAndIsAllTaken) {
+  const auto p = phantomWith(true, "burst");
+  for (int i = 0; i < 7; ++i) {
+    auto b = p;
+    b.bundle.meta.scanId = "burst-" + std::to_string(i);
+    write(b);
+  }
+  XrayLaneOptions o;
+  o.device = "xray-1";
+  o.inbox = inbox();
+  o.stateDir = state();
+  o.queue = 2;
+  XrayLane l(io_, o, sink_, identity());
+  ASSERT_EQ(l.start(), "");
+  EXPECT_LE(l.status()["queued"].get<int>(), 2) << "at most `queue` bundles held, the rest in the inbox";
+  ASSERT_TRUE(runUntil([&] { return sink_.drafts.size() == 7; })) << l.status().dump();
+  std::set<std::string> ids;
+  for (const auto& d : sink_.drafts) ids.insert(d.id);
+  EXPECT_EQ(ids.size(), 7u);
 }
 
 TEST_F(XrayLaneTest, AClearScanRaisesNothingAndIsArchived) {
