@@ -387,6 +387,18 @@ void XrayLane::pump() {
             r->verdict = f.verdict;
             r->alert = !f.findings.empty();
             r->conveyanceJson = conveyanceWithChecks(meta).dump();
+            if (!r->alert) {
+              auto findings = nlohmann::json::parse(vision::toJson(f));
+              nlohmann::json timings = findings.value("timings_ms", nlohmann::json::object());
+              timings["queue"] = r->queuedMs;
+              r->dataJson = nlohmann::json{{"scan_id", scanId},
+                                           {"verdict", f.verdict},
+                                           {"conveyance", conveyanceWithChecks(meta)},
+                                           {"evidence",
+                                            {{"tiff_sha256", sha256Hex(tiffBytes)}, {"json_sha256", sha256Hex(jsonBytes)}}},
+                                           {"timings_ms", timings}}
+                                .dump();
+            }
             if (r->alert) {
               const auto jpeg = vision::renderOverlay(f);
               r->image.assign(jpeg.begin(), jpeg.end());
@@ -434,11 +446,31 @@ void XrayLane::finished(std::shared_ptr<Result> r) {
     storeCalibration(*r);
     known_.erase(scanId);
   } else if (!r->alert) {
-    ++clear_;
+    // A clear scan: telemetry (counted, evidence kept; evicted before any alert under
+    // disk pressure), archived once it is durable.
+    const std::string id = "xray-scan:" + identity_.site + ":" + identity_.lane + ":" + options_.device + ":" + scanId;
+    RecordDraft d;
+    d.id = id;
+    d.kind = RecordKind::telemetry;
+    d.topic = laneTopic(identity_, "telemetry");
+    d.render = [identity = identity_, id, device = options_.device, data = r->dataJson](std::uint64_t seq) {
+      return makeCloudEvent(identity, "org.lanegate.xray.scan", id, seq, device, std::chrono::system_clock::now(),
+                            data);
+    };
     logger->info("{}: scan {} clear", options_.device, scanId);
-    archive(scanId);
-    known_.erase(scanId);
-    if (onScan_) onScan_(scanId, r->conveyanceJson, "");
+    sink_.accept(std::move(d), [this, alive = alive_, scanId, conveyance = r->conveyanceJson](
+                                   const std::string& err, std::uint64_t) {
+      if (!*alive) return;
+      if (!err.empty()) {
+        lastError_ = "telemetry of scan " + scanId + " not accepted: " + err;
+        log::get("daemon")->error("{}: {}", options_.device, lastError_);
+      } else {
+        ++clear_;
+        archive(scanId);
+        if (onScan_) onScan_(scanId, conveyance, "");
+      }
+      known_.erase(scanId);
+    });
   } else {
     const std::string id = alertId(identity_, options_.device, scanId);
     RecordDraft d;

@@ -46,6 +46,7 @@ TEST(SchemaIT, EveryPublishedPayloadValidates) {
     const std::string schema = topic == "alerts" ? "alert"
                                : topic == "status" ? "lane-status"
                                : topic == "acks" ? "ack"
+                               : topic == "telemetry" ? "scan-telemetry"
                                : topic.rfind("devices/", 0) == 0 ? "device-status"
                                                                   : "unknown topic " + topic;
     bySchema[schema] += line.substr(tab + 1) + "\n";

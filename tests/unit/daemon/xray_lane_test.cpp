@@ -188,12 +188,25 @@ TEST_F(XrayLaneTest, ABurstLargerThanTheQueueWaitsInTheInboxAndIsAllTaken) {
   EXPECT_EQ(ids.size(), 7u);
 }
 
-TEST_F(XrayLaneTest, AClearScanRaisesNothingAndIsArchived) {
+TEST_F(XrayLaneTest, AClearScanIsTelemetryNotAnAlert) {
   write(phantomWith(false, "clear-1"));
+  const std::string tiffBytes = readFile(inbox() + "/clear-1.tiff");
   auto l = lane();
   ASSERT_TRUE(runUntil([&] { return exists(state() + "/scans/xray-1/clear-1.json"); }));
-  EXPECT_TRUE(sink_.drafts.empty());
+  ASSERT_EQ(sink_.drafts.size(), 1u);
+  EXPECT_EQ(sink_.drafts[0].kind, RecordKind::telemetry);
+  EXPECT_EQ(sink_.drafts[0].topic, "lanegate/v1/s1/l1/telemetry");
+  EXPECT_TRUE(sink_.drafts[0].attachments.empty());
+  const auto event = nlohmann::json::parse(sink_.payloads[0]);
+  EXPECT_EQ(event["type"], "org.lanegate.xray.scan");
+  EXPECT_EQ(event["id"], "xray-scan:s1:l1:xray-1:clear-1");
+  EXPECT_EQ(event["data"]["verdict"], "clear");
+  EXPECT_EQ(event["data"]["evidence"]["tiff_sha256"], sha256Hex(tiffBytes));
   EXPECT_EQ(l->status()["clear"], 1);
+  writeFile(dir_.file("telemetry.json"), sink_.payloads[0]);
+  const auto v = run({LANEGATE_SYSTEM_PYTHON, LANEGATE_SOURCE_DIR "/tests/support/validate_json.py", "--schemas",
+                      LANEGATE_SOURCE_DIR "/config/schemas", "scan-telemetry", dir_.file("telemetry.json")});
+  EXPECT_EQ(v.code, 0) << v.out << v.err;
 }
 
 TEST_F(XrayLaneTest, ABundleWhoseAlertWasNotMadeDurableStaysInTheInbox) {
