@@ -182,12 +182,22 @@ void findStructure(Context& c) {
       ++x;
       continue;
     }
-    std::vector<int> tops;
+    // The running median of the tops so far (element n/2 of them sorted), from a histogram.
+    std::vector<int> hist(static_cast<std::size_t>(a.rows), 0);
+    int count = 0;
+    auto runningMedian = [&]() {
+      int seen = 0;
+      for (int v = 0; v < a.rows; ++v) {
+        seen += hist[static_cast<std::size_t>(v)];
+        if (seen > count / 2) return v;
+      }
+      return a.rows - 1;
+    };
     int e = x;
     while (e <= st.objectX1 && top[static_cast<std::size_t>(e)] >= 0) {
-      tops.push_back(top[static_cast<std::size_t>(e)]);
-      std::vector<float> tf(tops.begin(), tops.end());
-      if (std::abs(top[static_cast<std::size_t>(e)] - static_cast<int>(median(tf))) > tol) break;
+      ++hist[static_cast<std::size_t>(top[static_cast<std::size_t>(e)])];
+      ++count;
+      if (std::abs(top[static_cast<std::size_t>(e)] - runningMedian()) > tol) break;
       ++e;
     }
     if (e - x > bestLen) {
@@ -733,15 +743,18 @@ void findTyres(Context& c) {
     const int ry = static_cast<int>(std::ceil(800.0 / c.cellY));
     const cv::Rect box = cv::Rect(static_cast<int>(w[0]) - rx, static_cast<int>(w[1]) - ry, 2 * rx + 1, 2 * ry + 1) &
                          cv::Rect(0, 0, c.a.cols, c.a.rows);
-    // A chassis beam crossing the wheel shows on both sides of it, 700 mm out; projections add,
-    // so its level at that row is taken off before the wheel's symmetry is judged.
+    // A chassis beam crossing the wheel shows on both sides of it; projections add, so its
+    // level at that row is taken off before the wheel's symmetry is judged. The level is the
+    // lower envelope of the row 700 and 900 mm out on either side: anything else there (an
+    // engine block, a fuel tank, the next wheel) only adds to the beam, so the least of the
+    // four is at most the beam. Where the beam ends on one side nothing is taken off, and the
+    // tyre cells it crosses are judged by what continues from outside (below).
     auto beamAcross = [&](int y) {
-      const int dx = static_cast<int>(std::lround(700.0 / c.cellX));
-      const int xl = static_cast<int>(w[0]) - dx;
-      const int xr = static_cast<int>(w[0]) + dx;
-      if (xl < 0 || xr >= c.a.cols) return 0.0;
-      // The larger side: the beam may end on one side of the wheel (a chassis' end).
-      const double level = std::max(at(c.a, y, xl), at(c.a, y, xr));
+      double level = 1e9;
+      for (const double mm : {-900.0, -700.0, 700.0, 900.0}) {
+        const int xs = static_cast<int>(w[0]) + static_cast<int>(std::lround(mm / c.cellX));
+        level = std::min(level, xs < 0 || xs >= c.a.cols ? 0.0 : at(c.a, y, xs));
+      }
       return level > 2.0 * c.minStepAlpha() ? level : 0.0;
     };
     auto alpha = [&](int x, int y) { return at(c.a, y, x) - beamAcross(y); };
@@ -780,6 +793,17 @@ void findTyres(Context& c) {
       }
       return count > 0 ? sum / count : 0.0;
     };
+    // The excess over the tread's radial median where the ray through (x, y) crosses the
+    // tyre's outer edge (half a cell inside it).
+    auto rimExcess = [&](int x, int y, double r) {
+      const double dx = (x + 0.5 - w[0]) * c.cellX;
+      const double dy = (y + 0.5 - w[1]) * c.cellY;
+      const double rr = rOut - 0.5 * bin;
+      const int ox = static_cast<int>(std::floor(w[0] + dx * rr / r / c.cellX));
+      const int oy = static_cast<int>(std::floor(w[1] + dy * rr / r / c.cellY));
+      if (ox < 0 || oy < 0 || ox >= c.a.cols || oy >= c.a.rows) return 1e9;
+      return alpha(ox, oy) - medH[std::min(medH.size() - 1, static_cast<std::size_t>(rr / bin))];
+    };
     // Whatever touches the tyre from outside (an engine, a fuel tank) is not in it: tyre cells
     // within ~60 mm of non-air outside the tyre are not judged.
     cv::Mat external = cv::Mat::zeros(box.size(), CV_8U);
@@ -787,6 +811,7 @@ void findTyres(Context& c) {
       for (int x = box.x; x < box.br().x; ++x)
         if (radius(x, y) > rOut + 0.5 * bin && own(x, y) && alpha(x, y) > 2.0 * c.minStepAlpha())
           external.at<std::uint8_t>(y - box.y, x - box.x) = 255;
+    const cv::Mat outsideParts = external.clone();
     cv::dilate(external, external,
                cv::getStructuringElement(cv::MORPH_RECT, cv::Size(2 * std::max(1, static_cast<int>(std::lround(60.0 / c.cellX))) + 1,
                                                                   2 * std::max(1, static_cast<int>(std::lround(60.0 / c.cellY))) + 1)));
@@ -797,12 +822,16 @@ void findTyres(Context& c) {
         const double r = radius(x, y);
         // The tyre itself: skip the rim, and one cell at the outer edge for centring errors.
         if (r >= rOut - bin || r < 0.5 * rOut || !own(x, y)) continue;
-        if (external.at<std::uint8_t>(y - box.y, x - box.x) || outsideAlong(x, y, r) > 2.0 * c.minStepAlpha()) continue;
+        if (external.at<std::uint8_t>(y - box.y, x - box.x)) continue;
         const auto b = static_cast<std::size_t>(r / bin);
         const double d = alpha(x, y) - medH[b];
         // Contents worth hiding fill a tyre's cavity over at least ~10 cm of its width:
         // ≥ 10 g/cm² water-equivalent, far above what edge residue leaves.
         const double t = std::max({4.0 * spread[b], c.p.stepSigma * c.sigmaCell(medH[b]), kTyreStepGcm2 * c.muOrganic});
+        // Structure outside the tyre along this ray explains the excess only if it enters the
+        // tyre: then the tread cell where the ray crosses the tyre's edge carries it too. A fuel
+        // tank or a neighbouring part that merely touches the tyre leaves the tread clear.
+        if (d > t && outsideAlong(x, y, r) > 2.0 * c.minStepAlpha() && rimExcess(x, y, r) > 0.5 * d) continue;
         if (d > t) {
           excess.at<float>(y - box.y, x - box.x) = static_cast<float>(d);
           hot.at<std::uint8_t>(y - box.y, x - box.x) = 255;
@@ -817,6 +846,24 @@ void findTyres(Context& c) {
           if (l2.at<int>(y, x) == i) sumH += static_cast<double>(excess.at<float>(y, x));
       const double massKg = sumH * c.cellAreaCm2() / c.muOrganic / 1000.0;
       if (massKg < c.p.minMassKg) continue;
+      // A part that overlaps the tyre (an engine block's corner) adds its own areal density
+      // inside the tyre's outline as outside it: an excess about as dense as the structure
+      // touching it from outside (within two cells of the skipped edge band) is that structure.
+      // "About": from half (the blurred edge of a small corner) to one and a half times.
+      {
+        const cv::Mat comp = l2 == i;
+        cv::Mat nearComp;
+        const int reach = 2 + std::max(1, static_cast<int>(std::lround(60.0 / std::min(c.cellX, c.cellY))));
+        cv::dilate(comp, nearComp, cv::getStructuringElement(cv::MORPH_RECT, cv::Size(2 * reach + 1, 2 * reach + 1)));
+        std::vector<float> touching;
+        for (int y = 0; y < nearComp.rows; ++y)
+          for (int x = 0; x < nearComp.cols; ++x)
+            if (nearComp.at<std::uint8_t>(y, x) && outsideParts.at<std::uint8_t>(y, x))
+              touching.push_back(static_cast<float>(alpha(x + box.x, y + box.y)));
+        const double meanExcess = sumH / std::max(1, s2.at<int>(i, cv::CC_STAT_AREA));
+        const double outsideLevel = touching.size() >= 2 ? median(touching) : 0.0;
+        if (outsideLevel > 0 && meanExcess >= 0.5 * outsideLevel && meanExcess <= 1.5 * outsideLevel) continue;
+      }
       const double score = 1.0 - std::exp(-massKg / c.p.massScaleKg);
       const cv::Rect r(s2.at<int>(i, cv::CC_STAT_LEFT) + box.x, s2.at<int>(i, cv::CC_STAT_TOP) + box.y,
                        s2.at<int>(i, cv::CC_STAT_WIDTH), s2.at<int>(i, cv::CC_STAT_HEIGHT));
@@ -959,24 +1006,30 @@ Findings analyzeScan(const ScanBundle& bundle, const AnalysisParams& params) {
     return out;
   };
   try {
-    auto att = computeAttenuation(bundle, params.calibration, params.preprocess);
+    Context c(params);
+    c.pxAlong = bundle.meta.pixelAlongMm;
+    c.pxVert = bundle.meta.pixelVerticalMm;
+    if (!(c.pxAlong > 0) || !(c.pxVert > 0) || bundle.meta.energiesMev.empty()) {
+      out.verdict = "inconclusive";
+      out.error = bundle.meta.scanId + ": no energies or no pixel size";
+      return finish();
+    }
+    const cv::Size full = bundle.planes.empty() ? cv::Size() : bundle.planes.front().size();
+    const int gw = std::max(1, static_cast<int>(std::lround(full.width * c.pxAlong / std::max(params.cellMm, c.pxAlong))));
+    const int gh = std::max(1, static_cast<int>(std::lround(full.height * c.pxVert / std::max(params.cellMm, c.pxVert))));
+    // Pre-processing and resampling onto the grid in one pass over the pixels.
+    auto att = computeGridAttenuation(bundle, params.calibration, cv::Size(gw, gh), params.preprocess);
     if (!att) {
       out.verdict = "inconclusive";
       out.error = bundle.meta.scanId + ": " + att.error();
       return finish();
     }
-    Context c(params);
-    c.pxAlong = bundle.meta.pixelAlongMm;
-    c.pxVert = bundle.meta.pixelVerticalMm;
-    const cv::Size full = att->alphaHigh.size();
-    const int gw = std::max(1, static_cast<int>(std::lround(full.width * c.pxAlong / std::max(params.cellMm, c.pxAlong))));
-    const int gh = std::max(1, static_cast<int>(std::lround(full.height * c.pxVert / std::max(params.cellMm, c.pxVert))));
     c.cellX = full.width * c.pxAlong / gw;
     c.cellY = full.height * c.pxVert / gh;
     c.pxPerCell = (c.cellX / c.pxAlong) * (c.cellY / c.pxVert);
-    cv::resize(att->alphaHigh, c.a, cv::Size(gw, gh), 0, 0, cv::INTER_AREA);
+    c.a = att->alphaHigh;
     c.dual = !att->alphaLow.empty();
-    if (c.dual) cv::resize(att->alphaLow, c.al, cv::Size(gw, gh), 0, 0, cv::INTER_AREA);
+    if (c.dual) c.al = att->alphaLow;
     c.sigmaPx = std::max(1e-4, att->airNoiseAlpha);
     const double eh = effectiveEnergy(bundle.meta.energiesMev.front(), params.effectiveEnergyFraction);
     c.muOrganic = massAttenuation(Basis::kWater, eh);
@@ -1029,7 +1082,7 @@ Findings analyzeScan(const ScanBundle& bundle, const AnalysisParams& params) {
     st.interiorY1 = c.st.interiorY1 < 0 ? -1 : px(c.st.interiorY1 + 1, sy) - 1;
     for (auto& g : st.gaps) g = {px(g[0], sx), px(g[1] + 1, sx) - 1};
     out.materialMap = materialMap(c);
-    out.alphaHigh = att->alphaHigh;
+    out.preview = att->preview;
     out.badRows = att->badRows;
     out.lowShiftPx = att->lowShiftPx;
   } catch (const cv::Exception& e) {

@@ -71,7 +71,7 @@ struct Findings {
   double totalMs = 0.0;            ///< wall time of the analysis
   std::string error;               ///< set when the scan could not be analysed (verdict inconclusive)
   cv::Mat materialMap;             ///< CV_8U Material per analysis cell (for the overlay)
-  cv::Mat alphaHigh;               ///< CV_32F attenuation at full resolution (for the overlay)
+  cv::Mat preview;                 ///< CV_8U high-energy preview, full resolution (for the overlay)
 };
 
 /// Analyses one bundle. Never throws; problems come back in Findings::error.

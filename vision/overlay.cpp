@@ -4,6 +4,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 
 namespace lanegate::vision {
@@ -12,11 +14,16 @@ namespace {
 // BGR hues of the classic dual-energy palette.
 cv::Vec3f hue(Material m) {
   switch (m) {
-    case Material::kOrganic: return {0.2f, 0.6f, 1.0f};    // orange
-    case Material::kInorganic: return {0.3f, 0.9f, 0.3f};  // green
-    case Material::kMetal: return {1.0f, 0.6f, 0.3f};      // blue
-    case Material::kUnknown: return {0.9f, 0.3f, 0.8f};    // violet
-    case Material::kNone: break;
+    case Material::kOrganic:
+      return {0.2f, 0.6f, 1.0f};  // orange
+    case Material::kInorganic:
+      return {0.3f, 0.9f, 0.3f};  // green
+    case Material::kMetal:
+      return {1.0f, 0.6f, 0.3f};  // blue
+    case Material::kUnknown:
+      return {0.9f, 0.3f, 0.8f};  // violet
+    case Material::kNone:
+      break;
   }
   return {1.0f, 1.0f, 1.0f};
 }
@@ -25,43 +32,61 @@ cv::Vec3f hue(Material m) {
 
 std::vector<std::uint8_t> renderOverlay(const Findings& f, std::size_t maxBytes) {
   std::vector<std::uint8_t> jpeg;
-  if (f.alphaHigh.empty() || f.materialMap.empty()) return jpeg;
+  if (f.preview.empty() || f.materialMap.empty()) return jpeg;
   try {
-    // Brightness: transmission with a log-like stretch so dense and thin matter both show.
-    cv::Mat lum;
-    cv::Mat a;
-    cv::max(f.alphaHigh, 0.0f, a);
-    cv::exp(a * -0.3, lum);
-    lum = lum * 0.85 + 0.15;
-    cv::Mat mat;
-    cv::resize(f.materialMap, mat, lum.size(), 0, 0, cv::INTER_NEAREST);
-    cv::Mat img(lum.size(), CV_8UC3);
+    // The preview's brightness tinted by the material class of its analysis cell: a table per
+    // class, so each pixel costs one look-up.
+    constexpr int kClasses = 5;
+    std::array<std::array<cv::Vec3b, 256>, kClasses> table{};
+    for (int m = 0; m < kClasses; ++m) {
+      const cv::Vec3f h = hue(static_cast<Material>(m));
+      for (int b = 0; b < 256; ++b)
+        for (int k = 0; k < 3; ++k)
+          table[static_cast<std::size_t>(m)][static_cast<std::size_t>(b)][k] =
+              cv::saturate_cast<std::uint8_t>(static_cast<float>(b) * h[k]);
+    }
+    const cv::Mat& pv = f.preview;
+    const cv::Mat& mat = f.materialMap;
+    // Nearest material cell of each pixel (as INTER_NEAREST resizing would pick it).
+    std::vector<int> cellX(static_cast<std::size_t>(pv.cols));
+    for (int x = 0; x < pv.cols; ++x)
+      cellX[static_cast<std::size_t>(x)] = std::min(
+          mat.cols - 1, static_cast<int>(std::floor(x * static_cast<double>(mat.cols) / pv.cols)));
+    cv::Mat img(pv.size(), CV_8UC3);
     for (int y = 0; y < img.rows; ++y) {
-      const float* l = lum.ptr<float>(y);
-      const std::uint8_t* m = mat.ptr<std::uint8_t>(y);
+      const std::uint8_t* b = pv.ptr<std::uint8_t>(y);
+      const int cy = std::min(
+          mat.rows - 1, static_cast<int>(std::floor(y * static_cast<double>(mat.rows) / pv.rows)));
+      const std::uint8_t* m = mat.ptr<std::uint8_t>(cy);
       auto* o = img.ptr<cv::Vec3b>(y);
-      for (int x = 0; x < img.cols; ++x) {
-        const cv::Vec3f h = hue(static_cast<Material>(m[x]));
-        for (int k = 0; k < 3; ++k) o[x][k] = cv::saturate_cast<std::uint8_t>(255.0f * l[x] * h[k]);
-      }
+      for (int x = 0; x < img.cols; ++x)
+        o[x] =
+            table[std::min<std::size_t>(m[cellX[static_cast<std::size_t>(x)]], kClasses - 1)][b[x]];
     }
     const int thick = std::max(2, img.cols / 900);
     const double fontScale = std::max(0.5, img.cols / 3000.0);
     for (const Finding& x : f.findings) {
       const cv::Rect r(x.boxPx[0], x.boxPx[1], x.boxPx[2], x.boxPx[3]);
-      const cv::Scalar colour = x.kind == "opaque" ? cv::Scalar(0, 255, 255) : x.score >= 0.5 ? cv::Scalar(0, 0, 255)
-                                                                                                : cv::Scalar(0, 200, 255);
+      const cv::Scalar colour = x.kind == "opaque" ? cv::Scalar(0, 255, 255)
+                                : x.score >= 0.5   ? cv::Scalar(0, 0, 255)
+                                                   : cv::Scalar(0, 200, 255);
       cv::rectangle(img, r, colour, thick);
       char label[96];
       std::snprintf(label, sizeof label, "%s %.2f", x.kind.c_str(), x.score);
-      cv::putText(img, label, cv::Point(r.x, std::max(14, r.y - 4)), cv::FONT_HERSHEY_SIMPLEX, fontScale, colour, thick);
+      cv::putText(img, label, cv::Point(r.x, std::max(14, r.y - 4)), cv::FONT_HERSHEY_SIMPLEX,
+                  fontScale, colour, thick);
     }
-    cv::putText(img, f.scanId + "  " + f.verdict, cv::Point(10, static_cast<int>(30 * fontScale) + 10),
-                cv::FONT_HERSHEY_SIMPLEX, fontScale, cv::Scalar(0, 0, 0), thick);
-    // Quality gives way first, then size: the control room needs the whole scan.
+    cv::putText(img, f.scanId + "  " + f.verdict,
+                cv::Point(10, static_cast<int>(30 * fontScale) + 10), cv::FONT_HERSHEY_SIMPLEX,
+                fontScale, cv::Scalar(0, 0, 0), thick);
+    // Quality gives way first, then size: the control room needs the whole scan. The first
+    // try skips the second (Huffman-optimising) pass over the image, which costs as much as
+    // the encoding and saves a third of the bytes: only a try that overflows needs it.
     for (int attempt = 0; attempt < 8; ++attempt) {
-      for (const int q : {85, 70, 55, 40}) {
-        cv::imencode(".jpg", img, jpeg, {cv::IMWRITE_JPEG_QUALITY, q, cv::IMWRITE_JPEG_OPTIMIZE, 1});
+      for (const int q : {85, 85, 70, 55, 40}) {
+        const int optimise = jpeg.empty() ? 0 : 1;
+        cv::imencode(".jpg", img, jpeg,
+                     {cv::IMWRITE_JPEG_QUALITY, q, cv::IMWRITE_JPEG_OPTIMIZE, optimise});
         if (jpeg.size() <= maxBytes) return jpeg;
       }
       cv::resize(img, img, cv::Size(), 0.75, 0.75, cv::INTER_AREA);

@@ -41,6 +41,25 @@ tl::expected<Attenuation, std::string> computeAttenuation(const ScanBundle& bund
                                                           const Calibration* calibration,
                                                           const PreprocessParams& params = {});
 
+/// What the analysis needs from pre-processing, computed row by row with no full-resolution
+/// float plane: α averaged onto a coarser grid (area-weighted, as INTER_AREA shrinks) and an
+/// 8-bit preview of the high energy at full resolution for the overlay.
+struct GridAttenuation {
+  cv::Mat alphaHigh;         ///< CV_32F on the grid, −ln T of the high (or only) energy
+  cv::Mat alphaLow;          ///< CV_32F on the grid, registered; empty for single energy
+  cv::Mat preview;           ///< CV_8U full size: 255·(0.15 + 0.85·e^(−0.3·α_H)), α_H ≥ 0
+  std::vector<int> badRows;  ///< as Attenuation
+  int airColumns = 0;        ///< as Attenuation
+  int referenceRows = 0;     ///< as Attenuation
+  double lowShiftPx = 0.0;   ///< as Attenuation
+  double airNoiseAlpha = 0.0;  ///< as Attenuation (per original pixel)
+};
+
+/// computeAttenuation followed by area resampling onto `grid` (at most the image size), fused.
+tl::expected<GridAttenuation, std::string> computeGridAttenuation(
+    const ScanBundle& bundle, const Calibration* calibration, cv::Size grid,
+    const PreprocessParams& params = {});
+
 /// Sub-pixel shift s (columns) such that `low`(x + s) best matches `high`(x).
 double estimateShift(const cv::Mat& alphaHigh, const cv::Mat& alphaLow, int maxShiftPx);
 

@@ -10,9 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <sstream>
 
 namespace lanegate::vision {
@@ -33,6 +35,88 @@ PhantomOptions coarse() {
   PhantomOptions o;
   o.pixelMm = 20;
   return o;
+}
+
+// The analysis' fused pre-processing (one pass, no full-resolution α) against the plain
+// route: computeAttenuation, then cv::resize with INTER_AREA onto the same grid.
+struct GridCase {
+  int width, height, gridWidth, gridHeight, energies;
+};
+
+class GridAttenuationCases : public ::testing::TestWithParam<GridCase> {};
+
+void expectGridMatches(const ScanBundle& b, const Calibration* cal, cv::Size grid) {
+  auto full = computeAttenuation(b, cal);
+  auto fused = computeGridAttenuation(b, cal, grid);
+  ASSERT_TRUE(full.has_value() && fused.has_value());
+  EXPECT_EQ(fused->badRows, full->badRows);
+  EXPECT_EQ(fused->referenceRows, full->referenceRows);
+  EXPECT_NEAR(fused->lowShiftPx, full->lowShiftPx, 1e-6);
+  EXPECT_NEAR(fused->airNoiseAlpha, full->airNoiseAlpha, 1e-6);
+  ASSERT_EQ(fused->alphaHigh.size(), grid);
+  EXPECT_EQ(fused->alphaLow.empty(), full->alphaLow.empty());
+  for (int e = 0; e < (full->alphaLow.empty() ? 1 : 2); ++e) {
+    cv::Mat reference;
+    cv::resize(e == 0 ? full->alphaHigh : full->alphaLow, reference, grid, 0, 0, cv::INTER_AREA);
+    const cv::Mat& got = e == 0 ? fused->alphaHigh : fused->alphaLow;
+    int mismatches = 0;
+    for (int y = 0; y < grid.height; ++y)
+      for (int x = 0; x < grid.width; ++x) {
+        const double r = reference.at<float>(y, x);
+        if (std::abs(static_cast<double>(got.at<float>(y, x)) - r) > 2e-3 + 1e-4 * std::abs(r)) ++mismatches;
+      }
+    EXPECT_EQ(mismatches, 0) << "energy " << e;
+  }
+  // The preview is the overlay's brightness of α_H at full resolution.
+  ASSERT_EQ(fused->preview.size(), b.planes[0].size());
+  int off = 0;
+  for (int y = 0; y < fused->preview.rows; y += 3)
+    for (int x = 0; x < fused->preview.cols; x += 3) {
+      const double a = std::max(0.0, static_cast<double>(full->alphaHigh.at<float>(y, x)));
+      const double want = 255.0 * (0.15 + 0.85 * std::exp(-0.3 * std::min(a, 16.0)));
+      if (std::abs(fused->preview.at<std::uint8_t>(y, x) - want) > 2.0) ++off;
+    }
+  EXPECT_EQ(off, 0);
+}
+
+TEST_P(GridAttenuationCases, MatchesFullResolutionThenAreaResize) {
+  const GridCase g = GetParam();
+  cv::RNG rng(static_cast<std::uint64_t>(g.width * 31 + g.height));
+  ScanBundle b;
+  b.meta.scanId = "grid";
+  b.meta.energiesMev = g.energies == 2 ? std::vector<double>{6, 4} : std::vector<double>{6};
+  cv::Mat plane(g.height, g.width, CV_16UC1, cv::Scalar(65535));
+  // Open beam at both ends, an object in the middle, one dead channel.
+  cv::Mat mid = plane(cv::Rect(g.width / 4, 0, g.width / 2, g.height));
+  rng.fill(mid, cv::RNG::UNIFORM, 0, 60000);
+  plane.row(g.height / 3).setTo(0);
+  for (int e = 0; e < g.energies; ++e) b.planes.push_back(plane.clone());
+  expectGridMatches(b, nullptr, cv::Size(g.gridWidth, g.gridHeight));
+}
+
+INSTANTIATE_TEST_SUITE_P(Analysis, GridAttenuationCases,
+                         ::testing::Values(GridCase{64, 32, 16, 8, 1}, GridCase{64, 32, 16, 8, 2},
+                                           GridCase{301, 97, 75, 24, 1}, GridCase{301, 97, 75, 24, 2},
+                                           GridCase{1200, 300, 300, 75, 2}, GridCase{90, 40, 90, 40, 2}));
+
+// Registered low energy on the grid: a sub-column shift (applied to the grid averages) and a
+// shift of more than a column (a second pass), on generated scans, raw and transmission.
+TEST(Analysis, GridAttenuationRegistersTheLowPlane) {
+  for (const double shift : {0.5, -1.6}) {
+    for (const bool raw : {false, true}) {
+      PhantomOptions o;
+      o.pixelMm = 20;
+      o.lowShiftPx = shift;
+      o.raw = raw;
+      const Phantom p = generatePhantom(5, 2, o);
+      const cv::Size grid(p.bundle.planes[0].cols / 2, p.bundle.planes[0].rows / 2);
+      SCOPED_TRACE(testing::Message() << "shift " << shift << (raw ? " raw" : " transmission"));
+      expectGridMatches(p.bundle, raw ? &p.calibration : nullptr, grid);
+      auto fused = computeGridAttenuation(p.bundle, raw ? &p.calibration : nullptr, grid);
+      ASSERT_TRUE(fused.has_value());
+      EXPECT_NEAR(fused->lowShiftPx, -shift, 0.2);
+    }
+  }
 }
 
 TEST(Analysis, GeneratorIsDeterministic) {

@@ -17,7 +17,7 @@ PhantomOptions evalOptions() {
   return o;
 }
 
-// One evaluation shared by the tests below: it is the expensive part.
+// The evaluation: the expensive part.
 const EvalReport& report() {
   static const EvalReport r = [] {
     EvalReport e = evaluateGenerated(kSeed, kScans, evalOptions(), AnalysisParams{});
@@ -27,23 +27,14 @@ const EvalReport& report() {
   return r;
 }
 
-// What the analysis achieves today on the 200-scan set (docs/detection.md): a floor that
-// catches regressions, below issue 5's bar.
-TEST(Evaluation, TwoHundredScansHoldTheMeasuredFloor) {
+// Issue 5's acceptance bar (docs/detection.md): stashes of 5 kg or more detected in at least
+// 90 %, false alarms on at most 5 % of clear scans, every declared-empty body with content
+// flagged. One test, so that ctest (a process per test) generates and analyses the set once.
+TEST(Evaluation, AcceptanceOnTwoHundredScans) {
   const EvalReport& r = report();
   EXPECT_EQ(r.errors, 0);
   ASSERT_GT(r.atLeast5Kg.total, 40);
   ASSERT_GT(r.clearScans, 60);
-  EXPECT_GE(r.atLeast5Kg.detected * 100, r.atLeast5Kg.total * 85);
-  EXPECT_LE(r.falseAlarms * 20, r.clearScans);
-  EXPECT_EQ(r.emptyFlagged, r.emptyWithContent);
-}
-
-// Issue 5's acceptance bar. DISABLED: detection of >= 5 kg stashes is 85 %, not 90 % (see
-// docs/detection.md); run with --gtest_also_run_disabled_tests to measure.
-TEST(Evaluation, DISABLED_AcceptanceOnTwoHundredScans) {
-  const EvalReport& r = report();
-  ASSERT_GT(r.atLeast5Kg.total, 40);
   EXPECT_GE(r.atLeast5Kg.detected * 10, r.atLeast5Kg.total * 9);
   EXPECT_LE(r.falseAlarms * 20, r.clearScans);
   EXPECT_EQ(r.emptyFlagged, r.emptyWithContent);
