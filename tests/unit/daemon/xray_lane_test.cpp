@@ -188,6 +188,38 @@ TEST_F(XrayLaneTest, ABurstLargerThanTheQueueWaitsInTheInboxAndIsAllTaken) {
   EXPECT_EQ(ids.size(), 7u);
 }
 
+TEST_F(XrayLaneTest, ProcessedBundlesAreKeptByAgeAndSize) {
+  XrayLaneOptions o;
+  o.device = "xray-1";
+  o.inbox = inbox();
+  o.stateDir = state();
+  o.rescanEvery = std::chrono::seconds(1);
+  o.retentionDays = 30;
+  auto p = phantomWith(true, "keep");
+  const std::string archive = state() + "/scans/xray-1";
+  fs::create_directories(archive);
+  // An archived bundle from 40 days ago, and two recent ones.
+  writeFile(archive + "/old-1.json", "{}");
+  fs::last_write_time(archive + "/old-1.json", fs::file_time_type::clock::now() - std::chrono::hours(24 * 40));
+  for (const char* id : {"recent-1", "recent-2"}) {
+    p.bundle.meta.scanId = id;
+    write(p);
+  }
+  std::uintmax_t oneBundle = fs::file_size(inbox() + "/recent-1.tiff") + fs::file_size(inbox() + "/recent-1.json");
+  o.retentionBytes = oneBundle + oneBundle / 2;  // room for one bundle, not two
+  XrayLane l(io_, o, sink_, identity());
+  ASSERT_EQ(l.start(), "");
+  ASSERT_TRUE(runUntil([&] { return sink_.drafts.size() == 2; }));
+  ASSERT_TRUE(runUntil([&] { return !exists(archive + "/old-1.json"); }, std::chrono::seconds(10)))
+      << "older than retention_days";
+  ASSERT_TRUE(runUntil([&] {
+    std::uintmax_t total = 0;
+    for (const auto& e : fs::directory_iterator(archive)) total += e.file_size();
+    return total <= o.retentionBytes;
+  }, std::chrono::seconds(10))) << "beyond retention_mb, oldest first";
+  EXPECT_TRUE(exists(archive + "/recent-2.tiff") || exists(archive + "/recent-1.tiff")) << "the newest is kept";
+}
+
 TEST_F(XrayLaneTest, AClearScanIsTelemetryNotAnAlert) {
   write(phantomWith(false, "clear-1"));
   const std::string tiffBytes = readFile(inbox() + "/clear-1.tiff");
