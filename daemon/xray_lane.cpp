@@ -364,8 +364,25 @@ void XrayLane::pump() {
           r->checksJson = checks.dump();
         }
       } else if (err.empty()) {
+        // Stage times go into the record's timings_ms next to the analysis' own.
+        auto lap = [last = Clock::now()]() mutable {
+          const auto now = Clock::now();
+          const double ms = std::chrono::duration<double, std::milli>(now - last).count();
+          last = now;
+          return ms;
+        };
         const std::string tiffBytes = readWhole(tiff, kMaxTiffBytes, err);
+        const double readMs = lap();
+        const std::string tiffSha = err.empty() ? sha256Hex(tiffBytes) : "", jsonSha = sha256Hex(jsonBytes);
+        const double hashMs = lap();
         auto bundle = vision::loadBundle(json.string());
+        const double decodeMs = lap();
+        auto stageTimes = [&](nlohmann::json& timings) {
+          timings["queue"] = r->queuedMs;
+          timings["read"] = readMs;
+          timings["hash"] = hashMs;
+          timings["decode"] = decodeMs;
+        };
         if (!err.empty()) {
           // the TIFF cannot be read: err says why
         } else if (!bundle) {
@@ -390,23 +407,25 @@ void XrayLane::pump() {
             if (!r->alert) {
               auto findings = nlohmann::json::parse(vision::toJson(f));
               nlohmann::json timings = findings.value("timings_ms", nlohmann::json::object());
-              timings["queue"] = r->queuedMs;
+              stageTimes(timings);
               r->dataJson = nlohmann::json{{"scan_id", scanId},
                                            {"verdict", f.verdict},
                                            {"conveyance", conveyanceWithChecks(meta)},
-                                           {"evidence",
-                                            {{"tiff_sha256", sha256Hex(tiffBytes)}, {"json_sha256", sha256Hex(jsonBytes)}}},
+                                           {"evidence", {{"tiff_sha256", tiffSha}, {"json_sha256", jsonSha}}},
                                            {"timings_ms", timings}}
                                 .dump();
             }
             if (r->alert) {
+              lap();
               const auto jpeg = vision::renderOverlay(f);
               r->image.assign(jpeg.begin(), jpeg.end());
+              const double overlayMs = lap();
               const std::string id = alertId(identity, device, scanId);
               r->imageTopic = laneTopic(identity, "alerts/" + id + "/image");
               auto findings = nlohmann::json::parse(vision::toJson(f));
               nlohmann::json timings = findings.value("timings_ms", nlohmann::json::object());
-              timings["queue"] = r->queuedMs;
+              stageTimes(timings);
+              timings["overlay"] = overlayMs;
               const nlohmann::json data{
                   {"scan_id", scanId},
                   {"verdict", f.verdict},
@@ -417,7 +436,7 @@ void XrayLane::pump() {
                     {"sha256", sha256Hex(r->image)},
                     {"bytes", r->image.size()},
                     {"content_type", "image/jpeg"}}},
-                  {"evidence", {{"tiff_sha256", sha256Hex(tiffBytes)}, {"json_sha256", sha256Hex(jsonBytes)}}},
+                  {"evidence", {{"tiff_sha256", tiffSha}, {"json_sha256", jsonSha}}},
                   {"timings_ms", timings},
                   {"priority", "normal"}};
               r->dataJson = data.dump();

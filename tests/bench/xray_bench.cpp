@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -89,6 +91,7 @@ void run(const std::string& dir, double rate, std::size_t count, int workers,
 
   std::mutex m;
   std::map<std::string, Clock::time_point> received;
+  std::map<std::string, std::vector<double>> stages;  // from the alerts' timings_ms
   MqttOptions so;
   so.uri = broker.uri();
   so.clientId = "bench-subscriber";
@@ -103,9 +106,11 @@ void run(const std::string& dir, double rate, std::size_t count, int workers,
   };
   h.message = [&](const std::string&, const std::string& payload) {
     const auto at = Clock::now();
-    const auto from = payload.find("\"scan_id\":\"") + 11;
+    const auto e = nlohmann::json::parse(payload);
     std::lock_guard lock(m);
-    received.emplace(payload.substr(from, payload.find('"', from) - from), at);
+    received.emplace(e["data"]["scan_id"].get<std::string>(), at);
+    for (const auto& [stage, v] : e["data"]["timings_ms"].items())
+      if (v.is_number()) stages[stage].push_back(v.get<double>());
   };
   sub = std::make_unique<MqttClient>(so, h);
   sub->connect();
@@ -162,8 +167,13 @@ void run(const std::string& dir, double rate, std::size_t count, int workers,
   });
   loop.join();
   sub->disconnect(500);
-  std::printf("| %.0f scan/s, %d worker(s) | %zu (%zu alerts) | p50 %.0f ms | p99 %.0f ms | max %.0f ms |\n", rate,
-              workers, count, ms.size(), percentile(ms, 0.50), percentile(ms, 0.99), percentile(ms, 1.0));
+  std::string parts;
+  for (const char* stage : {"read", "hash", "decode", "total", "overlay"})
+    parts += std::string(parts.empty() ? "" : ", ") + (std::string(stage) == "total" ? "analysis" : stage) + " " +
+             std::to_string(static_cast<int>(percentile(stages[stage], 0.5) + 0.5));
+  std::printf("| %.0f scan/s, %d worker(s) | %zu (%zu alerts) | p50 %.0f ms | p99 %.0f ms | max %.0f ms | %s |\n",
+              rate, workers, count, ms.size(), percentile(ms, 0.50), percentile(ms, 0.99), percentile(ms, 1.0),
+              parts.c_str());
   fs::remove_all(state);
 }
 
@@ -172,14 +182,14 @@ void run(const std::string& dir, double rate, std::size_t count, int workers,
 int main(int argc, char** argv) {
   const std::string dir = argc > 1 ? argv[1] : ".";
   const int workers = argc > 2 ? std::atoi(argv[2]) : 2;
-  log::init("warn");
+  log::init("error");
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const auto templates = flaggedTemplates(4);
   if (templates.empty()) {
     std::fprintf(stderr, "no generated scan is flagged by the vision module\n");
     return 1;
   }
-  std::printf("| rate | scans | p50 | p99 | max |\n|---|---|---|---|---|\n");
+  std::printf("| rate | scans | p50 | p99 | max | stage medians (ms) |\n|---|---|---|---|---|---|\n");
   run(dir, 1, 30, workers, templates);
   run(dir, 10, 50, workers, templates);
   return 0;
