@@ -602,7 +602,21 @@ Phantom generatePhantom(std::uint64_t seed, int index, const PhantomOptions& o) 
   m.pixelAlongMm = o.pixelMm;
   m.pixelVerticalMm = o.pixelMm;
   m.conveyance.kind = truth.vehicle == "uld" ? "uld" : truth.vehicle == "truck" ? "truck" : "container";
-  if (m.conveyance.kind == "container") m.conveyance.ids = {"MSCU" + std::to_string(1000000 + index)};
+  if (m.conveyance.kind == "container") {
+    // A well-formed ISO 6346 number: owner code, category U, six-digit serial, check digit
+    // (letters valued 10..38 skipping multiples of 11, weights 2^i, sum mod 11 mod 10).
+    const std::string number = "MSCU" + std::to_string(100000 + index % 900000);
+    long sum = 0;
+    for (std::size_t i = 0; i < number.size(); ++i) {
+      long v = number[i] - '0';
+      if (number[i] >= 'A' && number[i] <= 'Z') {
+        v = 10 + (number[i] - 'A');
+        v += (v >= 11) + (v >= 21) + (v >= 31);  // skip 11, 22, 33
+      }
+      sum += v << i;
+    }
+    m.conveyance.ids = {number + std::to_string(sum % 11 % 10)};
+  }
   m.conveyance.declared.empty = declaredEmpty;
   m.conveyance.declared.description = declaredEmpty ? "empty" : description;
   if (!declaredEmpty && body.tareKg > 0) {

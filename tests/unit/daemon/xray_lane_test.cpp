@@ -15,6 +15,7 @@
 
 #include <opencv2/core.hpp>
 
+#include "daemon/identifiers.h"
 #include "daemon/sha256.h"
 #include "tests/support/harness.h"
 #include "vision/analysis.h"
@@ -110,6 +111,20 @@ TEST(Sha256, KnownVectors) {
   EXPECT_EQ(sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(sha256Hex(std::string(1000000, 'a')),
             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Phantom, GeneratedContainerNumbersPassTheIso6346Check) {
+  vision::PhantomOptions o;
+  o.pixelMm = 40;
+  int containers = 0;
+  for (int i = 0; i < 30; ++i) {
+    const auto p = vision::generatePhantom(5, i, o);
+    for (const auto& id : p.bundle.meta.conveyance.ids) {
+      ++containers;
+      EXPECT_TRUE(checkContainerNumber(id).valid) << id << ": " << checkContainerNumber(id).problem;
+    }
+  }
+  EXPECT_GT(containers, 0);
 }
 
 TEST_F(XrayLaneTest, ABundlePresentAtStartBecomesOneAlertWithItsImage) {
