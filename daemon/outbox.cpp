@@ -489,7 +489,7 @@ OutboxStats Outbox::stats(double unackedAfterS) {
       st.oldestPendingAgeS = static_cast<double>(now - s.i64(0)) / 1000.0;
   }
   {
-    Stmt s(reader_, "SELECT COUNT(*), MIN(published_ms) FROM records WHERE state=1 AND kind=0 AND instr(id, ':')=0 AND published_ms < ?");
+    Stmt s(reader_, "SELECT COUNT(*), MIN(published_ms) FROM records WHERE state=1 AND kind=0 AND instr(id, ':')=0 AND published_ms <= ?");
     s.bind(1, now - static_cast<std::int64_t>(unackedAfterS * 1000.0));
     if (s.step() == SQLITE_ROW) {
       st.unackedOlderThan = static_cast<std::uint64_t>(s.i64(0));

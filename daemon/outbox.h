@@ -50,7 +50,7 @@ struct OutboxStats {
   std::uint64_t payloadBytes = 0;   ///< sum of stored payloads (what the budget counts)
   std::uint64_t fileBytes = 0;      ///< database + WAL on disk
   double oldestPendingAgeS = 0;
-  std::uint64_t unackedOlderThan = 0;  ///< published alerts unacked for longer than asked
+  std::uint64_t unackedOlderThan = 0;  ///< published alerts unacked for at least as long as asked
   double oldestUnackedAgeS = 0;
   std::uint64_t evicted = 0;        ///< telemetry records evicted since start
   bool diskFault = false;           ///< alerts alone exceed the budget
