@@ -43,9 +43,24 @@ tl::expected<TiffInfo, std::string> inspectTiff(std::string_view bytes, const st
 tl::expected<std::vector<cv::Mat>, std::string> readPlanes(const std::string& path,
                                                            const DecodeLimits& limits);
 
+/// Decodes TIFF bytes already in memory (read from `path`, which names them in messages).
+/// Uncompressed little-endian strips are copied straight out of `bytes`; anything else
+/// (LZW, tiles, big-endian) goes through OpenCV's decoder, which reads `path` again.
+tl::expected<std::vector<cv::Mat>, std::string> decodePlanes(std::string_view bytes, const std::string& path,
+                                                             const DecodeLimits& limits);
+
+/// Writes planes as one uncompressed multi-page 16-bit TIFF (what decodePlanes copies directly).
+bool writeTiff(const std::string& path, const std::vector<cv::Mat>& planes);
+
 /// Loads a bundle given either its .json or its .tiff path (the sibling is derived).
 tl::expected<ScanBundle, std::string> loadBundle(const std::string& path,
                                                  const DecodeLimits& limits = {});
+
+/// A bundle from its two files' bytes, already read (e.g. to hash them): no second read
+/// unless the TIFF needs OpenCV's decoder (see decodePlanes).
+tl::expected<ScanBundle, std::string> decodeBundle(std::string_view jsonText, const std::string& jsonPath,
+                                                   std::string_view tiffBytes, const std::string& tiffPath,
+                                                   const DecodeLimits& limits = {});
 
 /// Writes `<dir>/<scan_id>.tiff` then `<dir>/<scan_id>.json` (temporary name, then rename).
 tl::expected<void, std::string> writeBundle(const ScanBundle& bundle, const std::string& dir);

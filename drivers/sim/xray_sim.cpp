@@ -589,7 +589,7 @@ tl::expected<std::string, std::string> XraySimulator::writeCalibration(const std
   const std::string tmp =
       (fs::path(options_.inbox) / (".part-" + b.meta.scanId + ".tiff")).string();
   try {
-    if (!cv::imwritemulti(tmp, b.planes))
+    if (!vision::writeTiff(tmp, b.planes))
       return tl::make_unexpected(tiff + ": the TIFF encoder refused");
   } catch (const cv::Exception& e) {
     return tl::make_unexpected(tiff + ": " + e.what());

@@ -47,6 +47,72 @@ TEST(Decode, RoundTripsABundle) {
   EXPECT_TRUE(loadBundle(dir.file("s1.tiff")).has_value());
 }
 
+// Uncompressed strips are copied straight from the bytes in memory; LZW (OpenCV's default)
+// goes through OpenCV's decoder. Both must give the same pixels, over sizes that make one
+// strip or many and a last strip shorter than the rest.
+class DecodeBothPaths : public ::testing::TestWithParam<std::tuple<int, int, int>> {};
+
+TEST_P(DecodeBothPaths, UncompressedAndLzwGiveTheSamePixels) {
+  const auto [w, h, pages] = GetParam();
+  ScratchDir dir;
+  std::vector<cv::Mat> planes;
+  for (int i = 0; i < pages; ++i) planes.push_back(plane(w, h));
+  planes[0].at<std::uint16_t>(0, 0) = 65535;  // the top bit survives (unsigned, not signed)
+  ASSERT_TRUE(writeTiff(dir.file("raw.tiff"), planes));
+  ASSERT_TRUE(cv::imwritemulti(dir.file("lzw.tiff"), planes));  // LZW
+  ASSERT_NE(std::filesystem::file_size(dir.file("raw.tiff")), std::filesystem::file_size(dir.file("lzw.tiff")));
+  for (const char* name : {"raw.tiff", "lzw.tiff"}) {
+    auto back = readPlanes(dir.file(name), DecodeLimits{});
+    ASSERT_TRUE(back.has_value()) << name << ": " << back.error();
+    ASSERT_EQ(back->size(), planes.size()) << name;
+    for (std::size_t i = 0; i < planes.size(); ++i) {
+      ASSERT_EQ((*back)[i].type(), CV_16UC1) << name;
+      EXPECT_EQ(cv::norm((*back)[i], planes[i], cv::NORM_INF), 0.0) << name << " page " << i;
+    }
+  }
+  // The uncompressed file decodes from its bytes alone: the path it names is never read.
+  auto bytes = readFileCapped(dir.file("raw.tiff"), 1u << 30);
+  ASSERT_TRUE(bytes.has_value());
+  std::filesystem::remove(dir.file("raw.tiff"));
+  auto direct = decodePlanes(*bytes, dir.file("raw.tiff"), DecodeLimits{});
+  ASSERT_TRUE(direct.has_value()) << direct.error();
+  EXPECT_EQ(cv::norm((*direct)[0], planes[0], cv::NORM_INF), 0.0);
+  // A compressed one needs the decoder, which reads the file: gone, it is a clear error.
+  auto lzw = readFileCapped(dir.file("lzw.tiff"), 1u << 30);
+  ASSERT_TRUE(lzw.has_value());
+  std::filesystem::remove(dir.file("lzw.tiff"));
+  auto viaCodec = decodePlanes(*lzw, dir.file("lzw.tiff"), DecodeLimits{});
+  ASSERT_FALSE(viaCodec.has_value());
+  EXPECT_NE(viaCodec.error().find("lzw.tiff"), std::string::npos) << viaCodec.error();
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, DecodeBothPaths,
+                         ::testing::Values(std::make_tuple(1, 1, 1), std::make_tuple(37, 13, 2),
+                                           std::make_tuple(640, 97, 2), std::make_tuple(3600, 300, 1)));
+
+TEST(Decode, TruncatedUncompressedTiffNamesWhereItEnds) {
+  ScratchDir dir;
+  ASSERT_TRUE(writeTiff(dir.file("s1.tiff"), std::vector<cv::Mat>{plane(200, 100), plane(200, 100)}));
+  std::filesystem::resize_file(dir.file("s1.tiff"), std::filesystem::file_size(dir.file("s1.tiff")) - 1000);
+  writeText(dir.file("s1.json"), kMeta);
+  const std::string e = expectError(dir.file("s1.json"));
+  EXPECT_NE(e.find("s1.tiff"), std::string::npos) << e;
+  EXPECT_NE(e.find("truncated"), std::string::npos) << e;
+}
+
+TEST(Decode, BundleFromBytesChecksTheJsonToo) {
+  ScratchDir dir;
+  ASSERT_TRUE(writeTiff(dir.file("s1.tiff"), std::vector<cv::Mat>{plane(20, 10)}));
+  auto tiff = readFileCapped(dir.file("s1.tiff"), 1u << 30);
+  ASSERT_TRUE(tiff.has_value());
+  auto r = decodeBundle(kMeta, "s1.json", *tiff, "s1.tiff");
+  ASSERT_FALSE(r.has_value()) << "one page against two energies";
+  EXPECT_NE(r.error().find("1 page(s) but energies_mev lists 2"), std::string::npos) << r.error();
+  r = decodeBundle("{", "s1.json", *tiff, "s1.tiff");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().find("s1.json: not valid JSON"), std::string::npos) << r.error();
+}
+
 TEST(Decode, TruncatedTiff) {
   ScratchDir dir;
   ASSERT_TRUE(cv::imwritemulti(dir.file("s1.tiff"), std::vector<cv::Mat>{plane(200, 100), plane(200, 100)}));
