@@ -1,13 +1,20 @@
 #include "daemon/xray_lane.h"
 
 #include <sys/inotify.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <future>
+#include <mutex>
+#include <atomic>
+#include <thread>
+#include <memory>
 #include <optional>
+#include <tuple>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -212,6 +219,46 @@ struct XrayLane::Result {
   double queuedMs = 0;
 };
 
+// Every scan allocates and frees buffers of its own size: the TIFF's bytes (13 MB for a
+// 3600x900 dual-energy scan) and the analysis planes (~20 MB per worker). By default glibc maps
+// blocks that large from the kernel and unmaps them on free, so every scan page-faults them in
+// afresh, which on a VM cost 20-30 ms per scan in read and overlay alone (xray_bench at 1 scan/s:
+// p50 189 ms before, 81 ms after). Keeping them in the heap holds the lane at its high-water mark
+// (tens of MB per worker) instead. Blocks over 32 MB (very long scans) are still mapped.
+static void keepScanBuffersInTheHeap() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  });
+}
+
+// The first scan on each worker was the slowest of a run (xray_bench: the first two ~280 and
+// ~370 ms against ~75): its thread's heap grew from nothing, page by page. Each worker now
+// grows its heap once at start, off the io thread, by touching and freeing 64 MB, about what a
+// 3600x900 dual-energy scan needs (its bytes, the analysis planes, the overlay);
+// keepScanBuffersInTheHeap() keeps it (after: ~200 and ~115 ms).
+void XrayLane::primeWorkers() {
+  const int n = std::max(1, options_.workers);
+  auto arrived = std::make_shared<std::atomic<int>>(0);
+  for (int i = 0; i < n; ++i) {
+    asio::post(*pool_, [arrived, n] {
+      // Hold until every worker has one of these (so that each thread primes its own heap),
+      // but not for ever: a pool stopped meanwhile must still be able to join.
+      arrived->fetch_add(1);
+      const auto until = Clock::now() + std::chrono::milliseconds(500);
+      while (arrived->load() < n && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      constexpr std::size_t kBlock = 8u << 20, kBlocks = 8;  // 64 MB in blocks under the mmap threshold
+      std::vector<std::unique_ptr<char[]>> blocks;
+      for (std::size_t b = 0; b < kBlocks; ++b) {
+        blocks.emplace_back(new char[kBlock]);
+        volatile char* page = blocks.back().get();  // volatile: the stores must happen
+        for (std::size_t at = 0; at < kBlock; at += 4096) page[at] = 1;
+      }
+    });
+  }
+}
+
 XrayLane::XrayLane(asio::io_context& io, XrayLaneOptions options, AlertSink& sink, Config identity)
     : io_(io), options_(std::move(options)), sink_(sink), identity_(std::move(identity)), inotify_(io),
       rescanTimer_(io) {}
@@ -242,8 +289,10 @@ std::string XrayLane::start() {
     return options_.device + ": cannot watch " + options_.inbox + ": " + why;
   }
   inotify_.assign(fd);
+  keepScanBuffersInTheHeap();
   loadLatestCalibration();
   pool_ = std::make_unique<asio::thread_pool>(static_cast<std::size_t>(std::max(1, options_.workers)));
+  primeWorkers();
   stopped_ = false;
   readEvents();
   rescan();
@@ -373,11 +422,28 @@ void XrayLane::pump() {
         };
         const std::string tiffBytes = readWhole(tiff, kMaxTiffBytes, err);
         const double readMs = lap();
-        const std::string tiffSha = err.empty() ? sha256Hex(tiffBytes) : "", jsonSha = sha256Hex(jsonBytes);
-        const double hashMs = lap();
-        auto bundle = vision::loadBundle(json.string());
+        // The TIFF's hash is needed only when the record is built: it is taken on another
+        // thread while this one decodes and analyses (8 ms of a 13 MB scan off the latency).
+        // Its own duration goes into timings_ms.
+        auto hashing = std::async(std::launch::async | std::launch::deferred, [&tiffBytes, ok = err.empty()] {
+          const auto t0 = Clock::now();
+          std::string hex = ok ? sha256Hex(tiffBytes) : std::string();
+          return std::make_pair(std::move(hex), std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        });
+        const std::string jsonSha = sha256Hex(jsonBytes);
+        lap();
+        std::string tiffSha;
+        double hashMs = 0;
+        auto awaitHash = [&] {
+          if (hashing.valid()) std::tie(tiffSha, hashMs) = hashing.get();
+        };
+        // Decoded from the bytes just hashed, so an uncompressed TIFF (what scanners write) is
+        // read once and the analysis sees exactly what the hash covers.
+        auto bundle = err.empty() ? vision::decodeBundle(jsonBytes, json.string(), tiffBytes, tiff.string())
+                                  : tl::expected<vision::ScanBundle, std::string>(tl::unexpect, err);
         const double decodeMs = lap();
         auto stageTimes = [&](nlohmann::json& timings) {
+          awaitHash();
           timings["queue"] = r->queuedMs;
           timings["read"] = readMs;
           timings["hash"] = hashMs;

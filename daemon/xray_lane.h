@@ -85,6 +85,7 @@ class XrayLane {
   void prune();
   void loadLatestCalibration();
   void storeCalibration(const Result& r);
+  void primeWorkers();
 
   asio::io_context& io_;
   XrayLaneOptions options_;
