@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstdlib>
 #include <filesystem>
-#include <future>
 #include <map>
-#include <mutex>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -21,7 +21,6 @@
 #include "daemon/delivery.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
-#include "daemon/mqtt_client.h"
 #include "daemon/mqtt_publisher.h"
 #include "daemon/outbox.h"
 #include "daemon/xray_lane.h"
@@ -32,6 +31,7 @@
 
 using namespace lanegate;
 using Clock = std::chrono::steady_clock;
+using SysClock = std::chrono::system_clock;
 namespace fs = std::filesystem;
 
 namespace {
@@ -89,32 +89,44 @@ void run(const std::string& dir, double rate, std::size_t count, int workers,
     ids.push_back(b.meta.scanId);
   }
 
-  std::mutex m;
-  std::map<std::string, Clock::time_point> received;
-  std::map<std::string, std::vector<double>> stages;  // from the alerts' timings_ms
-  MqttOptions so;
-  so.uri = broker.uri();
-  so.clientId = "bench-subscriber";
-  std::promise<void> subscribed;
-  MqttHandlers h;
-  std::unique_ptr<MqttClient> sub;
-  std::once_flag once;
-  h.connected = [&](int, bool) {
-    std::call_once(once, [&] {
-      sub->subscribe(laneTopic(c, "alerts"), 1, [&](const std::string&) { subscribed.set_value(); });
-    });
+  // The control room is another process, as in the field: mosquitto_sub stamps each alert
+  // (realtime, ns) as it arrives. An in-process Paho subscriber would share Paho's receive
+  // thread with the lane's publisher and add that thread's idle pauses to the figure.
+  test::Process sub({"/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-q", "1",
+                     "-i", "bench-subscriber", "-t", laneTopic(c, "alerts"), "-F", "%U %p"},
+                    tmp.file("sub"));
+  const bool subscribed = test::waitFor(
+      [&] {
+        test::run({"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-q", "1", "-t",
+                   laneTopic(c, "alerts"), "-m", "probe"});
+        return sub.out().find(" probe\n") != std::string::npos;
+      },
+      std::chrono::seconds(10));
+  if (!subscribed) {
+    std::fprintf(stderr, "mosquitto_sub did not subscribe: %s\n", sub.err().c_str());
+    std::exit(1);
+  }
+  // Alerts received so far: scan id -> arrival (realtime), and the stage times they carry.
+  std::map<std::string, SysClock::time_point> received;
+  std::map<std::string, std::vector<double>> stages;
+  std::size_t parsedUpTo = 0;
+  auto collect = [&] {
+    const std::string out = sub.out();
+    std::size_t end = 0;
+    while ((end = out.find('\n', parsedUpTo)) != std::string::npos) {
+      const std::string line = out.substr(parsedUpTo, end - parsedUpTo);
+      parsedUpTo = end + 1;
+      const auto space = line.find(' ');
+      if (space == std::string::npos || line.compare(space + 1, std::string::npos, "probe") == 0) continue;
+      const double at = std::stod(line.substr(0, space));
+      const auto e = nlohmann::json::parse(line.substr(space + 1), nullptr, false);
+      if (e.is_discarded() || !e.contains("data")) continue;
+      received.emplace(e["data"]["scan_id"].get<std::string>(),
+                       SysClock::time_point(std::chrono::duration_cast<SysClock::duration>(std::chrono::duration<double>(at))));
+      for (const auto& [stage, v] : e["data"]["timings_ms"].items())
+        if (v.is_number()) stages[stage].push_back(v.get<double>());
+    }
   };
-  h.message = [&](const std::string&, const std::string& payload) {
-    const auto at = Clock::now();
-    const auto e = nlohmann::json::parse(payload);
-    std::lock_guard lock(m);
-    received.emplace(e["data"]["scan_id"].get<std::string>(), at);
-    for (const auto& [stage, v] : e["data"]["timings_ms"].items())
-      if (v.is_number()) stages[stage].push_back(v.get<double>());
-  };
-  sub = std::make_unique<MqttClient>(so, h);
-  sub->connect();
-  subscribed.get_future().wait();
 
   asio::io_context io;
   auto guard = asio::make_work_guard(io);
@@ -137,28 +149,27 @@ void run(const std::string& dir, double rate, std::size_t count, int workers,
   while (!pub.connected()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   if (!err.empty()) std::fprintf(stderr, "%s\n", err.c_str());
 
-  std::map<std::string, Clock::time_point> sent;
+  std::map<std::string, SysClock::time_point> sent;
   const auto period = std::chrono::duration<double>(1.0 / rate);
   const auto t0 = Clock::now();
   for (std::size_t i = 0; i < count; ++i) {
     std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(period * static_cast<double>(i)));
-    sent[ids[i]] = Clock::now();
+    sent[ids[i]] = SysClock::now();
     fs::rename(staging + "/" + ids[i] + ".json", inbox + "/" + ids[i] + ".json");
   }
   const auto deadline = Clock::now() + std::chrono::seconds(120);
   while (Clock::now() < deadline) {
-    {
-      std::lock_guard lock(m);
-      if (received.size() >= count) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    collect();
+    if (received.size() >= count) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   std::vector<double> ms;
-  {
-    std::lock_guard lock(m);
-    for (const auto& [id, at] : sent)
-      if (auto it = received.find(id); it != received.end())
-        ms.push_back(std::chrono::duration<double, std::milli>(it->second - at).count());
+  for (const auto& id : ids)
+    if (auto it = received.find(id); it != received.end())
+      ms.push_back(std::chrono::duration<double, std::milli>(it->second - sent[id]).count());
+  if (std::getenv("XRAY_BENCH_EACH") != nullptr) {  // every scan's latency, in order
+    for (const double v : ms) std::fprintf(stderr, "%.0f ", v);
+    std::fprintf(stderr, "\n");
   }
   asio::post(io, [&] {
     lane.stop();
@@ -166,9 +177,8 @@ void run(const std::string& dir, double rate, std::size_t count, int workers,
     io.stop();
   });
   loop.join();
-  sub->disconnect(500);
   std::string parts;
-  for (const char* stage : {"read", "hash", "decode", "total", "overlay"})
+  for (const char* stage : {"queue", "read", "hash", "decode", "total", "overlay"})
     parts += std::string(parts.empty() ? "" : ", ") + (std::string(stage) == "total" ? "analysis" : stage) + " " +
              std::to_string(static_cast<int>(percentile(stages[stage], 0.5) + 0.5));
   std::printf("| %.0f scan/s, %d worker(s) | %zu (%zu alerts) | p50 %.0f ms | p99 %.0f ms | max %.0f ms | %s |\n",
@@ -182,7 +192,7 @@ void run(const std::string& dir, double rate, std::size_t count, int workers,
 int main(int argc, char** argv) {
   const std::string dir = argc > 1 ? argv[1] : ".";
   const int workers = argc > 2 ? std::atoi(argv[2]) : 2;
-  log::init("error");
+  log::init(std::getenv("XRAY_BENCH_LOG") != nullptr ? std::getenv("XRAY_BENCH_LOG") : "error");
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const auto templates = flaggedTemplates(4);
   if (templates.empty()) {
