@@ -900,15 +900,25 @@ void findManifest(Context& c, const ScanMeta& meta) {
   const Declared& d = meta.conveyance.declared;
   // Declared empty: any located excess of a kilogram or more (a block, a filled floor cavity,
   // a false wall, a tyre) contradicts the manifest, whatever its own score.
-  bool blockFound = false;
-  for (const Finding& f : c.findings)
-    blockFound = blockFound || (f.kind != "opaque" && f.massKgEst.value_or(0.0) >= c.p.minMassKg);
-  if (d.empty.value_or(false) && (massKg >= c.p.emptyContentKg || blockFound)) {
+  // The located findings' own masses count too: a stash in a floor cavity or a tyre lies
+  // outside the open body measured above, which can then read about 0 kg.
+  const Finding* largest = nullptr;
+  double locatedKg = 0;
+  for (const Finding& f : c.findings) {
+    if (f.kind == "opaque" || f.massKgEst.value_or(0.0) < c.p.minMassKg) continue;
+    locatedKg += *f.massKgEst;
+    if (largest == nullptr || *f.massKgEst > *largest->massKgEst) largest = &f;
+  }
+  if (d.empty.value_or(false) && (massKg >= c.p.emptyContentKg || largest != nullptr)) {
     const cv::Rect r = cv::boundingRect(content) + roi.tl();
-    Finding f = c.make("manifest_mismatch", r.area() > 0 ? r : roi, 0.5 + 0.5 * std::min(1.0, massKg / 200.0),
+    const double shownKg = std::max(massKg, locatedKg);
+    Finding f = c.make("manifest_mismatch", r.area() > 0 ? r : roi, 0.5 + 0.5 * std::min(1.0, shownKg / 200.0),
                        Material::kUnknown);
-    f.massKgEst = massKg;
-    f.reason = "Declared empty, but the body holds about " + num(massKg) + " kg of content.";
+    f.massKgEst = shownKg;
+    f.reason = massKg >= locatedKg
+                   ? "Declared empty, but the body holds about " + num(massKg) + " kg of content."
+                   : "Declared empty, but the scan shows about " + num(shownKg) + " kg of content (largest: " +
+                         largest->kind + ", about " + num(*largest->massKgEst) + " kg).";
     c.findings.push_back(f);
     return;
   }

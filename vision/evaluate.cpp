@@ -1,5 +1,6 @@
 #include "vision/evaluate.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace lanegate::vision {
@@ -48,6 +49,14 @@ void accumulate(EvalReport& r, const PhantomTruth& truth, const Findings& f, dou
     ++r.emptyWithContent;
     r.emptyFlagged += f.verdict == "hit" ? 1 : 0;
     if (f.verdict != "hit") r.emptyMissed.push_back(truth.scanId);
+    // The mismatch's mass must cover what the other findings locate.
+    double mismatchKg = -1.0;
+    double locatedKg = 0.0;
+    for (const Finding& x : f.findings) {
+      if (x.kind == "manifest_mismatch") mismatchKg = std::max(mismatchKg, x.massKgEst.value_or(0.0));
+      else if (x.kind != "opaque") locatedKg = std::max(locatedKg, x.massKgEst.value_or(0.0));
+    }
+    if (mismatchKg >= 0.0 && mismatchKg + 0.05 < locatedKg) r.emptyMassUnderstated.push_back(truth.scanId);
   }
   if (truth.concealments.empty() && !emptyWithContent) {
     ++r.clearScans;

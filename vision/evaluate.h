@@ -32,6 +32,7 @@ struct EvalReport {
   std::vector<std::string> missed;       ///< ids of scans with a missed stash of 5 kg or more
   std::vector<std::string> falseAlarmIds;  ///< ids of false alarms
   std::vector<std::string> emptyMissed;    ///< ids of declared-empty scans with content not flagged
+  std::vector<std::string> emptyMassUnderstated;  ///< ids whose manifest_mismatch weighs less than a finding it contains
 };
 
 /// Mass bin label of a stash ("1-2", "2-5", "5-10", "10-20", "20-50").

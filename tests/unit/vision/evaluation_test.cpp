@@ -38,6 +38,10 @@ TEST(Evaluation, AcceptanceOnTwoHundredScans) {
   EXPECT_GE(r.atLeast5Kg.detected * 10, r.atLeast5Kg.total * 9);
   EXPECT_LE(r.falseAlarms * 20, r.clearScans);
   EXPECT_EQ(r.emptyFlagged, r.emptyWithContent);
+  // A declared-empty scan's mismatch states at least the mass its own findings locate (a stash
+  // in a floor or tyre lies outside the open body, whose excess alone can read 0 kg).
+  EXPECT_TRUE(r.emptyMassUnderstated.empty()) << r.emptyMassUnderstated.size() << " understated, e.g. "
+                                              << (r.emptyMassUnderstated.empty() ? "" : r.emptyMassUnderstated[0]);
 }
 
 }  // namespace
