@@ -6,12 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include "drivers/ims_profile.h"
+#include "drivers/modbus_command.h"
 #include "drivers/modbus_link.h"
 
 namespace lanegate {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 struct ImsSettings {
@@ -102,43 +102,10 @@ class ImsDriver final : public Driver {
   }
 
   CommandResult command(const Command& cmd) override {
-    const auto code = profile_.commandCodes.find(cmd.name);
-    if (code == profile_.commandCodes.end())
-      return {false, "unknown command '" + cmd.name + "' (verify, calibrate, clear_fault)"};
-    if (auto c = link_->connect(); !c) return {false, cmd.name + ": " + c.error().message};
-    const auto before = readCommandResult();
-    if (!before)
-      return {false, cmd.name + ": cannot read command_result: " + before.error().message};
-    if (*before == profile_.resultRunning)
-      return {false, cmd.name + ": the device is still running another command"};
-    if (auto w = link_->write(settings_.unitId, profile_.commandRegister,
-                              static_cast<std::uint16_t>(code->second), timeout());
-        !w) {
-      return {false, cmd.name + ": cannot write the command register: " + w.error().message};
-    }
-    const auto start = Clock::now();
-    const auto step = std::min<milliseconds>(milliseconds(100), settings_.interval);
-    bool sawRunning = false;
-    while (Clock::now() - start < settings_.commandTimeout) {
-      std::this_thread::sleep_for(step);
-      const auto now = readCommandResult();
-      if (!now) return {false, cmd.name + ": lost the device: " + now.error().message};
-      if (*now == profile_.resultRunning) {
-        sawRunning = true;
-        continue;
-      }
-      // The result of the previous command may still stand until the device takes the
-      // new one: trust ok/failed once it ran, changed, or had a second to start.
-      const bool fresh = sawRunning || *now != *before || Clock::now() - start > milliseconds(1000);
-      if (!fresh) continue;
-      const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
-      if (*now == profile_.resultOk)
-        return {true, cmd.name + " ok (" + std::to_string(took) + " ms)"};
-      if (*now == profile_.resultFailed)
-        return {false, cmd.name + " failed: the device reported failure"};
-    }
-    return {false, cmd.name + ": no result within " +
-                       std::to_string(settings_.commandTimeout.count()) + " ms"};
+    return runModbusCommand(*link_,
+                            commandSpecOf(profile_, "device", "verify, calibrate, clear_fault", settings_.unitId, timeout(),
+                                          settings_.interval, settings_.commandTimeout),
+                            cmd);
   }
 
   void close() override {
@@ -157,12 +124,6 @@ class ImsDriver final : public Driver {
                        profile_.headerCount(), profile_.maxPerRead, timeout());
   }
 
-  LinkResult<std::uint16_t> readCommandResult() {
-    auto v = link_->read(settings_.unitId, profile_.commandResultTable, profile_.commandResult, 1,
-                         kMaxRegistersPerRead, timeout());
-    if (!v) return tl::make_unexpected(v.error());
-    return (*v)[0];
-  }
 
   PollResult failed(PollResult r, const LinkError& e) {
     const bool fault = e.kind == LinkErrorKind::exception || e.kind == LinkErrorKind::badData ||
