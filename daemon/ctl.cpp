@@ -309,12 +309,20 @@ void saveImage(const std::string& dir, const std::string& payload, std::map<std:
   for (char& c : name)
     if (c == '/') c = '_';
   const std::string path = dir + "/" + name + ".jpg";
-  std::ofstream out(path, std::ios::binary);
-  out.write(found->second.data(), static_cast<std::streamsize>(found->second.size()));
-  if (out)
+  // Written under a temporary name and renamed: whoever watches the directory sees whole images.
+  const std::string part = dir + "/." + name + ".jpg.part";
+  bool ok = false;
+  {
+    std::ofstream out(part, std::ios::binary);
+    out.write(found->second.data(), static_cast<std::streamsize>(found->second.size()));
+    ok = static_cast<bool>(out.flush());
+  }
+  std::error_code ec;
+  if (ok) std::filesystem::rename(part, path, ec);
+  if (ok && !ec)
     std::cerr << "lanegatectl: saved " << path << " (" << found->second.size() << " bytes, SHA-256 verified)" << std::endl;
   else
-    std::cerr << "lanegatectl: cannot write " << path << std::endl;
+    std::cerr << "lanegatectl: cannot write " << path << (ec ? " (" + ec.message() + ")" : std::string()) << std::endl;
   images.erase(found);
 }
 

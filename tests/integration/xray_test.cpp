@@ -78,7 +78,8 @@ TEST(XrayIT, InboxBundlesBecomeAlertsWithVerifiedImagesAcrossRestartsAndGarbage)
   ASSERT_TRUE(waitFor([&] { return watch.out().find(id0) != std::string::npos; }, 60s))
       << d.process().err() << watch.err();
   EXPECT_TRUE(waitFor([&] { return fs::exists(images + "/" + id0 + ".jpg"); }, 10s)) << watch.err();
-  EXPECT_NE(watch.err().find("SHA-256 verified"), std::string::npos) << watch.err();
+  // The watcher reports after it has renamed the image into place.
+  EXPECT_TRUE(waitFor([&] { return watch.err().find("SHA-256 verified") != std::string::npos; }, 10s)) << watch.err();
   EXPECT_EQ(watch.err().find("MISMATCH"), std::string::npos) << watch.err();
   EXPECT_TRUE(fs::exists(dir.file("state") + "/scans/xray-1/" + ids[0] + ".tiff"));
 
@@ -181,6 +182,8 @@ TEST(XrayIT, SimulatorScansArriveAsAlertsWithMatchingImages) {
   }
   EXPECT_EQ(got, expected);
   EXPECT_EQ(watch.err().find("MISMATCH"), std::string::npos) << watch.err();
+  EXPECT_TRUE(waitFor([&] { return count(watch.err(), "SHA-256 verified") >= expected.size(); }, 10s))
+      << watch.err();
   EXPECT_EQ(count(watch.err(), "SHA-256 verified"), expected.size()) << watch.err();
   writeFile(dir.file("alerts.jsonl"), all);
   const auto v = run({LANEGATE_SYSTEM_PYTHON, LANEGATE_SOURCE_DIR "/tests/support/validate_json.py", "--schemas",
