@@ -79,4 +79,8 @@ class Driver {
   [[nodiscard]] virtual std::chrono::milliseconds pollInterval() const = 0;
 };
 
+/// A driver that never opens and says why (e.g. its profile vanished after validation),
+/// instead of throwing across the driver boundary.
+std::unique_ptr<Driver> outOfServiceDriver(std::string why);
+
 }  // namespace lanegate

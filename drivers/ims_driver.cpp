@@ -284,31 +284,8 @@ std::unique_ptr<Driver> createImsDriver(const DeviceSpec& spec) {
   s.name = spec.name.empty() ? s.name : spec.name;
   auto profile = loadImsProfile(s.profilePath);
   if (!profile) {
-    // Validation loads the profile too; it can only vanish between the two. A driver
-    // that never opens says why instead of throwing across the boundary.
-    class Broken final : public Driver {
-     public:
-      explicit Broken(std::string why) : why_(std::move(why)) {}
-      DriverAction open(std::string& error) override {
-        error = why_;
-        return DriverAction::outOfService;
-      }
-      PollResult poll() override {
-        PollResult r;
-        r.action = DriverAction::outOfService;
-        r.error = why_;
-        r.health.state = "fault";
-        r.health.detail = why_;
-        return r;
-      }
-      CommandResult command(const Command&) override { return {false, why_}; }
-      void close() override {}
-      [[nodiscard]] milliseconds pollInterval() const override { return milliseconds(1000); }
-
-     private:
-      std::string why_;
-    };
-    return std::make_unique<Broken>(profile.error().str());
+    // Validation loads the profile too; it can only vanish between the two.
+    return outOfServiceDriver(profile.error().str());
   }
   return std::make_unique<ImsDriver>(std::move(s), std::move(*profile));
 }

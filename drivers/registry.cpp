@@ -35,4 +35,33 @@ std::string serialBusOf(const DeviceSpec& spec) {
   return s["device"] && s["device"].IsScalar() ? s["device"].Scalar() : "";
 }
 
+namespace {
+class OutOfServiceDriver final : public Driver {
+ public:
+  explicit OutOfServiceDriver(std::string why) : why_(std::move(why)) {}
+  DriverAction open(std::string& error) override {
+    error = why_;
+    return DriverAction::outOfService;
+  }
+  PollResult poll() override {
+    PollResult r;
+    r.action = DriverAction::outOfService;
+    r.error = why_;
+    r.health.state = "fault";
+    r.health.detail = why_;
+    return r;
+  }
+  CommandResult command(const Command&) override { return {false, why_}; }
+  void close() override {}
+  [[nodiscard]] std::chrono::milliseconds pollInterval() const override { return std::chrono::milliseconds(1000); }
+
+ private:
+  std::string why_;
+};
+}  // namespace
+
+std::unique_ptr<Driver> outOfServiceDriver(std::string why) {
+  return std::make_unique<OutOfServiceDriver>(std::move(why));
+}
+
 }  // namespace lanegate

@@ -173,30 +173,6 @@ class XrayDriver final : public Driver {
   std::uint64_t faults_ = 0;
 };
 
-// A driver that never opens and says why (its profile vanished after validation), instead
-// of throwing across the boundary.
-class BrokenDriver final : public Driver {
- public:
-  explicit BrokenDriver(std::string why) : why_(std::move(why)) {}
-  DriverAction open(std::string& error) override {
-    error = why_;
-    return DriverAction::outOfService;
-  }
-  PollResult poll() override {
-    PollResult r;
-    r.action = DriverAction::outOfService;
-    r.error = why_;
-    r.health.state = "fault";
-    r.health.detail = why_;
-    return r;
-  }
-  CommandResult command(const Command&) override { return {false, why_}; }
-  void close() override {}
-  [[nodiscard]] milliseconds pollInterval() const override { return milliseconds(1000); }
-
- private:
-  std::string why_;
-};
 
 }  // namespace
 
@@ -246,7 +222,7 @@ std::unique_ptr<Driver> createXrayDriver(const DeviceSpec& spec) {
   XrayDriverSettings s = readDriverSettings(reader);
   s.name = spec.name.empty() ? s.name : spec.name;
   auto profile = loadXrayProfile(s.profilePath);
-  if (!profile) return std::make_unique<BrokenDriver>(profile.error().str());
+  if (!profile) return outOfServiceDriver(profile.error().str());
   return std::make_unique<XrayDriver>(std::move(s), std::move(*profile));
 }
 
