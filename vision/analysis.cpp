@@ -218,13 +218,14 @@ void findStructure(Context& c) {
   // body can be denser than its deck, so the search stays within 600 mm of the underside.
   cv::Mat body = a(cv::Range::all(), cv::Range(st.bodyX0, st.bodyX1 + 1));
   const int y0 = st.roofY + std::max(2, static_cast<int>(std::lround(800.0 / c.cellY)));
-  std::vector<double> rowMed(static_cast<std::size_t>(a.rows), 0.0);
+  // Each row's 10th percentile along the body: "dense along nearly the whole body".
+  std::vector<double> rowLow(static_cast<std::size_t>(a.rows), 0.0);
   int under = -1;
   for (int y = y0; y < a.rows; ++y) {
     std::vector<float> row(body.ptr<float>(y), body.ptr<float>(y) + body.cols);
-    rowMed[static_cast<std::size_t>(y)] = median(row);
+    rowLow[static_cast<std::size_t>(y)] = percentile(std::move(row), 0.1);
     // Wheels fill many columns but leave gaps; the body and its chassis fill nine in ten.
-    if (percentile(row, 0.1) > occ) under = y;
+    if (rowLow[static_cast<std::size_t>(y)] > occ) under = y;
   }
   if (under < 0) return;
   st.underY = under;
@@ -234,12 +235,7 @@ void findStructure(Context& c) {
   double best = -1;
   // "Dense" means along nearly the whole body (its 10th percentile): goods above the deck
   // rarely fill every column, the deck always does.
-  std::vector<double> rowLow(static_cast<std::size_t>(a.rows), 0.0);
-  for (int y = window; y <= under; ++y) {
-    std::vector<float> row(body.ptr<float>(y), body.ptr<float>(y) + body.cols);
-    rowLow[static_cast<std::size_t>(y)] = percentile(row, 0.1);
-    best = std::max(best, rowLow[static_cast<std::size_t>(y)]);
-  }
+  for (int y = window; y <= under; ++y) best = std::max(best, rowLow[static_cast<std::size_t>(y)]);
   // Under a deck the cross members alternate with cavities: the first row of that contrast
   // (its 95th against its 25th percentile along the body) marks the deck just above it, even
   // under a load as dense as the deck.

@@ -47,11 +47,16 @@ std::vector<std::uint8_t> renderOverlay(const Findings& f, std::size_t maxBytes)
     }
     const cv::Mat& pv = f.preview;
     const cv::Mat& mat = f.materialMap;
-    // Nearest material cell of each pixel (as INTER_NEAREST resizing would pick it).
-    std::vector<int> cellX(static_cast<std::size_t>(pv.cols));
-    for (int x = 0; x < pv.cols; ++x)
-      cellX[static_cast<std::size_t>(x)] = std::min(
-          mat.cols - 1, static_cast<int>(std::floor(x * static_cast<double>(mat.cols) / pv.cols)));
+    // Nearest material cell of each pixel (as INTER_NEAREST resizing would pick it): cell k
+    // covers the pixel columns [cellStart[k], cellStart[k + 1]), so a row is coloured run by
+    // run with one table per run.
+    std::vector<int> cellStart(static_cast<std::size_t>(mat.cols) + 1, pv.cols);
+    for (int x = pv.cols - 1; x >= 0; --x)
+      cellStart[static_cast<std::size_t>(std::min(
+          mat.cols - 1, static_cast<int>(std::floor(x * static_cast<double>(mat.cols) / pv.cols))))] = x;
+    for (int k = mat.cols - 1; k >= 0; --k)  // a cell no pixel picks is an empty run
+      cellStart[static_cast<std::size_t>(k)] =
+          std::min(cellStart[static_cast<std::size_t>(k)], cellStart[static_cast<std::size_t>(k) + 1]);
     cv::Mat img(pv.size(), CV_8UC3);
     for (int y = 0; y < img.rows; ++y) {
       const std::uint8_t* b = pv.ptr<std::uint8_t>(y);
@@ -59,9 +64,11 @@ std::vector<std::uint8_t> renderOverlay(const Findings& f, std::size_t maxBytes)
           mat.rows - 1, static_cast<int>(std::floor(y * static_cast<double>(mat.rows) / pv.rows)));
       const std::uint8_t* m = mat.ptr<std::uint8_t>(cy);
       auto* o = img.ptr<cv::Vec3b>(y);
-      for (int x = 0; x < img.cols; ++x)
-        o[x] =
-            table[std::min<std::size_t>(m[cellX[static_cast<std::size_t>(x)]], kClasses - 1)][b[x]];
+      for (int k = 0; k < mat.cols; ++k) {
+        const cv::Vec3b* t = table[std::min<std::size_t>(m[k], kClasses - 1)].data();
+        const int end = cellStart[static_cast<std::size_t>(k) + 1];
+        for (int x = cellStart[static_cast<std::size_t>(k)]; x < end; ++x) o[x] = t[b[x]];
+      }
     }
     const int thick = std::max(2, img.cols / 900);
     const double fontScale = std::max(0.5, img.cols / 3000.0);

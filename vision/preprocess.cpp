@@ -69,10 +69,12 @@ double openBeamLevel(const cv::Mat& plane, const std::vector<RowMap>& maps) {
 }
 
 // Pixels brighter than `airTransmission` of the open-beam level, counted per column and per
-// row, straight from the 16-bit pixels (one pass, no image-sized temporary).
+// row, straight from the 16-bit pixels (one pass, no image-sized temporary); in the same pass,
+// the rows whose pixels all read the same value (a stuck channel).
 struct OpenCounts {
   std::vector<int> perColumn;
   std::vector<int> perRow;
+  std::vector<char> constantRow;
 };
 
 OpenCounts countOpen(const cv::Mat& plane, const std::vector<RowMap>& maps,
@@ -80,6 +82,7 @@ OpenCounts countOpen(const cv::Mat& plane, const std::vector<RowMap>& maps,
   OpenCounts c;
   c.perColumn.assign(static_cast<std::size_t>(columns ? plane.cols : 0), 0);
   c.perRow.assign(static_cast<std::size_t>(plane.rows), 0);
+  c.constantRow.assign(static_cast<std::size_t>(plane.rows), 0);
   const double thr = static_cast<double>(p.airTransmission) * openBeamLevel(plane, maps);
   int* col = c.perColumn.data();
   for (int y = 0; y < plane.rows; ++y) {
@@ -89,17 +92,25 @@ OpenCounts countOpen(const cv::Mat& plane, const std::vector<RowMap>& maps,
         std::floor(static_cast<double>(m.dark) + thr / static_cast<double>(m.gain));
     const int vt = static_cast<int>(std::clamp(limit, -1.0, 65535.0));
     const std::uint16_t* r = plane.ptr<std::uint16_t>(y);
+    // The same test in 16 bits (vt = −1: every pixel is open), so that these loops vectorise.
+    const auto t = static_cast<std::uint16_t>(std::max(vt, 0));
+    const std::uint16_t all = vt < 0 ? std::uint16_t{1} : std::uint16_t{0};
     int n = 0;
     if (columns) {
-      for (int x = 0; x < plane.cols; ++x) {
-        const int open = r[x] > vt ? 1 : 0;
+      // `cols` is hoisted: col[] is int and might alias plane.cols, which defeats vectorising.
+      const int cols = plane.cols;
+      for (int x = 0; x < cols; ++x) {
+        const std::uint16_t open = static_cast<std::uint16_t>(r[x] > t) | all;
         col[x] += open;
         n += open;
       }
     } else {
-      for (int x = 0; x < plane.cols; ++x) n += r[x] > vt ? 1 : 0;
+      for (int x = 0; x < plane.cols; ++x) n += static_cast<std::uint16_t>(r[x] > t) | all;
     }
+    std::uint16_t differs = 0;
+    for (int x = 0; x < plane.cols; ++x) differs |= static_cast<std::uint16_t>(r[x] ^ r[0]);
     c.perRow[static_cast<std::size_t>(y)] = n;
+    c.constantRow[static_cast<std::size_t>(y)] = differs == 0 ? 1 : 0;
   }
   return c;
 }
@@ -128,8 +139,8 @@ std::vector<int> findAirColumns(const std::vector<int>& counts, int rows,
 }
 
 void markBadRows(const cv::Mat& plane, const std::vector<RowMap>& maps,
-                 const std::vector<int>& airCols, const PreprocessParams& p,
-                 std::vector<char>& bad) {
+                 const std::vector<int>& airCols, const std::vector<char>& constantRow,
+                 const PreprocessParams& p, std::vector<char>& bad) {
   if (airCols.size() < 8) return;
   // A channel's open-beam level and noise need no more than ~128 samples per row.
   std::vector<int> sample;
@@ -159,12 +170,8 @@ void markBadRows(const cv::Mat& plane, const std::vector<RowMap>& maps,
       bad[y] = 1;
   }
   // A stuck channel reads a constant whatever the beam sees.
-  for (int y = 0; y < plane.rows; ++y) {
-    double lo = 0;
-    double hi = 0;
-    cv::minMaxLoc(plane.row(y), &lo, &hi);
-    if (hi <= lo) bad[static_cast<std::size_t>(y)] = 1;
-  }
+  for (std::size_t y = 0; y < constantRow.size(); ++y)
+    if (constantRow[y]) bad[y] = 1;
 }
 
 // The per-column correction of the linac's pulse-to-pulse dose, as α to add (−ln of the
@@ -472,7 +479,7 @@ tl::expected<Prepared, std::string> prepare(const ScanBundle& bundle,
     open.push_back(countOpen(bundle.planes[i], pr.maps[i], params, i == 0));
   pr.airCols = findAirColumns(open.front().perColumn, first.rows, params);
   for (std::size_t i = 0; i < planes; ++i)
-    markBadRows(bundle.planes[i], pr.maps[i], pr.airCols, params, pr.bad);
+    markBadRows(bundle.planes[i], pr.maps[i], pr.airCols, open[i].constantRow, params, pr.bad);
   for (std::size_t i = 0; i < planes; ++i) {
     pr.offsets.emplace_back();
     pr.referenceRows = doseOffsets(bundle.planes[i], pr.maps[i], open[i].perRow, pr.bad, params,
@@ -550,6 +557,7 @@ tl::expected<GridAttenuation, std::string> computeGridAttenuation(const ScanBund
                       params.transmissionFloor);
   const auto w = static_cast<std::size_t>(full.width);
   std::vector<float> high(w), low(w), prev(w), diff(w);
+  std::vector<std::int32_t> shadeIndex(w);
   constexpr int kSteps = 64;
   constexpr int kEntries = 16 * kSteps;
   std::array<std::uint8_t, kEntries> shade{};
@@ -613,13 +621,16 @@ tl::expected<GridAttenuation, std::string> computeGridAttenuation(const ScanBund
   for (int y = 0; y < full.height; ++y) {
     rows[0].row(y, high.data());
     noise.feed(y, high.data(), prev.data(), full.width);
-    std::uint8_t* pv = out.preview.ptr<std::uint8_t>(y);
+    // Clamped in float first (α can be huge or negative; NaN goes to 0), then an integer
+    // index: this loop vectorises, the table look-up after it cannot.
     for (std::size_t x = 0; x < w; ++x) {
-      // Clamped in float first (α can be huge or NaN-free negative), then an integer index.
-      const float v =
-          std::min(std::max(high[x] * static_cast<float>(kSteps), 0.0f), kEntries - 1.0f);
-      pv[x] = shade[static_cast<std::size_t>(static_cast<int>(v))];
+      float v = high[x] * static_cast<float>(kSteps);
+      v = v > 0.0f ? v : 0.0f;
+      v = v < kEntries - 1.0f ? v : kEntries - 1.0f;
+      shadeIndex[x] = static_cast<std::int32_t>(v);
     }
+    std::uint8_t* pv = out.preview.ptr<std::uint8_t>(y);
+    for (std::size_t x = 0; x < w; ++x) pv[x] = shade[static_cast<std::size_t>(shadeIndex[x])];
     accumulate(high.data(), out.alphaHigh, y);
     if (dual) {
       rows[1].row(y, low.data());

@@ -67,6 +67,23 @@ TEST(Preprocess, DeadAndDimChannelsAreFoundAndInterpolated) {
   EXPECT_NEAR(a->alphaHigh.at<float>(20, 100), -std::log(20000.0 / 65535.0), 0.02);
 }
 
+// A stuck channel reads one value whatever the beam sees; at the open-beam level its level
+// test passes and its noise is zero, so only its constancy gives it away, in either plane.
+TEST(Preprocess, StuckChannelsAreFoundInEitherPlane) {
+  for (int stuckPlane = 0; stuckPlane < 2; ++stuckPlane) {
+    ScanBundle b = flatBundle(300, 60, 2, 60000);
+    cv::RNG rng(11);
+    for (cv::Mat& p : b.planes) {
+      rng.fill(p, cv::RNG::NORMAL, 60000, 250);
+      rng.fill(p(cv::Rect(120, 0, 60, 60)), cv::RNG::UNIFORM, 5000, 30000);  // an object
+    }
+    b.planes[static_cast<std::size_t>(stuckPlane)].row(33).setTo(59800);
+    auto a = computeAttenuation(b, nullptr);
+    ASSERT_TRUE(a.has_value()) << a.error();
+    EXPECT_EQ(a->badRows, (std::vector<int>{33})) << "stuck in plane " << stuckPlane;
+  }
+}
+
 // A thin skin (an aluminium ULD, a cab's sheet metal: T ≈ 0.94) passes for open beam in most
 // rows; its edge-on roof and floor rows must not be taken for bad channels and erased.
 TEST(Preprocess, ThinSkinRowsAreNotBadChannels) {
