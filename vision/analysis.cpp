@@ -1,5 +1,7 @@
 #include "vision/analysis.h"
 
+#include "vision/select.h"
+
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -11,20 +13,6 @@
 
 namespace lanegate::vision {
 namespace {
-
-double median(std::vector<float> v) {
-  if (v.empty()) return 0.0;
-  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  return static_cast<double>(*mid);
-}
-
-double percentile(std::vector<float> v, double q) {
-  if (v.empty()) return 0.0;
-  const auto k = static_cast<std::ptrdiff_t>(std::clamp(q, 0.0, 1.0) * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return static_cast<double>(v[static_cast<std::size_t>(k)]);
-}
 
 std::vector<float> valuesUnder(const cv::Mat& m, const cv::Mat& mask) {
   std::vector<float> out;
@@ -125,7 +113,7 @@ void findOrganicReference(Context& c) {
       ratios.push_back(static_cast<float>(at(c.al, y, x) / h));
     }
   if (ratios.size() < 200) return;
-  c.organicRatio = percentile(ratios, 0.97);
+  c.organicRatio = quantile(ratios, 0.97);
   const double eh = effectiveEnergy(c.energyHigh, c.p.effectiveEnergyFraction);
   const double el = effectiveEnergy(c.energyLow, c.p.effectiveEnergyFraction);
   c.ratioGap = massAttenuation(Basis::kWater, el) / massAttenuation(Basis::kWater, eh) -
@@ -223,7 +211,7 @@ void findStructure(Context& c) {
   int under = -1;
   for (int y = y0; y < a.rows; ++y) {
     std::vector<float> row(body.ptr<float>(y), body.ptr<float>(y) + body.cols);
-    rowLow[static_cast<std::size_t>(y)] = percentile(std::move(row), 0.1);
+    rowLow[static_cast<std::size_t>(y)] = quantile(std::move(row), 0.1);
     // Wheels fill many columns but leave gaps; the body and its chassis fill nine in ten.
     if (rowLow[static_cast<std::size_t>(y)] > occ) under = y;
   }
@@ -243,7 +231,7 @@ void findStructure(Context& c) {
   double maxSpread = 0;
   for (int y = window; y <= under; ++y) {
     std::vector<float> row(body.ptr<float>(y), body.ptr<float>(y) + body.cols);
-    rowSpread[static_cast<std::size_t>(y)] = percentile(row, 0.95) - percentile(row, 0.25);
+    rowSpread[static_cast<std::size_t>(y)] = quantile(row, 0.95) - quantile(row, 0.25);
     maxSpread = std::max(maxSpread, rowSpread[static_cast<std::size_t>(y)]);
   }
   if (maxSpread > 10.0 * c.minStepAlpha())
@@ -368,7 +356,7 @@ Candidate measureCandidate(const Context& c, const cv::Mat& closed, const cv::Ma
   k.ringLevel = median(rv);
   // The 10–90 % range, not the MAD: a surround made of a few uniform pieces at different
   // levels (neighbouring cartons, load and air at a surface) must count as varied.
-  k.spread = std::max((percentile(rv, 0.9) - percentile(rv, 0.1)) / 2.563, c.sigmaCell(k.ringLevel));
+  k.spread = std::max((quantile(rv, 0.9) - quantile(rv, 0.1)) / 2.563, c.sigmaCell(k.ringLevel));
   k.area = cv::countNonZero(inside);
   double sumH = 0;
   double sumL = 0;
@@ -525,7 +513,7 @@ void findFloor(Context& c) {
   std::vector<double> tmpl(static_cast<std::size_t>(n));
   std::vector<double> member(static_cast<std::size_t>(n));
   std::vector<float> all(p, p + n);
-  const double flat = percentile(all, 0.25);
+  const double flat = quantile(all, 0.25);
   for (int x = 0; x < n; ++x) {
     std::vector<float> v;
     for (int k = -10; period > 0 && k <= 10; ++k) {
@@ -534,7 +522,7 @@ void findFloor(Context& c) {
       v.push_back(static_cast<float>(sample(p, xs)));
     }
     const bool periodic = v.size() >= 4;
-    tmpl[static_cast<std::size_t>(x)] = periodic ? percentile(v, 0.25) : flat;
+    tmpl[static_cast<std::size_t>(x)] = periodic ? quantile(v, 0.25) : flat;
     member[static_cast<std::size_t>(x)] = periodic ? median(v) : flat;
   }
   std::vector<float> dev(static_cast<std::size_t>(n));
@@ -659,7 +647,7 @@ void findFalseWalls(Context& c) {
     std::vector<float> inside = valuesUnder(c.a(cv::Rect(st.interiorX0, st.interiorY0, st.interiorX1 - st.interiorX0 + 1,
                                                          st.interiorY1 - st.interiorY0 + 1)),
                                             cv::Mat());
-    const double wallAlpha = percentile(inside, 0.05);
+    const double wallAlpha = quantile(inside, 0.05);
     double sum = 0;
     for (int y = box.y; y < box.br().y; ++y)
       for (int x = box.x + (!front ? 1 : 0); x < box.br().x - (front ? 1 : 0); ++x)
@@ -881,7 +869,7 @@ void findManifest(Context& c, const ScanMeta& meta) {
   std::vector<float> all = valuesUnder(in, cv::Mat());
   // Side walls: what the emptiest part of the body shows, but never more than a heavy
   // steel wall pair (8 g/cm² Fe) could explain.
-  const double wallAlpha = std::min(percentile(all, 0.05), 8.0 * massAttenuation(Basis::kIron, 3.0));
+  const double wallAlpha = std::min(quantile(all, 0.05), 8.0 * massAttenuation(Basis::kIron, 3.0));
   double massKg = 0;
   cv::Mat content = cv::Mat::zeros(in.size(), CV_8U);
   for (int y = 0; y < in.rows; ++y)
@@ -945,7 +933,7 @@ void findAnomaly(Context& c) {
   cv::morphologyEx(c.a(roi), closed, cv::MORPH_CLOSE,
                    cv::getStructuringElement(cv::MORPH_RECT, cv::Size(oddCells(c.p.gapMm, c.cellX), oddCells(c.p.gapMm, c.cellY))));
   std::vector<float> all = valuesUnder(closed, cv::Mat());
-  const double level = percentile(all, 0.75);
+  const double level = quantile(all, 0.75);
   if (level < 10 * c.minStepAlpha()) return;
   // The load body: cells near the load level, eroded so its outline does not count.
   cv::Mat load = closed > 0.5 * level;

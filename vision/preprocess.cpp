@@ -1,5 +1,7 @@
 #include "vision/preprocess.h"
 
+#include "vision/select.h"
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -9,13 +11,6 @@
 
 namespace lanegate::vision {
 namespace {
-
-double medianOf(std::vector<float> v) {
-  if (v.empty()) return 0.0;
-  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  return static_cast<double>(*mid);
-}
 
 // How the 16-bit pixels of one detector row map to transmission: T = (v − dark) · gain.
 struct RowMap {
@@ -63,9 +58,7 @@ double openBeamLevel(const cv::Mat& plane, const std::vector<RowMap>& maps) {
       v.push_back(transmissionAt(maps[static_cast<std::size_t>(y)], r[x]));
   }
   if (v.empty()) return 1.0;
-  const auto k = static_cast<std::ptrdiff_t>(0.99 * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return std::clamp(static_cast<double>(v[static_cast<std::size_t>(k)]), 0.05, 1.0);
+  return std::clamp(quantile(std::move(v), 0.99), 0.05, 1.0);
 }
 
 // Pixels brighter than `airTransmission` of the open-beam level, counted per column and per
@@ -154,15 +147,15 @@ void markBadRows(const cv::Mat& plane, const std::vector<RowMap>& maps,
     const RowMap& m = maps[static_cast<std::size_t>(y)];
     vals.clear();
     for (const int x : sample) vals.push_back(transmissionAt(m, row[x]));
-    const double med = medianOf(vals);
+    const double med = median(vals);
     for (float& v : vals) v = std::abs(v - static_cast<float>(med));
     level[static_cast<std::size_t>(y)] = med;
-    noise[static_cast<std::size_t>(y)] = medianOf(vals);
+    noise[static_cast<std::size_t>(y)] = median(vals);
   }
   std::vector<float> all(noise.begin(), noise.end());
-  const double typicalNoise = medianOf(all);
+  const double typicalNoise = median(all);
   std::vector<float> levels(level.begin(), level.end());
-  const double nominal = medianOf(levels);
+  const double nominal = median(levels);
   for (std::size_t y = 0; y < level.size(); ++y) {
     const double r = nominal > 0 ? level[y] / nominal : 0.0;
     if (r < p.deadChannelRatio || r > p.hotChannelRatio ||
@@ -326,7 +319,7 @@ class AirNoise {
   }
   double sigma() const {
     if (diffs_.empty()) return 0.01;
-    return 1.4826 * medianOf(diffs_) / std::sqrt(2.0);
+    return 1.4826 * median(diffs_) / std::sqrt(2.0);
   }
 
  private:

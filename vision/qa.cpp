@@ -1,6 +1,7 @@
 #include "vision/qa.h"
 
 #include "vision/preprocess.h"
+#include "vision/select.h"
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
@@ -65,9 +66,7 @@ tl::expected<Frame, std::string> locate(const cv::Mat& alpha, cv::Point2d pitch,
       air.push_back(alpha.at<float>(y, x));
       air.push_back(alpha.at<float>(y, alpha.cols - 1 - x));
     }
-  std::nth_element(air.begin(), air.begin() + static_cast<std::ptrdiff_t>(air.size() / 2),
-                   air.end());
-  const double airAlpha = static_cast<double>(air[air.size() / 2]);
+  const double airAlpha = median(std::move(air));
   const cv::Mat mask = alpha > airAlpha + kPlateAlpha;
   cv::Mat colCount;
   cv::reduce(mask / 255, colCount, 0, cv::REDUCE_SUM, CV_32S);
