@@ -10,6 +10,7 @@ find_package(fmt REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(tl-expected REQUIRED)
 find_package(SQLite3 REQUIRED)
+find_package(JPEG REQUIRED)     # the overlay encoder: libjpeg-turbo reads BGR rows itself
 find_package(OpenSSL REQUIRED)  # SHA-256 of evidence and images (libssl-dev)
 pkg_check_modules(MODBUS REQUIRED IMPORTED_TARGET libmodbus)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)

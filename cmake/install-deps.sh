@@ -8,7 +8,7 @@ packages=(
   g++ cmake ninja-build pkg-config make git
   libboost-dev
   libmodbus-dev
-  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libjpeg62-turbo-dev
   libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev
   libsqlite3-dev sqlite3
   libyaml-cpp-dev libspdlog-dev libfmt-dev libexpected-dev nlohmann-json3-dev

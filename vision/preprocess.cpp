@@ -250,15 +250,19 @@ class AlphaRows {
     const std::uint16_t* r = plane_.ptr<std::uint16_t>(y);
     const float* off = offset_.data();
     const int w = cols();
+    // Members in locals: a store through `o` might otherwise alias them, and every
+    // iteration would reload them (and the loop would not vectorise).
+    const float maxAlpha = maxAlpha_;
+    const float floor = floor_;
     if (signal_ == Signal::kTransmission) {
       const float* lut = minusLogTable().data();
-      for (int x = 0; x < w; ++x) o[x] = std::min(lut[r[x]] + off[x], maxAlpha_);
+      for (int x = 0; x < w; ++x) o[x] = std::min(lut[r[x]] + off[x], maxAlpha);
       return;
     }
-    const RowMap& m = maps_[static_cast<std::size_t>(y)];
+    const RowMap m = maps_[static_cast<std::size_t>(y)];
     // T · e^(−offset), floored, then a vectorised log of the whole row.
     for (int x = 0; x < w; ++x)
-      o[x] = std::max(transmissionAt(m, r[x]) * std::exp(-off[x]), floor_);
+      o[x] = std::max(transmissionAt(m, r[x]) * std::exp(-off[x]), floor);
     cv::Mat row(1, w, CV_32F, o);
     cv::log(row, row);
     for (int x = 0; x < w; ++x) o[x] = -o[x];
@@ -578,11 +582,20 @@ tl::expected<GridAttenuation, std::string> computeGridAttenuation(const ScanBund
   auto reduce = [&](const float* row, std::vector<float>& dst) {
     if (evenCells) {
       const float inv = 1.0f / static_cast<float>(span);
-      for (int k = 0; k < grid.width; ++k) {
+      const int cellsX = grid.width;
+      float* d = dst.data();
+      if (span == 4) {  // the common case (5 mm pixels, 20 mm cells): the same sums, vectorised
+        for (int k = 0; k < cellsX; ++k) {
+          const float* p = row + static_cast<std::ptrdiff_t>(k) * 4;
+          d[k] = ((((0.0f + p[0]) + p[1]) + p[2]) + p[3]) * inv;
+        }
+        return;
+      }
+      for (int k = 0; k < cellsX; ++k) {
         const float* p = row + static_cast<std::ptrdiff_t>(k) * span;
         float sum = 0.0f;
         for (int j = 0; j < span; ++j) sum += p[j];
-        dst[static_cast<std::size_t>(k)] = sum * inv;
+        d[k] = sum * inv;
       }
       return;
     }
