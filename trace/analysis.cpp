@@ -39,12 +39,56 @@ Index len(const std::vector<double>& v) { return static_cast<Index>(v.size()); }
 std::uint64_t sortKey(double v) {
   const auto b = std::bit_cast<std::uint64_t>(v);
   constexpr std::uint64_t kSign = std::uint64_t{1} << 63;
-  return (b & kSign) != 0 ? ~b : b | kSign;
+  // Negative: ~b; otherwise b | kSign (= b ^ kSign). Without a branch or a conditional move:
+  // the arithmetic shift spreads the sign bit over the whole word.
+  const auto spread = static_cast<std::uint64_t>(std::bit_cast<std::int64_t>(b) >> 63);
+  return b ^ (spread | kSign);
 }
 
 double fromSortKey(std::uint64_t k) {
   constexpr std::uint64_t kSign = std::uint64_t{1} << 63;
   return std::bit_cast<double>((k & kSign) != 0 ? k & ~kSign : ~k);
+}
+
+// The k-th smallest (0-based) of v[0, count): the value nth_element finds, for the few dozen
+// values the selections below end on. Quickselect (median-of-three pivot) whose three-way
+// partitions are branch-free: each value is written to both ends of the other buffer and
+// the ends advance by the comparisons, so the coin-flip comparisons cost no mispredictions
+// (nth_element's partitions mispredict about every other value). v is left as it is;
+// scratch holds 2 count values. count >= 1, k < count; values must be ordered (no NaN).
+template <class T>
+T smallSelect(const T* v, std::size_t count, std::size_t k, T* scratch) {
+  const T* from = v;          // the values left
+  T* to = scratch;            // the buffer written next, from its start
+  T* spare = scratch + count; // and the one after it
+  for (;;) {
+    if (count == 1) return from[0];
+    const T x0 = from[0];
+    const T x1 = from[count / 2];
+    const T x2 = from[count - 1];
+    const T pivot = std::max(std::min(x0, x1), std::min(std::max(x0, x1), x2));
+    std::size_t less = 0;
+    std::size_t greater = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      const T x = from[i];
+      to[less] = x;
+      to[count - 1 - greater] = x;
+      less += static_cast<std::size_t>(x < pivot);
+      greater += static_cast<std::size_t>(pivot < x);
+    }
+    // The pivot is one of the values, so each step leaves at least one out.
+    if (k < less) {
+      count = less;
+      from = to;
+    } else if (k >= count - greater) {
+      k -= count - greater;
+      from = to + (count - greater);
+      count = greater;
+    } else {
+      return pivot;
+    }
+    std::swap(to, spare);
+  }
 }
 
 // The k-th smallest (0-based) of key[0, count): the value nth_element would find, by
@@ -107,6 +151,10 @@ std::uint64_t selectKey(std::uint64_t* key, std::size_t count, std::size_t k) {
     }
     count = kept;
   }
+  if (count <= 48) {
+    std::array<std::uint64_t, 2 * 48> scratch;
+    return smallSelect(key, count, k, scratch.data());
+  }
   std::nth_element(key, key + k, key + count);
   return key[k];
 }
@@ -139,6 +187,165 @@ Robust exactStats(const double* sel, std::size_t count, std::vector<std::uint64_
 
 // Index ranges [first, second) of the points a statistic is taken over.
 using Ranges = std::vector<std::pair<Index, Index>>;
+
+// Exact median and MAD-sigma of p over ranges (count points in all): the values exactStats()
+// finds on the gathered points, in three linear passes instead of its dozen (gathering, key
+// conversion and the sampling and distribution passes of two selections):
+//  1. a histogram of bins 1/32 of the pilot sigma wide (+/-4 sigma) locates the bin that
+//     holds the median's rank;
+//  2. one pass counts the points below that bin and keeps the keys of those inside it, and a
+//     small selection among those finds the median m;
+//  3. the histogram bounds how many points lie within t of m from below (bins wholly inside
+//     [m - t, m + t]) and from above (bins touching it), which brackets the MAD to about a
+//     bin on each side; one pass counts the distances below the bracket and keeps those in
+//     it for a small selection.
+// The counts are exact and checked to hold each rank, so the results are the very order
+// statistics selectKey() finds (an order statistic is one value whatever finds it; -0 and +0
+// compare equal, are kept together and ordered by their keys as there; NaN, which the series
+// never hold, would be ordered by its key too). The pilot decides only how few points are
+// kept. Empty when a rank is not where the histogram put it (a pilot far off scale): the
+// caller then selects over everything.
+struct BinnedSelect {
+  static constexpr std::size_t kBins = 256;
+  static constexpr double kBinsPerSigma = 32.0;
+  // Slot 0: below the bins (and NaN); 1..kBins: the bins; kBins + 1: above. Four interleaved
+  // copies, so that runs of values in one bin do not serialise on one counter.
+  std::array<std::array<std::uint32_t, kBins + 2>, 4> count{};
+  std::array<std::size_t, kBins + 3> before{};  // points in the slots before a slot
+  std::vector<std::uint64_t> keys, scratch;     // kept keys; smallSelect()'s scratch
+};
+
+std::optional<Robust> binnedExactStats(const double* p, const Ranges& ranges, std::size_t count,
+                                       const Robust& pilot, BinnedSelect& s) {
+  constexpr std::size_t kBins = BinnedSelect::kBins;
+  constexpr double kTop = static_cast<double>(kBins);
+  if (count < 16 || !(pilot.sigma > 0.0) || !std::isfinite(pilot.sigma) ||
+      !std::isfinite(pilot.center)) {
+    return std::nullopt;
+  }
+  const std::size_t k = count / 2;  // the rank of both statistics
+  const double h = pilot.sigma / BinnedSelect::kBinsPerSigma;
+  const double invH = 1.0 / h;
+  const double lo = pilot.center - 0.5 * kTop * h;
+  // --- 1. The histogram. ---
+  for (auto& c : s.count) c.fill(0U);
+  auto slot = [&](double v) {
+    // max(-1, NaN) is -1: NaN lands in slot 0 without an undefined conversion. Through int:
+    // x86-64 converts to unsigned only with branches; t + 1 >= 0, so truncation is floor.
+    const double t = std::min(std::max(-1.0, (v - lo) * invH), kTop);
+    return static_cast<std::size_t>(static_cast<int>(t + 1.0));
+  };
+  for (const auto& [r0, r1] : ranges) {
+    Index i = r0;
+    for (; i + 4 <= r1; i += 4) {
+      ++s.count[0][slot(p[i])];
+      ++s.count[1][slot(p[i + 1])];
+      ++s.count[2][slot(p[i + 2])];
+      ++s.count[3][slot(p[i + 3])];
+    }
+    for (; i < r1; ++i) ++s.count[0][slot(p[i])];
+  }
+  auto& before = s.before;
+  before[0] = 0;
+  for (std::size_t b = 0; b <= kBins + 1; ++b) {
+    before[b + 1] = before[b] + s.count[0][b] + s.count[1][b] + s.count[2][b] + s.count[3][b];
+  }
+  std::size_t mb = 1;
+  while (mb <= kBins && before[mb + 1] <= k) ++mb;
+  if (before[mb] > k || mb > kBins) return std::nullopt;  // in an open-ended slot
+  // --- 2. The median: the points of its bin, and a hair either side (the comparisons below
+  // need not agree with slot() at the edges: they count and keep alike). ---
+  s.keys.resize(count);
+  std::uint64_t* keys = s.keys.data();
+  const double a = lo + (static_cast<double>(mb) - 1.001) * h;
+  const double b = lo + (static_cast<double>(mb) + 0.001) * h;
+  // On the keys a window test is one unsigned comparison (key - ka <= kb - ka), integer
+  // work that leaves the floating-point comparisons (one a cycle) out of the loop; NaN falls
+  // below or above as in selectKey(). Bounds by value: through a reference they would be
+  // reloaded after every store. No branches: for noise the tests are coin flips.
+  const std::uint64_t ka = sortKey(a);
+  const std::uint64_t width = sortKey(b) - ka;
+  std::size_t below = 0;
+  std::size_t kept = 0;
+  for (const auto& range : ranges) {
+    const Index r1 = range.second;
+    for (Index i = range.first; i < r1; ++i) {
+      const std::uint64_t key = sortKey(p[i]);
+      below += static_cast<std::size_t>(key < ka);
+      keys[kept] = key;
+      kept += static_cast<std::size_t>(key - ka <= width);
+    }
+  }
+  // The median's rank among the kept.
+  if (below > k || k >= below + kept) return std::nullopt;
+  s.scratch.resize(2 * count);
+  Robust r;
+  r.center = fromSortKey(smallSelect(keys, kept, k - below, s.scratch.data()));
+  const double center = r.center;
+  // --- 3. The MAD. In bin units (slot b spans [b - 1, b)) m is at u; the points within T of
+  // it are at least those of the bins wholly inside [u - T, u + T] and at most those of the
+  // bins touching it (open-ended slots included). A thousandth of a bin of slack absorbs the
+  // rounding of the bin positions; the exact counts below check the bracket anyway. ---
+  const double u = (center - lo) * invH;
+  auto floorAt = [&](double x) {  // floor(x), x clamped to [-2, kBins + 2]
+    return static_cast<int>(std::min(std::max(-2.0, x), kTop + 2.0) + 3.0) - 3;
+  };
+  constexpr int kLast = static_cast<int>(kBins);
+  auto span = [&](int first, int last) {  // points in slots [first, last]
+    return first <= last ? before[at(last + 1)] - before[at(first)] : std::size_t{0};
+  };
+  auto atLeast = [&](double t) {  // the bins with b - 1 >= u - t and b <= u + t
+    return span(std::max(1, floorAt(u - t + 1.001) + 1), std::min(kLast, floorAt(u + t - 0.001)));
+  };
+  auto atMost = [&](double t) {  // the slots with b > u - t and b - 1 < u + t
+    return span(std::max(0, floorAt(u - t - 0.001) + 1), std::min(kLast + 1, floorAt(u + t + 0.001) + 1));
+  };
+  // Bisection on a grid of 1/16 bin for the largest T with atMost(T) <= k (0 will do if
+  // none) and the smallest with atLeast(T) > k.
+  constexpr int kGrid = 16;
+  auto grid = [](int g) { return static_cast<double>(g) / kGrid; };
+  int gLo = 0;
+  int gHi = kLast * kGrid;
+  if (atLeast(grid(gHi)) <= k) return std::nullopt;  // off the bins
+  for (int l = gLo, hg = gHi; hg - l > 1;) {
+    const int mid = (l + hg) / 2;
+    if (atMost(grid(mid)) <= k) {
+      l = mid;
+      gLo = mid;
+    } else {
+      hg = mid;
+    }
+  }
+  for (int l = gLo, hg = gHi; hg - l > 1;) {
+    const int mid = (l + hg) / 2;
+    if (atLeast(grid(mid)) <= k) {
+      l = mid;
+    } else {
+      hg = mid;
+      gHi = mid;
+    }
+  }
+  const double tLo = grid(gLo) * h;
+  const double tHi = grid(gHi) * h;
+  // |x - m| >= 0, whose bits already sort as unsigned integers (NaN above everything).
+  const auto kLo = std::bit_cast<std::uint64_t>(tLo);
+  const std::uint64_t bracket = std::bit_cast<std::uint64_t>(tHi) - kLo;
+  std::size_t nearer = 0;
+  std::size_t inBracket = 0;
+  for (const auto& range : ranges) {
+    const Index r1 = range.second;
+    for (Index i = range.first; i < r1; ++i) {
+      const auto key = std::bit_cast<std::uint64_t>(std::abs(p[i] - center));
+      nearer += static_cast<std::size_t>(key < kLo);
+      keys[inBracket] = key;
+      inBracket += static_cast<std::size_t>(key - kLo <= bracket);
+    }
+  }
+  if (nearer > k || k >= nearer + inBracket) return std::nullopt;
+  r.sigma = kMadToSigma *
+            std::bit_cast<double>(smallSelect(keys, inBracket, k - nearer, s.scratch.data()));
+  return r;
+}
 
 // The runs of mask != 0 (all of [0, n) when mask is empty).
 void rangesOf(const std::vector<char>& mask, Index n, Ranges& out) {
@@ -178,16 +385,19 @@ struct Histogram {
   }
   std::size_t slot(double v) const {
     const double t = std::min(std::max((v - lo) * invH, -1.0), static_cast<double>(kBins));
-    return static_cast<std::size_t>(t + 1.0);  // t + 1 >= 0: truncation is floor
+    // t + 1 >= 0: truncation is floor. Through int: x86-64 converts to unsigned only with
+    // branches.
+    return static_cast<std::size_t>(static_cast<int>(t + 1.0));
   }
 };
 
 // Scratch of robustPair().
 struct RobustScratch {
-  std::vector<double> sel;
+  std::vector<double> sel, scratch;
   std::vector<std::uint64_t> keys;
   Ranges ranges;
   std::array<Histogram, 2> hist;
+  BinnedSelect select;
 };
 
 // Median and MAD-sigma read off a filled histogram: the median where the linearly
@@ -256,7 +466,8 @@ std::optional<Robust> fromHistogram(Histogram& hg) {
 // selected point; fewer than 16 masked-in points, over all points. With exactOnly, both are
 // the exact median and MAD (selection), as the final noise estimates are: the histogram's
 // 0.5 % on a lumpy MAD was enough to move knife-edge cases (an SNR of exactly 5.0, a merged
-// pair broadened by exactly its allowance) across a decision line.
+// pair broadened by exactly its allowance) across a decision line; there the hints only place
+// the bins of binnedExactStats(), which finds the same values as the selection faster.
 std::array<Robust, 2> robustPair(const std::vector<double>& a, const std::vector<double>& b,
                                  const std::vector<char>& mask, RobustScratch& s,
                                  const std::array<std::optional<Robust>, 2>& hints,
@@ -266,7 +477,10 @@ std::array<Robust, 2> robustPair(const std::vector<double>& a, const std::vector
   rangesOf(mask, n, s.ranges);
   Index selected = 0;
   for (const auto& [r0, r1] : s.ranges) selected += r1 - r0;
-  if (selected < 16) rangesOf({}, n, s.ranges);
+  if (selected < 16) {
+    rangesOf({}, n, s.ranges);
+    selected = n;
+  }
   auto exact = [&](std::size_t k) {
     s.sel.clear();
     for (const auto& [r0, r1] : s.ranges) {
@@ -276,7 +490,18 @@ std::array<Robust, 2> robustPair(const std::vector<double>& a, const std::vector
   };
   std::array<Robust, 2> out;
   constexpr Index kPilot = 64;
-  if (exactOnly) return {exact(0), exact(1)};
+  if (exactOnly) {
+    // The hints (estimates of the right scale) place the bins of the fast exact path.
+    for (std::size_t k = 0; k < 2; ++k) {
+      std::optional<Robust> r;
+      if (hints[k]) {
+        r = binnedExactStats(series[k]->data(), s.ranges, static_cast<std::size_t>(selected),
+                             *hints[k], s.select);
+      }
+      out[k] = r ? *r : exact(k);
+    }
+    return out;
+  }
   if (n < 4 * kPilot) return {exact(0), exact(1)};
   std::array<bool, 2> done{false, false};
   for (std::size_t k = 0; k < 2; ++k) {
@@ -294,11 +519,12 @@ std::array<Robust, 2> robustPair(const std::vector<double>& a, const std::vector
         done[k] = true;
         continue;
       }
-      std::nth_element(s.sel.begin(), s.sel.begin() + len(s.sel) / 2, s.sel.end());
-      pilot.center = s.sel[s.sel.size() / 2];
+      // (smallSelect finds the value nth_element does, faster; the sample has no NaN.)
+      const std::size_t m = s.sel.size();
+      s.scratch.resize(2 * m);
+      pilot.center = smallSelect(s.sel.data(), m, m / 2, s.scratch.data());
       for (double& v : s.sel) v = std::abs(v - pilot.center);
-      std::nth_element(s.sel.begin(), s.sel.begin() + len(s.sel) / 2, s.sel.end());
-      pilot.sigma = kMadToSigma * s.sel[s.sel.size() / 2];
+      pilot.sigma = kMadToSigma * smallSelect(s.sel.data(), m, m / 2, s.scratch.data());
     }
     if (!(pilot.sigma > 0.0) || !std::isfinite(pilot.sigma) || !std::isfinite(pilot.center)) {
       out[k] = exact(k);
@@ -475,24 +701,29 @@ class SavitzkyGolay {
   std::vector<Coeffs> coeffs_;
 };
 
-// The 5-point quadratic Savitzky-Golay smooth (-3 12 17 12 -3)/35 of x, mirror-padded.
-void smooth5(const std::vector<std::uint16_t>& x, std::vector<double>& out) {
+// 35 times the 5-point quadratic Savitzky-Golay smooth (-3 12 17 12 -3)/35 of x,
+// mirror-padded: an integer. The smooth is that over 35.0, the very value the formula gives
+// in doubles (whose numerator, a sum of integers far below 2^53, is exact too); the integers
+// vectorise, and they order exactly as the smooth does (distinct numerators below 2^47 stay
+// distinct over 35), so the smooth needs computing only where a value is read.
+void smooth5Times35(const std::vector<std::uint16_t>& x, std::vector<std::int32_t>& out) {
   const Index n = static_cast<Index>(x.size());
   out.resize(x.size());
   auto v = [&](Index k) {
     if (k < 0) k = -k;
     if (k >= n) k = 2 * (n - 1) - k;
-    return static_cast<double>(x[at(std::clamp<Index>(k, 0, n - 1))]);
+    return static_cast<std::int32_t>(x[at(std::clamp<Index>(k, 0, n - 1))]);
   };
-  auto at5 = [](double a, double b, double c, double d, double e) {
-    return (17.0 * c + 12.0 * (b + d) - 3.0 * (a + e)) / 35.0;
+  auto at5 = [](std::int32_t a, std::int32_t b, std::int32_t c, std::int32_t d, std::int32_t e) {
+    return 17 * c + 12 * (b + d) - 3 * (a + e);
   };
   for (Index i = 0; i < std::min<Index>(2, n); ++i) {
     out[at(i)] = at5(v(i - 2), v(i - 1), v(i), v(i + 1), v(i + 2));
   }
   const std::uint16_t* p = x.data();
+  std::int32_t* o = out.data();
   for (Index i = 2; i < n - 2; ++i) {
-    out[at(i)] = at5(p[i - 2], p[i - 1], p[i], p[i + 1], p[i + 2]);
+    o[i] = at5(p[i - 2], p[i - 1], p[i], p[i + 1], p[i + 2]);
   }
   for (Index i = std::max<Index>(2, n - 2); i < n; ++i) {
     out[at(i)] = at5(v(i - 2), v(i - 1), v(i), v(i + 1), v(i + 2));
@@ -1178,7 +1409,8 @@ Index roundIndex(double v) {
 // makes some thirty heap allocations of 16 KB or more, and handing them back to the kernel
 // (brk, with TLB flushes on a VM) costs more than all the arithmetic.
 struct Workspace {
-  std::vector<double> y0, y, nd, baseline, runMin, runMax, pre, suf, prefix, resid, rawResid,
+  std::vector<std::int32_t> y35;
+  std::vector<double> y, nd, baseline, runMin, runMax, pre, suf, prefix, resid, rawResid,
       gapMin;
   std::vector<Index> maxima;
   std::vector<char> free, noMask;
@@ -1247,39 +1479,41 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   double r0 = 40.0;
   Index biggest = 0;
   {
-    std::vector<double>& y0 = ws.y0;
-    smooth5(x, y0);
+    std::vector<std::int32_t>& y35 = ws.y35;
+    smooth5Times35(x, y35);
+    auto y0 = [&](Index i) { return static_cast<double>(y35[at(i)]) / 35.0; };
     // The first index of the maximum, four points at a time (once past the tallest peak the
     // branch is never taken).
-    double best = y0[0];
+    std::int32_t best = y35[0];
     Index from = 0;
     Index i4 = 0;
     for (; i4 + 4 <= n; i4 += 4) {
-      const double m = std::max(std::max(y0[at(i4)], y0[at(i4 + 1)]), std::max(y0[at(i4 + 2)], y0[at(i4 + 3)]));
+      const std::int32_t m =
+          std::max(std::max(y35[at(i4)], y35[at(i4 + 1)]), std::max(y35[at(i4 + 2)], y35[at(i4 + 3)]));
       if (m > best) {
         best = m;
         from = i4;
       }
     }
     for (; i4 < n; ++i4) {
-      if (y0[at(i4)] > best) {
-        best = y0[at(i4)];
+      if (y35[at(i4)] > best) {
+        best = y35[at(i4)];
         from = i4;
       }
     }
     biggest = from;
-    while (y0[at(biggest)] < best) ++biggest;
+    while (y35[at(biggest)] < best) ++biggest;
     // The level under the peak: the median of every eighth point is as good a level for a
     // half height as the median of all (it only has to be well below the apex).
     std::vector<double>& sample = ws.robust.sel;
     sample.clear();
-    for (Index i = 0; i < n; i += 8) sample.push_back(y0[at(i)]);
+    for (Index i = 0; i < n; i += 8) sample.push_back(y0(i));
     const double level = median(sample.data(), sample.size(), ws.robust.keys);
-    const double half = 0.5 * (y0[at(biggest)] - level);
+    const double half = 0.5 * (y0(biggest) - level);
     Index lo = biggest;
-    while (lo > 0 && y0[at(lo)] - level > half) --lo;
+    while (lo > 0 && y0(lo) - level > half) --lo;
     Index hi = biggest;
-    while (hi < n - 1 && y0[at(hi)] - level > half) ++hi;
+    while (hi < n - 1 && y0(hi) - level > half) ++hi;
     const double w0 = static_cast<double>(hi - lo);
     if (biggest >= 8 && w0 >= 2.0) r0 = std::clamp(static_cast<double>(biggest) / w0, 8.0, 200.0);
   }
