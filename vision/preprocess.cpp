@@ -183,7 +183,8 @@ int doseOffsets(const cv::Mat& plane, const std::vector<RowMap>& maps,
   std::vector<float> dose(static_cast<std::size_t>(plane.cols), 0.0f);
   for (const int y : refs) {
     const std::uint16_t* r = plane.ptr<std::uint16_t>(y);
-    const RowMap& m = maps[static_cast<std::size_t>(y)];
+    // A copy: a store into dose[] might otherwise alias it, forcing reloads and scalar code.
+    const RowMap m = maps[static_cast<std::size_t>(y)];
     for (int x = 0; x < plane.cols; ++x)
       dose[static_cast<std::size_t>(x)] += transmissionAt(m, r[x]);
   }
@@ -255,8 +256,11 @@ class AlphaRows {
     const float maxAlpha = maxAlpha_;
     const float floor = floor_;
     if (signal_ == Signal::kTransmission) {
+      // The table look-up on its own (it cannot vectorise), then the dose and the limit in a
+      // loop that does.
       const float* lut = minusLogTable().data();
-      for (int x = 0; x < w; ++x) o[x] = std::min(lut[r[x]] + off[x], maxAlpha);
+      for (int x = 0; x < w; ++x) o[x] = lut[r[x]];
+      for (int x = 0; x < w; ++x) o[x] = std::min(o[x] + off[x], maxAlpha);
       return;
     }
     const RowMap m = maps_[static_cast<std::size_t>(y)];
