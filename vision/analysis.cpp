@@ -733,13 +733,18 @@ void findTyres(Context& c) {
     // engine block, a fuel tank, the next wheel) only adds to the beam, so the least of the
     // four is at most the beam. Where the beam ends on one side nothing is taken off, and the
     // tyre cells it crosses are judged by what continues from outside (below).
+    // Asked for every cell around the wheel, so kept per row (−1: not yet; a level is ≥ 0).
+    std::vector<double> beamOfRow(static_cast<std::size_t>(c.a.rows), -1.0);
     auto beamAcross = [&](int y) {
+      double& cached = beamOfRow[static_cast<std::size_t>(y)];
+      if (cached >= 0.0) return cached;
       double level = 1e9;
       for (const double mm : {-900.0, -700.0, 700.0, 900.0}) {
         const int xs = static_cast<int>(w[0]) + static_cast<int>(std::lround(mm / c.cellX));
         level = std::min(level, xs < 0 || xs >= c.a.cols ? 0.0 : at(c.a, y, xs));
       }
-      return level > 2.0 * c.minStepAlpha() ? level : 0.0;
+      cached = level > 2.0 * c.minStepAlpha() ? level : 0.0;
+      return cached;
     };
     auto alpha = [&](int x, int y) { return at(c.a, y, x) - beamAcross(y); };
     std::vector<std::vector<float>> rings(static_cast<std::size_t>(bins));

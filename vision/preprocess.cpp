@@ -639,8 +639,12 @@ tl::expected<GridAttenuation, std::string> computeGridAttenuation(const ScanBund
       v = v < kEntries - 1.0f ? v : kEntries - 1.0f;
       shadeIndex[x] = static_cast<std::int32_t>(v);
     }
+    // Plain pointers: a byte store may alias anything, so the vector's and the table's
+    // addresses would otherwise be reloaded after every pixel.
     std::uint8_t* pv = out.preview.ptr<std::uint8_t>(y);
-    for (std::size_t x = 0; x < w; ++x) pv[x] = shade[static_cast<std::size_t>(shadeIndex[x])];
+    const std::int32_t* index = shadeIndex.data();
+    const std::uint8_t* shades = shade.data();
+    for (std::size_t x = 0; x < w; ++x) pv[x] = shades[index[x]];
     accumulate(high.data(), out.alphaHigh, y);
     if (dual) {
       rows[1].row(y, low.data());
