@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <utility>
@@ -354,11 +355,14 @@ void rangesOf(const std::vector<char>& mask, Index n, Ranges& out) {
     out.emplace_back(0, n);
     return;
   }
+  const char* m = mask.data();
   Index i = 0;
   while (i < n) {
-    while (i < n && mask[at(i)] == 0) ++i;
+    while (i < n && m[i] == 0) ++i;
     const Index b = i;
-    while (i < n && mask[at(i)] != 0) ++i;
+    // The runs are long (most points are peak-free): the end is the next zero byte.
+    const void* z = b < n ? std::memchr(m + b, 0, at(n - b)) : nullptr;
+    i = z != nullptr ? static_cast<const char*>(z) - m : n;
     if (i > b) out.emplace_back(b, i);
   }
 }
@@ -732,9 +736,7 @@ void smooth5Times35(const std::vector<std::uint16_t>& x, std::vector<std::int32_
 
 // Centred running minimum or maximum over [i - half, i + half], clipped at the ends, into
 // out. van Herk / Gil-Werman: with blocks of one window length, every window is the union of
-// a block suffix and the next block's prefix. The per-block scans are independent, so they
-// run interleaved (one step of every block at a time) instead of as one long dependency chain.
-// pre and suf are scratch.
+// a block suffix and the next block's prefix. pre and suf are scratch.
 template <bool kWantMin>
 void runningExtreme(const std::vector<double>& v, Index half, std::vector<double>& out,
                     std::vector<double>& pre, std::vector<double>& suf) {
@@ -748,16 +750,48 @@ void runningExtreme(const std::vector<double>& v, Index half, std::vector<double
   const double* pv = v.data();
   double* pp = pre.data();
   double* ps = suf.data();
-  for (Index b = 0; b < full; ++b) {
-    pp[b * w] = pv[b * w];
-    ps[b * w + w - 1] = pv[b * w + w - 1];
+  // Two blocks at a time, the prefix and the suffix scan of each together: four independent
+  // chains, each carried in a register, the values only stored.
+  Index b = 0;
+  for (; b + 2 <= full; b += 2) {
+    const double* __restrict va = pv + b * w;
+    const double* __restrict vb = va + w;
+    double* __restrict pa = pp + b * w;
+    double* __restrict pb = pa + w;
+    double* __restrict sa = ps + b * w;
+    double* __restrict sb = sa + w;
+    double p0 = va[0];
+    double p1 = vb[0];
+    double s0 = va[w - 1];
+    double s1 = vb[w - 1];
+    pa[0] = p0;
+    pb[0] = p1;
+    sa[w - 1] = s0;
+    sb[w - 1] = s1;
+    for (Index t = 1; t < w; ++t) {
+      p0 = pick(p0, va[t]);
+      p1 = pick(p1, vb[t]);
+      pa[t] = p0;
+      pb[t] = p1;
+      s0 = pick(va[w - 1 - t], s0);
+      s1 = pick(vb[w - 1 - t], s1);
+      sa[w - 1 - t] = s0;
+      sb[w - 1 - t] = s1;
+    }
   }
-  // One step of every block at a time: the blocks' chains are independent.
-  for (Index t = 1; t < w; ++t) {
-    for (Index o = t; o < full * w; o += w) {
-      pp[o] = pick(pp[o - 1], pv[o]);
-      const Index j = o - 2 * t + w - 1;  // the same step from the block's end
-      ps[j] = pick(pv[j], ps[j + 1]);
+  for (; b < full; ++b) {
+    const double* __restrict vb = pv + b * w;
+    double* __restrict pb = pp + b * w;
+    double* __restrict sb = ps + b * w;
+    double p = vb[0];
+    double s = vb[w - 1];
+    pb[0] = p;
+    sb[w - 1] = s;
+    for (Index t = 1; t < w; ++t) {
+      p = pick(p, vb[t]);
+      pb[t] = p;
+      s = pick(vb[w - 1 - t], s);
+      sb[w - 1 - t] = s;
     }
   }
   if (full * w < n) {  // the partial last block
@@ -795,18 +829,38 @@ void movingAverage(const std::vector<double>& v, Index half, std::vector<double>
   const Index last = n - 3 * q;    // length of the last quarter
   if (last < 0) {                  // too short to split (n < 9)
     for (Index i = 0; i < n; ++i) pp[i] = (i > 0 ? pp[i - 1] : 0.0) + pv[i];
-  }
-  std::array<double, 4> acc{};
-  for (Index j = 0; j < last; ++j) {
-    for (Index k = 0; k < 4; ++k) {
-      acc[at(k)] += pv[k * q + j];
-      pp[k * q + j] = acc[at(k)];
+  } else {
+    // Named accumulators: GCC keeps an array of them in memory, which puts a store-to-load
+    // forwarding on every step of each chain.
+    double acc0 = 0.0;
+    double acc1 = 0.0;
+    double acc2 = 0.0;
+    double acc3 = 0.0;
+    const double* __restrict v0 = pv;
+    const double* __restrict v1 = pv + q;
+    const double* __restrict v2 = pv + 2 * q;
+    const double* __restrict v3 = pv + 3 * q;
+    double* __restrict p0 = pp;
+    double* __restrict p1 = pp + q;
+    double* __restrict p2 = pp + 2 * q;
+    double* __restrict p3 = pp + 3 * q;
+    for (Index j = 0; j < last; ++j) {
+      acc0 += v0[j];
+      acc1 += v1[j];
+      acc2 += v2[j];
+      acc3 += v3[j];
+      p0[j] = acc0;
+      p1[j] = acc1;
+      p2[j] = acc2;
+      p3[j] = acc3;
     }
-  }
-  for (Index j = std::max<Index>(0, last); j < q && last >= 0; ++j) {
-    for (Index k = 0; k < 3; ++k) {
-      acc[at(k)] += pv[k * q + j];
-      pp[k * q + j] = acc[at(k)];
+    for (Index j = last; j < q; ++j) {
+      acc0 += v0[j];
+      acc1 += v1[j];
+      acc2 += v2[j];
+      p0[j] = acc0;
+      p1[j] = acc1;
+      p2[j] = acc2;
     }
   }
   for (Index k = 1; k < 4 && last >= 0; ++k) {
@@ -904,7 +958,20 @@ void findComponents(const std::vector<double>& nd, double thr, double sigmaNd, I
   const Index n = len(nd);
   int group = 0;
   Index i = edge;
-  while (i < n - edge) {
+  const Index end = n - edge;
+  while (i < end) {
+    // Most of the series lies below the threshold: skip it eight points at a time, on the
+    // largest of each eight (one branch instead of eight). nd holds no NaN (it is a sum of
+    // finite prefix-sum differences), so the maximum decides exactly what the single
+    // comparisons would.
+    while (i + 8 <= end) {
+      const double* q = nd.data() + i;
+      const double top = std::max(std::max(std::max(q[0], q[1]), std::max(q[2], q[3])),
+                                  std::max(std::max(q[4], q[5]), std::max(q[6], q[7])));
+      if (top > thr) break;
+      i += 8;
+    }
+    if (i >= end) break;
     if (nd[at(i)] <= thr) {
       ++i;
       continue;
@@ -1144,9 +1211,26 @@ void detectPass(const std::vector<double>& nd, const std::vector<double>& r, con
   gapMin.assign(peaks.size(), std::numeric_limits<double>::infinity());
   if (ordered) {
     for (std::size_t j = 1; j < peaks.size(); ++j) {
-      double low = std::numeric_limits<double>::infinity();
-      for (Index k = peaks[j - 1].apexIndex; k <= peaks[j].apexIndex; ++k) low = std::min(low, r[at(k)]);
-      gapMin[j] = low;
+      // Four interleaved minima, so that the gaps (which span most of the spectrum) are not
+      // one long dependency chain. The minimum is the same in any order: r holds no NaN, and
+      // -0 and +0, which a different order could swap, compare equal where gapMin is used.
+      const Index k0 = peaks[j - 1].apexIndex;
+      const Index k1 = peaks[j].apexIndex + 1;  // one past the gap
+      constexpr double kInf = std::numeric_limits<double>::infinity();
+      double low0 = kInf;
+      double low1 = kInf;
+      double low2 = kInf;
+      double low3 = kInf;
+      const double* rp = r.data();
+      Index k = k0;
+      for (; k + 4 <= k1; k += 4) {
+        low0 = std::min(low0, rp[k]);
+        low1 = std::min(low1, rp[k + 1]);
+        low2 = std::min(low2, rp[k + 2]);
+        low3 = std::min(low3, rp[k + 3]);
+      }
+      for (; k < k1; ++k) low0 = std::min(low0, rp[k]);
+      gapMin[j] = std::min(std::min(low0, low1), std::min(low2, low3));
     }
   }
   for (std::size_t i = 0; i < peaks.size(); ++i) {
@@ -1216,27 +1300,34 @@ struct Fit {
   bool ok = false;
 };
 
-// Levenberg-Marquardt on y[lo..hi] for a model evaluated by eval(i, p, grad) -> value. A few
+// Levenberg-Marquardt on y[lo..hi] for a model evaluated by eval.at(p)(i, grad) -> value. A few
 // dozen iterations at most: the start is close and the model has two to four parameters.
 template <std::size_t P, class Eval>
 Fit<P> levenbergMarquardt(const std::vector<double>& y, Index lo, Index hi, std::array<double, P> p,
                           Eval eval) {
   auto accumulate = [&](const std::array<double, P>& q, Fit<P>& f, std::array<double, P>& jtr) {
-    f.rss = 0.0;
-    for (auto& row : f.normal) row.fill(0.0);
-    jtr.fill(0.0);
+    // The sums in locals, not in f and jtr: to the compiler, stores there could change q
+    // (all are doubles). Same operations, same order.
+    const auto model = eval.at(q);  // with what depends on the parameters only, computed once
+    const double* yp = y.data();
+    double rss = 0.0;
+    std::array<std::array<double, P>, P> normal{};
+    std::array<double, P> jr{};
     std::array<double, P> g{};
     for (Index i = lo; i <= hi; ++i) {
-      const double r = y[at(i)] - eval(static_cast<double>(i), q, g);
-      f.rss += r * r;
+      const double r = yp[i] - model(static_cast<double>(i), g);
+      rss += r * r;
       for (std::size_t a = 0; a < P; ++a) {
-        jtr[a] += g[a] * r;
-        for (std::size_t b = 0; b <= a; ++b) f.normal[a][b] += g[a] * g[b];
+        jr[a] += g[a] * r;
+        for (std::size_t b = 0; b <= a; ++b) normal[a][b] += g[a] * g[b];
       }
     }
     for (std::size_t a = 0; a < P; ++a) {
-      for (std::size_t b = a + 1; b < P; ++b) f.normal[a][b] = f.normal[b][a];
+      for (std::size_t b = a + 1; b < P; ++b) normal[a][b] = normal[b][a];
     }
+    f.rss = rss;
+    f.normal = normal;
+    jtr = jr;
   };
   Fit<P> cur;
   cur.p = p;
@@ -1270,25 +1361,40 @@ Fit<P> levenbergMarquardt(const std::vector<double>& y, Index lo, Index hi, std:
 // Two ions whose FWHM is fixed by the instrument: mu / resolvingPower. p = {A1, mu1, A2, mu2}.
 struct TwoIons {
   double resolvingPower;
-  double operator()(double i, const std::array<double, 4>& p, std::array<double, 4>& g) const {
-    double sum = 0.0;
-    for (std::size_t k = 0; k < 2; ++k) {
-      const double amp = p[2 * k];
-      const double mu = p[2 * k + 1];
-      const double w = mu / resolvingPower;
-      const double u = (i - mu) / w;
-      const double e = std::exp(-kFourLn2 * u * u);
-      sum += amp * e;
-      g[2 * k] = e;
-      // d/dmu of exp(-c u^2) with u = (i - mu) R / mu: the width moves with the apex.
-      g[2 * k + 1] = amp * e * 2.0 * kFourLn2 * u * (1.0 + u / resolvingPower) / w;
-    }
-    return sum;
+  // The model at p. The widths mu / R are the same at every point: divided once, not at each
+  // (the compiler may not hoist a division that could trap out of the loop by itself).
+  auto at(const std::array<double, 4>& p) const {
+    return Bound{p, resolvingPower, {p[1] / resolvingPower, p[3] / resolvingPower}};
   }
+  struct Bound {
+    std::array<double, 4> p;
+    double resolvingPower;
+    std::array<double, 2> width;
+    double operator()(double i, std::array<double, 4>& g) const;
+  };
 };
+
+double TwoIons::Bound::operator()(double i, std::array<double, 4>& g) const {
+  double sum = 0.0;
+  for (std::size_t k = 0; k < 2; ++k) {
+    const double amp = p[2 * k];
+    const double mu = p[2 * k + 1];
+    const double w = width[k];
+    const double u = (i - mu) / w;
+    const double e = std::exp(-kFourLn2 * u * u);
+    sum += amp * e;
+    g[2 * k] = e;
+    // d/dmu of exp(-c u^2) with u = (i - mu) R / mu: the width moves with the apex.
+    g[2 * k + 1] = amp * e * 2.0 * kFourLn2 * u * (1.0 + u / resolvingPower) / w;
+  }
+  return sum;
+}
 
 // Two ions of free widths. p = {A1, mu1, fwhm1, A2, mu2, fwhm2}.
 struct TwoFreeIons {
+  auto at(const std::array<double, 6>& p) const {
+    return [this, p](double i, std::array<double, 6>& g) { return (*this)(i, p, g); };
+  }
   double operator()(double i, const std::array<double, 6>& p, std::array<double, 6>& g) const {
     double sum = 0.0;
     for (std::size_t k = 0; k < 2; ++k) {
@@ -1307,6 +1413,9 @@ struct TwoFreeIons {
 
 // One ion of free width. p = {A, mu, fwhm}.
 struct OneIon {
+  auto at(const std::array<double, 3>& p) const {
+    return [this, p](double i, std::array<double, 3>& g) { return (*this)(i, p, g); };
+  }
   double operator()(double i, const std::array<double, 3>& p, std::array<double, 3>& g) const {
     const double u = (i - p[1]) / p[2];
     const double e = std::exp(-kFourLn2 * u * u);
@@ -1455,8 +1564,13 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   // --- Saturation: a run of samples at full scale means the apex was clipped. -------------
   {
     const double clip = params.saturationLevel - params.saturationMargin;
-    std::uint16_t top = 0;
-    for (const std::uint16_t v : x) top = std::max(top, v);
+    // The largest sample, as a signed 16-bit maximum of the samples offset by 2^15 (SSE2
+    // has a vector maximum of signed 16-bit values only, so an unsigned one stays scalar).
+    std::int16_t topOffset = std::numeric_limits<std::int16_t>::min();
+    for (const std::uint16_t v : x) {
+      topOffset = std::max(topOffset, static_cast<std::int16_t>(v ^ 0x8000U));
+    }
+    const auto top = static_cast<std::uint16_t>(static_cast<std::uint16_t>(topOffset) ^ 0x8000U);
     Index longest = 0;
     if (static_cast<double>(top) >= clip) {
       Index run = 0;
@@ -1549,9 +1663,15 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   std::vector<double>& nd = ws.nd;  // -d2 scaled to unit white-noise gain
   y.resize(x.size());
   nd.resize(x.size());
+  // Each window's next change is found only once it is reached: before that, it is the
+  // same index (the windows never shrink, so the first change past any point of a stretch of
+  // one window is the stretch's end).
+  Index smoothEnd = 0;
+  Index d2End = 0;
   for (Index i = 0; i < n;) {
-    const Index e = std::min(nextChange(i, kSmoothWindowPerFwhm, smoothHalf),
-                             nextChange(i, kD2WindowPerFwhm, d2Half));
+    if (smoothEnd <= i) smoothEnd = nextChange(i, kSmoothWindowPerFwhm, smoothHalf);
+    if (d2End <= i) d2End = nextChange(i, kD2WindowPerFwhm, d2Half);
+    const Index e = std::min(smoothEnd, d2End);
     sg.run(i, e, smoothHalf(i), d2Half(i), y.data(), nd.data());
     i = e;
   }
