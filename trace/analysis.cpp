@@ -12,6 +12,10 @@
 #include <optional>
 #include <utility>
 
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
 #include <nlohmann/json.hpp>
 
 namespace lanegate::trace {
@@ -216,6 +220,82 @@ struct BinnedSelect {
   std::vector<std::uint64_t> keys, scratch;     // kept keys; smallSelect()'s scratch
 };
 
+struct WindowCount {
+  std::size_t below = 0;  // points below the window
+  std::size_t kept = 0;   // points in it, their keys appended to the output
+};
+
+// One counting pass of binnedExactStats() over p[0, count): with w = p[i] (kDistance false)
+// or w = |p[i] - center| (true), counts the w < lo and appends the keys of the w in
+// [lo, hi] (sortKey(w); for w >= 0 its bits, which sort alike) to out, in order. The tests
+// compare the doubles, so the window is a contiguous stretch of the key order, as the caller
+// needs: -0 and +0 fall on the same side of any bound, counted or kept together (NaN, which
+// the series never hold, would fall above). Few points lie in the window (it is about a bin
+// of 1/32 sigma wide), so with SSE2 four points at a time are tested and counted in vector
+// registers, and only a block with a point in the window is gone through one by one.
+template <bool kDistance>
+WindowCount windowPass(const double* p, Index count, double center, double lo, double hi,
+                       std::uint64_t* out) {
+  auto value = [center](double v) {
+    if constexpr (kDistance) {
+      return std::abs(v - center);
+    } else {
+      return v;
+    }
+  };
+  auto keyOf = [](double w) {
+    if constexpr (kDistance) {
+      return std::bit_cast<std::uint64_t>(w);
+    } else {
+      return sortKey(w);
+    }
+  };
+  std::size_t below = 0;
+  std::size_t kept = 0;
+  Index i = 0;
+#if defined(__SSE2__) && defined(__x86_64__)
+  const __m128d vLo = _mm_set1_pd(lo);
+  const __m128d vHi = _mm_set1_pd(hi);
+  const __m128d vCenter = _mm_set1_pd(center);
+  const __m128d noSign = _mm_castsi128_pd(_mm_set1_epi64x(0x7fffffffffffffffLL));
+  auto valueV = [&](__m128d v) {  // value(), two at a time: the same operations
+    if constexpr (kDistance) {
+      return _mm_and_pd(_mm_sub_pd(v, vCenter), noSign);
+    } else {
+      return v;
+    }
+  };
+  __m128i minusBelow = _mm_setzero_si128();  // per lane; a true comparison is all ones (-1)
+  for (; i + 4 <= count; i += 4) {
+    const __m128d w0 = valueV(_mm_loadu_pd(p + i));
+    const __m128d w1 = valueV(_mm_loadu_pd(p + i + 2));
+    minusBelow = _mm_add_epi64(minusBelow, _mm_castpd_si128(_mm_cmplt_pd(w0, vLo)));
+    minusBelow = _mm_add_epi64(minusBelow, _mm_castpd_si128(_mm_cmplt_pd(w1, vLo)));
+    const int in0 = _mm_movemask_pd(_mm_and_pd(_mm_cmpge_pd(w0, vLo), _mm_cmple_pd(w0, vHi)));
+    const int in1 = _mm_movemask_pd(_mm_and_pd(_mm_cmpge_pd(w1, vLo), _mm_cmple_pd(w1, vHi)));
+    const int in = in0 | (in1 << 2);
+    if (in != 0) {
+      for (Index j = 0; j < 4; ++j) {
+        out[kept] = keyOf(value(p[i + j]));
+        kept += static_cast<std::size_t>((in >> j) & 1);
+      }
+    }
+  }
+  const auto lane0 = static_cast<std::uint64_t>(_mm_cvtsi128_si64(minusBelow));
+  const auto lane1 =
+      static_cast<std::uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(minusBelow, minusBelow)));
+  below = static_cast<std::size_t>(std::uint64_t{0} - lane0 - lane1);
+#endif
+  // The rest (all of it without SSE2), branch-free: the tests are coin flips on noise.
+  for (; i < count; ++i) {
+    const double w = value(p[i]);
+    below += static_cast<std::size_t>(w < lo);
+    out[kept] = keyOf(w);
+    kept += static_cast<std::size_t>(w >= lo) & static_cast<std::size_t>(w <= hi);
+  }
+  return {below, kept};
+}
+
 std::optional<Robust> binnedExactStats(const double* p, const Ranges& ranges, std::size_t count,
                                        const Robust& pilot, BinnedSelect& s) {
   constexpr std::size_t kBins = BinnedSelect::kBins;
@@ -260,22 +340,13 @@ std::optional<Robust> binnedExactStats(const double* p, const Ranges& ranges, st
   std::uint64_t* keys = s.keys.data();
   const double a = lo + (static_cast<double>(mb) - 1.001) * h;
   const double b = lo + (static_cast<double>(mb) + 0.001) * h;
-  // On the keys a window test is one unsigned comparison (key - ka <= kb - ka), integer
-  // work that leaves the floating-point comparisons (one a cycle) out of the loop; NaN falls
-  // below or above as in selectKey(). Bounds by value: through a reference they would be
-  // reloaded after every store. No branches: for noise the tests are coin flips.
-  const std::uint64_t ka = sortKey(a);
-  const std::uint64_t width = sortKey(b) - ka;
   std::size_t below = 0;
   std::size_t kept = 0;
   for (const auto& range : ranges) {
-    const Index r1 = range.second;
-    for (Index i = range.first; i < r1; ++i) {
-      const std::uint64_t key = sortKey(p[i]);
-      below += static_cast<std::size_t>(key < ka);
-      keys[kept] = key;
-      kept += static_cast<std::size_t>(key - ka <= width);
-    }
+    const WindowCount c = windowPass<false>(p + range.first, range.second - range.first, 0.0, a,
+                                            b, keys + kept);
+    below += c.below;
+    kept += c.kept;
   }
   // The median's rank among the kept.
   if (below > k || k >= below + kept) return std::nullopt;
@@ -328,19 +399,13 @@ std::optional<Robust> binnedExactStats(const double* p, const Ranges& ranges, st
   }
   const double tLo = grid(gLo) * h;
   const double tHi = grid(gHi) * h;
-  // |x - m| >= 0, whose bits already sort as unsigned integers (NaN above everything).
-  const auto kLo = std::bit_cast<std::uint64_t>(tLo);
-  const std::uint64_t bracket = std::bit_cast<std::uint64_t>(tHi) - kLo;
   std::size_t nearer = 0;
   std::size_t inBracket = 0;
   for (const auto& range : ranges) {
-    const Index r1 = range.second;
-    for (Index i = range.first; i < r1; ++i) {
-      const auto key = std::bit_cast<std::uint64_t>(std::abs(p[i] - center));
-      nearer += static_cast<std::size_t>(key < kLo);
-      keys[inBracket] = key;
-      inBracket += static_cast<std::size_t>(key - kLo <= bracket);
-    }
+    const WindowCount c = windowPass<true>(p + range.first, range.second - range.first, center,
+                                           tLo, tHi, keys + inBracket);
+    nearer += c.below;
+    inBracket += c.kept;
   }
   if (nearer > k || k >= nearer + inBracket) return std::nullopt;
   r.sigma = kMadToSigma *
@@ -886,13 +951,15 @@ void movingAverage(const std::vector<double>& v, Index half, std::vector<double>
 // Scratch of maskedBaseline().
 struct BaselineScratch {
   std::vector<double> out, inv;
+  std::vector<std::int32_t> weighted, counted;
 };
 
 // Baseline from the peak-free points only: their local mean (unbiased, unlike a running
 // minimum), linearly bridged across the masked peak regions. Replaces baseline (which is
-// also the fallback where nothing is known) unless too few points are peak-free. One pass:
-// the window sum and count slide along (exact integers), and each stretch without a trusted
-// mean is bridged as soon as the next trusted point is reached.
+// also the fallback where nothing is known) unless too few points are peak-free. One pass
+// (after one that tabulates each point's share): the window sum and count slide along (exact
+// integers), and each stretch without a trusted mean is bridged as soon as the next trusted
+// point is reached.
 void maskedBaseline(const std::vector<std::uint16_t>& x, const std::vector<char>& free, Index half,
                     std::vector<double>& baseline, BaselineScratch& w) {
   const Index n = static_cast<Index>(x.size());
@@ -907,34 +974,63 @@ void maskedBaseline(const std::vector<std::uint16_t>& x, const std::vector<char>
   for (std::size_t c = 1; c < inv.size(); ++c) inv[c] = 1.0 / static_cast<double>(c);
   std::int64_t sum = 0;    // peak-free counts in [i - half, i + half]
   std::int32_t count = 0;  // peak-free points there
-  std::int32_t total = 0;  // peak-free points seen
-  auto enter = [&](Index k) {
-    const std::int32_t f = free[at(k)] != 0 ? 1 : 0;
-    sum += f * static_cast<std::int64_t>(x[at(k)]);
-    count += f;
+  std::int32_t total = 0;  // peak-free points (each point enters the window once)
+  // What each point adds to the sum and the count, in a vectorised pass of its own: the
+  // sliding loop then only adds and subtracts them (the same integers, so the same sums).
+  const std::uint16_t* __restrict xp = x.data();
+  const char* __restrict fp = free.data();
+  w.weighted.resize(x.size());
+  w.counted.resize(x.size());
+  std::int32_t* __restrict wp = w.weighted.data();
+  std::int32_t* __restrict cp = w.counted.data();
+  for (Index k = 0; k < n; ++k) {
+    const std::int32_t f = fp[k] != 0 ? 1 : 0;
+    wp[k] = f * static_cast<std::int32_t>(xp[k]);
+    cp[k] = f;
     total += f;
+  }
+  double* __restrict op = out.data();
+  const double* __restrict ip = inv.data();
+  auto enter = [&](Index k) {
+    sum += wp[k];
+    count += cp[k];
   };
   auto leave = [&](Index k) {
-    const std::int32_t f = free[at(k)] != 0 ? 1 : 0;
-    sum -= f * static_cast<std::int64_t>(x[at(k)]);
-    count -= f;
+    sum -= wp[k];
+    count -= cp[k];
   };
   for (Index k = 0; k < std::min(n, half); ++k) enter(k);
   Index prev = -1;  // the last point with a trusted mean
-  for (Index i = 0; i < n; ++i) {
-    if (i + half < n) enter(i + half);
-    if (i - half - 1 >= 0) leave(i - half - 1);
-    out[at(i)] = static_cast<double>(sum) * inv[at(count)];
-    if (free[at(i)] == 0 || count < minCount) continue;
-    // Bridge the stretch since the previous trusted point; before the first, hold flat.
-    if (prev < 0) {
-      std::fill(out.begin(), out.begin() + i, out[at(i)]);
-    } else if (i > prev + 1) {
-      const double step = (out[at(i)] - out[at(prev)]) / static_cast<double>(i - prev);
-      for (Index j = prev + 1; j < i; ++j) out[at(j)] = out[at(prev)] + static_cast<double>(j - prev) * step;
+  // Point i enters i + half while that is inside (i < enterEnd) and leaves i - half - 1
+  // once that is (i >= leaveFrom). The stretches between those two change points run as
+  // loops of their own, without the two per-point tests.
+  const Index enterEnd = std::max<Index>(0, n - half);
+  const Index leaveFrom = std::min(n, half + 1);
+  auto stretch = [&]<bool kEnter, bool kLeave>(Index from, Index to) {
+    for (Index i = from; i < to; ++i) {
+      if constexpr (kEnter) enter(i + half);
+      if constexpr (kLeave) leave(i - half - 1);
+      op[i] = static_cast<double>(sum) * ip[count];
+      if (fp[i] == 0 || count < minCount) continue;
+      // Bridge the stretch since the previous trusted point; before the first, hold flat.
+      if (prev < 0) {
+        std::fill(op, op + i, op[i]);
+      } else if (i > prev + 1) {
+        const double step = (op[i] - op[prev]) / static_cast<double>(i - prev);
+        for (Index j = prev + 1; j < i; ++j) op[j] = op[prev] + static_cast<double>(j - prev) * step;
+      }
+      prev = i;
     }
-    prev = i;
+  };
+  const Index first = std::min(enterEnd, leaveFrom);
+  const Index second = std::max(enterEnd, leaveFrom);
+  stretch.template operator()<true, false>(0, first);
+  if (enterEnd > leaveFrom) {
+    stretch.template operator()<true, true>(first, second);
+  } else {
+    stretch.template operator()<false, false>(first, second);
   }
+  stretch.template operator()<false, true>(second, n);
   if (static_cast<double>(total) < static_cast<double>(n) * 0.1) return;
   if (prev < 0) return;  // nothing trusted: keep the fallback everywhere
   std::fill(out.begin() + prev + 1, out.end(), out[at(prev)]);  // hold the end flat
@@ -1648,8 +1744,7 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   auto d2Half = [&](Index i) { return std::min(halfWindow(i, kD2WindowPerFwhm), maxHalf); };
   // The windows never shrink with i: the first index past i0 whose window differs. The
   // formula finds it but for rounding; the steps after it make that exact.
-  auto nextChange = [&](Index i0, double perFwhm, const auto& window) {
-    const Index m = window(i0);
+  auto nextChange = [&](Index i0, Index m, double perFwhm, const auto& window) {  // m = window(i0)
     if (m >= std::min(maxHalf, maxHalfAllowed)) return n;
     const double cross = (static_cast<double>(m) + 0.5) * 2.0 * r0 / perFwhm;
     Index g = std::clamp<Index>(static_cast<Index>(std::ceil(std::min(cross, static_cast<double>(n)))), i0 + 1, n);
@@ -1666,13 +1761,22 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   // Each window's next change is found only once it is reached: before that, it is the
   // same index (the windows never shrink, so the first change past any point of a stretch of
   // one window is the stretch's end).
+  // The windows themselves are constant up to there too: each is computed once per stretch.
   Index smoothEnd = 0;
   Index d2End = 0;
+  Index smoothM = 0;
+  Index d2M = 0;
   for (Index i = 0; i < n;) {
-    if (smoothEnd <= i) smoothEnd = nextChange(i, kSmoothWindowPerFwhm, smoothHalf);
-    if (d2End <= i) d2End = nextChange(i, kD2WindowPerFwhm, d2Half);
+    if (smoothEnd <= i) {
+      smoothM = smoothHalf(i);
+      smoothEnd = nextChange(i, smoothM, kSmoothWindowPerFwhm, smoothHalf);
+    }
+    if (d2End <= i) {
+      d2M = d2Half(i);
+      d2End = nextChange(i, d2M, kD2WindowPerFwhm, d2Half);
+    }
     const Index e = std::min(smoothEnd, d2End);
-    sg.run(i, e, smoothHalf(i), d2Half(i), y.data(), nd.data());
+    sg.run(i, e, smoothM, d2M, y.data(), nd.data());
     i = e;
   }
   const double meanSmoothGain = sg.smoothGain(smoothHalf(n / 2));
@@ -1692,9 +1796,16 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   resid.resize(x.size());
   rawResid.resize(x.size());
   auto residuals = [&]() {
+    // Plain restrict pointers: through the vectors every store might change the others'
+    // data, so the loop vectorised only behind run-time overlap checks.
+    const std::uint16_t* __restrict xp = x.data();
+    const double* __restrict yp = y.data();
+    const double* __restrict bp = baseline.data();
+    double* __restrict rp = resid.data();
+    double* __restrict wp = rawResid.data();
     for (Index i = 0; i < n; ++i) {
-      resid[at(i)] = y[at(i)] - baseline[at(i)];
-      rawResid[at(i)] = static_cast<double>(x[at(i)]) - baseline[at(i)];
+      rp[i] = yp[i] - bp[i];
+      wp[i] = static_cast<double>(xp[i]) - bp[i];
     }
   };
   residuals();
