@@ -183,7 +183,8 @@ int doseOffsets(const cv::Mat& plane, const std::vector<RowMap>& maps,
   std::vector<float> dose(static_cast<std::size_t>(plane.cols), 0.0f);
   for (const int y : refs) {
     const std::uint16_t* r = plane.ptr<std::uint16_t>(y);
-    // A copy: a store into dose[] might otherwise alias it, forcing reloads and scalar code.
+    // A copy: a store into dose[] cannot alias it (through a reference the compiler must
+    // check for overlap at run time before it vectorises the loop).
     const RowMap m = maps[static_cast<std::size_t>(y)];
     for (int x = 0; x < plane.cols; ++x)
       dose[static_cast<std::size_t>(x)] += transmissionAt(m, r[x]);
