@@ -187,6 +187,28 @@ TEST(Overlay, FullSizeScanStaysUnder300KB) {
   EXPECT_FALSE(img.empty());
 }
 
+// The overlay's colours and geometry, decoded: left half organic (orange), right half metal
+// (blue) at one brightness, so a swapped channel order or a misplaced cell shows.
+TEST(Overlay, DecodedColoursFollowTheMaterialClasses) {
+  Findings f;
+  f.scanId = "colours";
+  f.preview = cv::Mat(300, 1200, CV_8U, cv::Scalar(200));
+  f.materialMap = cv::Mat(15, 60, CV_8U, cv::Scalar(static_cast<int>(Material::kOrganic)));
+  f.materialMap.colRange(30, 60).setTo(static_cast<int>(Material::kMetal));
+  const auto jpeg = renderOverlay(f);
+  const cv::Mat img = cv::imdecode(jpeg, cv::IMREAD_COLOR);
+  ASSERT_EQ(img.size(), f.preview.size());
+  // Below the label, away from the boundary: B, G, R = brightness x the palette's weights.
+  const cv::Scalar left = cv::mean(img(cv::Rect(100, 150, 400, 100)));
+  const cv::Scalar right = cv::mean(img(cv::Rect(700, 150, 400, 100)));
+  EXPECT_NEAR(left[0], 0.2 * 200, 6);
+  EXPECT_NEAR(left[1], 0.6 * 200, 6);
+  EXPECT_NEAR(left[2], 1.0 * 200, 6);
+  EXPECT_NEAR(right[0], 1.0 * 200, 6);
+  EXPECT_NEAR(right[1], 0.6 * 200, 6);
+  EXPECT_NEAR(right[2], 0.3 * 200, 6);
+}
+
 TEST(Cli, UsageAndBadInputExitCodes) {
   std::ostringstream out;
   std::ostringstream err;
