@@ -1610,11 +1610,62 @@ Index roundIndex(double v) {
   return f >= 0.5 ? t + 1 : (f <= -0.5 ? t - 1 : t);
 }
 
+// Replaces electrical spikes (pick-up, discharges) by the line between their neighbours, in
+// out; false (out untouched) when there are none. A spike is a run of one or two samples
+// that stands more than 8 sigma above (or below) both neighbours, while those stay below half
+// its height over the local floor (the lowest sample within four of it): no ion arrives that
+// narrow (a Gaussian sampled at 3 points per FWHM keeps 80 % of its apex on the next
+// sample), so that shape is not an ion. Sigma is that of single samples, from the MAD of
+// first differences of every fourth pair: the smoothing that follows would turn a spike
+// into a peak a few samples wide, taller than the noise.
+bool despike(const std::vector<std::uint16_t>& x, std::vector<std::uint16_t>& out,
+             std::vector<double>& scratch, std::vector<std::uint64_t>& keys) {
+  const Index n = static_cast<Index>(x.size());
+  if (n < 16) return false;
+  scratch.clear();
+  for (Index i = 0; i + 1 < n; i += 4) {
+    scratch.push_back(std::abs(static_cast<double>(x[at(i + 1)]) - static_cast<double>(x[at(i)])));
+  }
+  const double sigma =
+      std::max(kMadToSigma * median(scratch.data(), scratch.size(), keys) / std::sqrt(2.0), 1.0);
+  const double jump = 8.0 * sigma;
+  auto v = [&](Index i) { return static_cast<double>(x[at(std::clamp<Index>(i, 0, n - 1))]); };
+  bool any = false;
+  for (Index i = 1; i + 1 < n; ++i) {
+    // Cheap screen: a step of 8 sigma up or down into i.
+    if (std::abs(v(i) - v(i - 1)) <= jump) continue;
+    const double sign = v(i) > v(i - 1) ? 1.0 : -1.0;
+    for (Index width = 1; width <= 2; ++width) {
+      const Index last = i + width - 1;
+      if (last + 1 >= n) break;
+      const double top = sign * std::min(sign * v(i), sign * v(last));
+      const double side = sign * std::max(sign * v(i - 1), sign * v(last + 1));
+      double floor = top;
+      for (Index k = i - 4; k <= last + 4; ++k) floor = sign * std::min(sign * floor, sign * v(k));
+      if (sign * (top - side) <= jump || sign * (side - floor) >= 0.5 * sign * (top - floor)) {
+        continue;
+      }
+      if (!any) out = x;
+      any = true;
+      const double l = v(i - 1);
+      const double r = v(last + 1);
+      for (Index k = i; k <= last; ++k) {
+        const double f = static_cast<double>(k - i + 1) / static_cast<double>(width + 1);
+        out[at(k)] = static_cast<std::uint16_t>(std::lround(l + f * (r - l)));
+      }
+      i = last;
+      break;
+    }
+  }
+  return any;
+}
+
 // Buffers one thread reuses from spectrum to spectrum. A 2,000-point analysis otherwise
 // makes some thirty heap allocations of 16 KB or more, and handing them back to the kernel
 // (brk, with TLB flushes on a VM) costs more than all the arithmetic.
 struct Workspace {
   std::vector<std::int32_t> y35;
+  std::vector<std::uint16_t> despiked;
   std::vector<double> y, nd, baseline, runMin, runMax, pre, suf, prefix, resid, rawResid,
       gapMin;
   std::vector<Index> maxima;
@@ -1655,9 +1706,12 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   }
   const double dtMs = spectrum.periodNs * 1e-6;
   Workspace& ws = workspace();
-  const std::vector<std::uint16_t>& x = spectrum.points;
+  const std::vector<std::uint16_t>& x =
+      despike(spectrum.points, ws.despiked, ws.robust.sel, ws.robust.keys) ? ws.despiked
+                                                                           : spectrum.points;
 
   // --- Saturation: a run of samples at full scale means the apex was clipped. -------------
+  double topSample = 0.0;  // the largest sample: where any clipping ceiling shows
   {
     const double clip = params.saturationLevel - params.saturationMargin;
     // The largest sample, as a signed 16-bit maximum of the samples offset by 2^15 (SSE2
@@ -1667,6 +1721,7 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
       topOffset = std::max(topOffset, static_cast<std::int16_t>(v ^ 0x8000U));
     }
     const auto top = static_cast<std::uint16_t>(static_cast<std::uint16_t>(topOffset) ^ 0x8000U);
+    topSample = static_cast<double>(top);
     Index longest = 0;
     if (static_cast<double>(top) >= clip) {
       Index run = 0;
@@ -1867,6 +1922,9 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
       if (x[at(j)] > x[at(k)]) k = j;
     }
     const double tol = std::max(3.0 * sigma, 0.002 * p.amplitude);
+    // Clipping is a ceiling of the signal chain: a flat top below the tallest sample (on a
+    // reactant ion's tail, a cluster's plateau) is the shape of the signal, not saturation.
+    if (static_cast<double>(x[at(k)]) < topSample - 2.0 * tol) continue;
     Index lo = k;
     while (lo > 0 && x[at(lo - 1)] >= x[at(k)] - tol) --lo;
     Index hi = k;
@@ -1956,6 +2014,20 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   a.resolvingPower = refR;
 
   const double unidentifiedSnr = params.unidentifiedMinSnr.value_or(library.defaultMinSnr());
+  auto inReactantWindow = [&](double k0) {
+    return ripLib != nullptr && std::abs(k0 - ripLib->k0) <= ripLib->window;
+  };
+  // A peak riding on the RIP's flank: the signal between the two apexes never falls below
+  // half the weaker, so its height is mostly the RIP's, and shot noise on the RIP's tail
+  // (far above the baseline noise the thresholds use) makes such ripples. Its role decides
+  // nothing about the sample: no target can lie within a width of the reactant ion.
+  auto onRipFlank = [&](const Measured& m) {
+    const Measured& rp = peaks[at(ripIdx)];
+    const Index lo = std::min(rp.apexIndex, m.apexIndex);
+    const Index hi = std::max(rp.apexIndex, m.apexIndex);
+    const double valley = *std::min_element(resid.begin() + lo, resid.begin() + hi + 1);
+    return valley > 0.5 * std::min(m.amplitude, rp.amplitude);
+  };
   double totalArea = 0.0;
   double ripArea = 0.0;
   double maxAnalyteAmp = 0.0;
@@ -1978,8 +2050,10 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
       ripArea += area;
     } else if (si == calIdx) {
       p.role = PeakRole::kCalibrant;
-    } else if (ripIdx >= 0 && m.group == peaks[at(ripIdx)].group) {
-      // Shoulders inside the RIP's envelope are its cluster ions, not sample ions.
+    } else if (ripIdx >= 0 && (m.group == peaks[at(ripIdx)].group || onRipFlank(m) ||
+                               (p.k0 && inReactantWindow(*p.k0)))) {
+      // Shoulders inside the RIP's envelope are its cluster ions or its tail, not sample
+      // ions; so is any ion the library's reactant window holds (other hydrates).
       p.role = PeakRole::kReactantCluster;
       ripArea += area;
     } else {
@@ -2122,6 +2196,15 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   }
 
   // --- Library matching. ------------------------------------------------------------------
+  // What cannot be an ion of the sample is not called unidentified (it stays listed): a peak
+  // faster than every reactant ion (product ions form on the reactant ions, so they are
+  // heavier: gate pick-up, noise where the windows are narrowest), or one several times
+  // wider than an ion at its drift time can be (R from the references; two merged ions make
+  // at most about twice that, more show maxima of their own): baseline wander.
+  auto mayBeSampleIon = [&](const Peak& p) {
+    if (ripLib != nullptr && *p.k0 > ripLib->k0 + ripLib->window) return false;
+    return !refR || p.fwhmMs <= params.maxIonWidthFactor * p.driftMs / *refR;
+  };
   bool anyUnidentified = false;
   bool anyOverlap = false;
   for (Peak& p : a.peaks) {
@@ -2153,7 +2236,8 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
           }
         }
       }
-    } else if (p.snr >= unidentifiedSnr && p.amplitude >= library.defaultMinAmplitude()) {
+    } else if (p.snr >= unidentifiedSnr && p.amplitude >= library.defaultMinAmplitude() &&
+               mayBeSampleIon(p)) {
       p.unidentified = true;
       anyUnidentified = true;
     }

@@ -26,6 +26,7 @@ struct AnalysisParams {
   double resolveMaxWidthF = 10.0;    ///< freeing the two widths may improve the fit by this F
   double resolveMinSignificance = 6.0; ///< each fitted amplitude / its standard error, at least
   double resolveMaxK0Sigma = 0.0015; ///< fitted K0 standard error above this: not resolved
+  double maxIonWidthFactor = 3.0;    ///< wider than this x t/R (references): not an ion
   std::optional<double> unidentifiedMinSnr;  ///< default: the library's defaults.min_snr
 };
 
