@@ -1603,6 +1603,55 @@ std::optional<Split> resolvePair(const std::vector<double>& resid, Index lo, Ind
   return out;
 }
 
+// Why an unidentified peak keeps the sample from clearing, if it does (issue 11): it may be
+// an ion of a watched family, or, an envelope of ions the fit could not separate, it may hold
+// a target. Sets p.watchWindow when a watch window holds it.
+struct Hold {
+  std::string reason;
+  bool watched = false;  // a watch window, else a target's window
+};
+
+std::optional<Hold> holdFor(Peak& p, const std::optional<double>& refR,
+                            const SubstanceLibrary& library, IonMode mode) {
+  // The K0 the peak may stand for: its apex; for an envelope, the spread of its ions'
+  // apexes, which widens one ion's width w = t/R to the envelope's W: widths add in
+  // quadrature, so the apexes lie within about +/- sqrt(W^2 - w^2) / 2 of the envelope's
+  // (two equal ions d apart: 0.53 d).
+  const bool envelope = p.overlapped && !p.resolved;
+  double k0Lo = *p.k0;
+  double k0Hi = *p.k0;
+  if (envelope) {
+    const double w = refR ? p.driftMs / *refR : 0.0;
+    const double half = 0.5 * std::sqrt(std::max(0.0, p.fwhmMs * p.fwhmMs - w * w));
+    k0Lo = *p.k0 * p.driftMs / (p.driftMs + half);
+    k0Hi = *p.k0 * p.driftMs / std::max(p.driftMs - half, 0.5 * p.driftMs);
+  }
+  const std::string what =
+      "unidentified peak at K0 " + fixed(*p.k0, 4) + ", SNR " +
+      std::to_string(static_cast<long>(std::lround(p.snr))) +
+      (envelope ? ", an unresolved envelope (K0 " + fixed(k0Lo, 4) + "-" + fixed(k0Hi, 4) + ")"
+                : std::string());
+  if (const WatchWindow* w = library.watchWindowAt(mode, k0Lo, k0Hi)) {
+    // An ion the library cannot name where a watched family's analogues lie: it may be one
+    // nobody programmed (CBSA saw exactly that with fentanyl analogues).
+    p.watchWindow = w->describe();
+    return Hold{what + ", inside watch window " + *p.watchWindow +
+                    (w->reason.empty() ? "" : ": " + w->reason),
+                true};
+  }
+  if (!envelope) return std::nullopt;
+  for (const Substance& s : library.substances()) {
+    // The merged apex of a target and another ion falls outside the target's window: do not
+    // clear what may hide it.
+    if (s.mode == mode && s.role == SubstanceRole::kTarget &&
+        std::abs(std::clamp(s.k0, k0Lo, k0Hi) - s.k0) <= s.window) {
+      return Hold{what + ", reaches the window of " + s.name + ": an ion of it may be " + s.name,
+                  false};
+    }
+  }
+  return std::nullopt;
+}
+
 // Round half away from zero, as std::lround, without the library call (|v| < 2^52).
 Index roundIndex(double v) {
   const auto t = static_cast<Index>(v);  // truncates toward zero
@@ -2207,6 +2256,10 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   };
   bool anyUnidentified = false;
   bool anyOverlap = false;
+  std::vector<std::string> held;       // why an unidentified peak keeps the sample from clearing
+  std::vector<const Peak*> unwatched;  // unidentified peaks that do not
+  bool inWatchWindow = false;
+  bool mayHideTarget = false;
   for (Peak& p : a.peaks) {
     if (p.overlapped) anyOverlap = true;
     if (p.role != PeakRole::kAnalyte || !p.k0) continue;
@@ -2240,6 +2293,13 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
                mayBeSampleIon(p)) {
       p.unidentified = true;
       anyUnidentified = true;
+      if (std::optional<Hold> hold = holdFor(p, refR, library, spectrum.mode)) {
+        inWatchWindow = inWatchWindow || hold->watched;
+        mayHideTarget = mayHideTarget || !hold->watched;
+        held.push_back(std::move(hold->reason));
+      } else {
+        unwatched.push_back(&p);
+      }
     }
   }
 
@@ -2247,6 +2307,9 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   if (a.saturated) a.flags.emplace_back("saturated");
   if (a.reactantDepleted) a.flags.emplace_back("rip_depleted");
   if (anyUnidentified) a.flags.emplace_back("unidentified");
+  if (inWatchWindow) a.flags.emplace_back("unidentified_in_watch_window");
+  if (mayHideTarget) a.flags.emplace_back("unidentified_may_hide_target");
+  if (!unwatched.empty()) a.flags.emplace_back("unidentified_outside_watch_windows");
   if (anyOverlap) a.flags.emplace_back("overlapped");
   if (anyResolved) a.flags.emplace_back("overlap_resolved");
   const bool unusable = a.saturated || !a.reactantFound || a.reactantDepleted || !haveCal ||
@@ -2265,16 +2328,22 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
     if (anyUnidentified) {
       a.reasons.emplace_back("also unidentified peaks that match no library entry");
     }
-  } else if (anyUnidentified) {
+  } else if (!held.empty()) {
     a.verdict = Verdict::kInconclusive;
-    for (const Peak& p : a.peaks) {
-      if (!p.unidentified) continue;
-      a.reasons.push_back("unidentified peak at K0 " + fixed(*p.k0, 4) +
-                          ", SNR " + std::to_string(static_cast<long>(std::lround(p.snr))) +
-                          ": matches no library entry (possibly an unprogrammed analogue)");
-    }
+    a.reasons.insert(a.reasons.end(), held.begin(), held.end());
   } else {
     a.verdict = Verdict::kClear;
+  }
+  if (!unwatched.empty() && a.verdict != Verdict::kHit) {
+    // Perfume, lotions, ions nobody programmed: listed (substance null), not held against
+    // the sample.
+    std::string list;
+    for (const Peak* p : unwatched) {
+      list += (list.empty() ? "" : ", ") + std::string("K0 ") + fixed(*p->k0, 4) + " (SNR " +
+              std::to_string(static_cast<long>(std::lround(p->snr))) + ")";
+    }
+    a.reasons.push_back("unidentified peak(s) outside watch windows: " + list +
+                        "; listed, they match no library entry");
   }
   std::sort(a.peaks.begin(), a.peaks.end(),
             [](const Peak& l, const Peak& r) { return l.driftMs < r.driftMs; });
@@ -2324,6 +2393,7 @@ std::string toJson(const Analysis& a) {
                      {"role", std::string(roleName(p.role))},
                      {"alarm", p.alarm},
                      {"unidentified", p.unidentified},
+                     {"watch_window", p.watchWindow ? Json(*p.watchWindow) : Json(nullptr)},
                      {"overlapped", p.overlapped},
                      {"resolved", p.resolved},
                      {"shoulder", p.shoulder},

@@ -30,8 +30,10 @@ struct AnalysisParams {
   std::optional<double> unidentifiedMinSnr;  ///< default: the library's defaults.min_snr
 };
 
-/// clear: nothing alarmed and nothing prevents clearing; hit: a library target alarmed;
-/// inconclusive: the spectrum cannot clear the sample (see Analysis::reasons).
+/// clear: nothing alarmed and nothing prevents clearing (unidentified peaks outside every
+/// watch window are listed, not held against the sample); hit: a library target alarmed;
+/// inconclusive: the spectrum is unusable or an unidentified peak lies in a watch window
+/// (see Analysis::reasons).
 enum class Verdict { kClear, kHit, kInconclusive };
 
 /// "clear", "hit" or "inconclusive".
@@ -52,6 +54,7 @@ struct Peak {
   std::vector<std::string> alternatives;///< other targets whose windows also hold it
   bool alarm = false;                   ///< substance set and its thresholds met
   bool unidentified = false;            ///< significant, matches no library entry
+  std::optional<std::string> watchWindow;  ///< unidentified and inside this watch window
   bool overlapped = false;              ///< shares its envelope with another peak
   bool resolved = false;                ///< separated from its overlapping neighbour by a fit
   bool shoulder = false;                ///< no maximum of its own: apex from -d2 only
