@@ -42,6 +42,14 @@ class Parser {
     return value;
   }
 
+  // "positive" or "negative".
+  tl::expected<IonMode, std::string> mode(const YAML::Node& node, const std::string& key) const {
+    const auto mode = node.IsScalar() ? parseIonMode(node.Scalar()) : std::nullopt;
+    if (!mode)
+      return tl::make_unexpected(error(lineOf(node), key + ": expected 'positive' or 'negative'"));
+    return *mode;
+  }
+
   tl::expected<std::string, std::string> string(const YAML::Node& node,
                                                 const std::string& key) const {
     if (!node.IsScalar() || node.Scalar().empty()) {
@@ -80,12 +88,9 @@ tl::expected<std::vector<WatchWindow>, std::string> parseWatch(const Parser& p,
       const std::string key = kv.first.Scalar();
       const YAML::Node& value = kv.second;
       if (key == "mode") {
-        const auto mode = value.IsScalar() ? parseIonMode(value.Scalar()) : std::nullopt;
-        if (!mode) {
-          return tl::make_unexpected(
-              p.error(lineOf(value), "watch.mode: expected 'positive' or 'negative'"));
-        }
-        w.mode = *mode;
+        auto v = p.mode(value, "watch.mode");
+        if (!v) return tl::make_unexpected(v.error());
+        w.mode = *v;
         haveMode = true;
       } else if (key == "k0_min" || key == "k0_max") {
         auto v = p.number(value, "watch." + key, kMinK0, kMaxK0);
@@ -214,12 +219,9 @@ tl::expected<SubstanceLibrary, std::string> SubstanceLibrary::parse(std::string_
         if (!v) return tl::make_unexpected(v.error());
         s.name = *v;
       } else if (key == "mode") {
-        const auto mode = value.IsScalar() ? parseIonMode(value.Scalar()) : std::nullopt;
-        if (!mode) {
-          return tl::make_unexpected(
-              p.error(lineOf(value), "mode: expected 'positive' or 'negative'"));
-        }
-        s.mode = *mode;
+        auto v = p.mode(value, "mode");
+        if (!v) return tl::make_unexpected(v.error());
+        s.mode = *v;
         haveMode = true;
       } else if (key == "k0") {
         auto v = p.number(value, "k0", kMinK0, kMaxK0);

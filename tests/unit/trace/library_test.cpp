@@ -191,31 +191,32 @@ TEST(SubstanceLibrary, EmptyWatchListMeansNoWindow) {
 }
 
 TEST(SubstanceLibrary, WatchErrorsHaveLines) {
-  const std::string base = kReferences;
-  auto watch = [&](const std::string& entry) { return "watch:\n" + entry + base; };
-  EXPECT_EQ(errorOf(watch("  - {mode: positive, k0_min: 0.9, k0_max: 1.1, k0max: 2}\n")),
-            "substances.yaml:2: watch: unknown key 'k0max'");
-  EXPECT_EQ(errorOf(watch("  - mode: positive\n    k0_min: 1.1\n    k0_max: 0.9\n")),
-            "substances.yaml:2: watch: k0_min 1.1 must be below k0_max 0.9");
-  EXPECT_EQ(errorOf(watch("  - {mode: positive, k0_min: 1.0, k0_max: 1.0}\n")),
-            "substances.yaml:2: watch: k0_min 1 must be below k0_max 1");
-  EXPECT_EQ(errorOf(watch("  - mode: positive\n    k0_min: 0.05\n    k0_max: 0.9\n")),
-            "substances.yaml:3: watch.k0_min: 0.05 is outside 0.1..5");
-  EXPECT_EQ(errorOf(watch("  - mode: positive\n    k0_min: 0.9\n    k0_max: high\n")),
-            "substances.yaml:4: watch.k0_max: expected a number");
-  EXPECT_EQ(errorOf(watch("  - mode: neutral\n    k0_min: 0.9\n    k0_max: 1.1\n")),
-            "substances.yaml:2: watch.mode: expected 'positive' or 'negative'");
-  EXPECT_EQ(errorOf(watch("  - {k0_min: 0.9, k0_max: 1.1}\n")),
-            "substances.yaml:2: watch: mode missing");
-  EXPECT_EQ(errorOf(watch("  - {mode: positive, k0_max: 1.1}\n")),
-            "substances.yaml:2: watch: k0_min missing");
-  EXPECT_EQ(errorOf(watch("  - {mode: positive, k0_min: 0.9, k0_max: 1.1, name: ''}\n")),
-            "substances.yaml:2: watch.name: expected a non-empty string");
-  EXPECT_EQ(errorOf(watch("  - positive\n")), "substances.yaml:2: watch: expected a mapping");
-  EXPECT_EQ(errorOf("watch:\n" + base),
-            "substances.yaml:1: watch: expected a list of windows ([] for none)");
-  EXPECT_EQ(errorOf("watch: {mode: positive}\n" + base),
-            "substances.yaml:1: watch: expected a list of windows ([] for none)");
+  // Each: the `watch:` text (the references follow it), the error.
+  const std::pair<const char*, const char*> cases[] = {
+      {"watch:\n  - {mode: positive, k0_min: 0.9, k0_max: 1.1, k0max: 2}\n",
+       "substances.yaml:2: watch: unknown key 'k0max'"},
+      {"watch:\n  - mode: positive\n    k0_min: 1.1\n    k0_max: 0.9\n",
+       "substances.yaml:2: watch: k0_min 1.1 must be below k0_max 0.9"},
+      {"watch:\n  - {mode: positive, k0_min: 1.0, k0_max: 1.0}\n",
+       "substances.yaml:2: watch: k0_min 1 must be below k0_max 1"},
+      {"watch:\n  - mode: positive\n    k0_min: 0.05\n    k0_max: 0.9\n",
+       "substances.yaml:3: watch.k0_min: 0.05 is outside 0.1..5"},
+      {"watch:\n  - mode: positive\n    k0_min: 0.9\n    k0_max: high\n",
+       "substances.yaml:4: watch.k0_max: expected a number"},
+      {"watch:\n  - mode: neutral\n    k0_min: 0.9\n    k0_max: 1.1\n",
+       "substances.yaml:2: watch.mode: expected 'positive' or 'negative'"},
+      {"watch:\n  - {k0_min: 0.9, k0_max: 1.1}\n", "substances.yaml:2: watch: mode missing"},
+      {"watch:\n  - {mode: positive, k0_max: 1.1}\n", "substances.yaml:2: watch: k0_min missing"},
+      {"watch:\n  - {mode: positive, k0_min: 0.9, k0_max: 1.1, name: ''}\n",
+       "substances.yaml:2: watch.name: expected a non-empty string"},
+      {"watch:\n  - positive\n", "substances.yaml:2: watch: expected a mapping"},
+      {"watch:\n", "substances.yaml:1: watch: expected a list of windows ([] for none)"},
+      {"watch: {mode: positive}\n",
+       "substances.yaml:1: watch: expected a list of windows ([] for none)"},
+  };
+  for (const auto& [watch, error] : cases) {
+    EXPECT_EQ(errorOf(watch + std::string(kReferences)), error) << watch;
+  }
 }
 
 TEST(SubstanceLibrary, UsesTheCallersFileName) {

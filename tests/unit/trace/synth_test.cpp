@@ -58,11 +58,17 @@ TEST(Synth, ClipsAtFullScaleAndDepletes) {
   EXPECT_LT(*std::max_element(depleted.points.begin(), depleted.points.end()), 5000);
 }
 
-TEST(Synth, TailingKeepsTheChargeAndMovesItLater) {
+// Noise-free, flat but for the baseline's offset and slope.
+SynthParams noiseFree() {
   SynthParams p;
   p.electronicNoise = 0.0;
   p.countsPerIon = 0.0;
   p.baselineWander = 0.0;
+  return p;
+}
+
+TEST(Synth, TailingKeepsTheChargeAndMovesItLater) {
+  SynthParams p = noiseFree();
   p.calibrantK0.reset();
   const Spectrum plain = synthesize(p);
   p.reactantTailShare = 0.2;
@@ -109,10 +115,7 @@ TEST(Synth, CorrelatedNoiseKeepsItsSigma) {
 }
 
 TEST(Synth, SpikesLandWhereAsked) {
-  SynthParams p;
-  p.electronicNoise = 0.0;
-  p.countsPerIon = 0.0;
-  p.baselineWander = 0.0;
+  SynthParams p = noiseFree();
   const Spectrum plain = synthesize(p);
   p.spikes.push_back({5.0, 900.0, 2});
   const Spectrum spiked = synthesize(p);
