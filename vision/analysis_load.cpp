@@ -361,7 +361,8 @@ void findBlocks(Context& c) {
   const BoxMeans means({r, rl, a, al}, valid, occupied);
   std::vector<Island> peaks;
   cv::Mat zmap = cv::Mat::zeros(roi.size(), CV_32F);
-  const double low = std::max(2.0, 0.5 * threshold("load_block"));
+  // Candidates from z = 2 on, whatever the threshold: the calibration reads their statistics.
+  const double low = 2.0;
   for (const double sizeMm : {100.0, 160.0, 250.0, 400.0, 630.0}) {
     for (const double aspect : {1.0, 2.5, 0.4}) {
       const int bw = cells(sizeMm * std::sqrt(aspect), c.cellX);
