@@ -1,6 +1,7 @@
-// X-ray vision benchmark (issue 5, acceptance 5): the full offline pipeline of
-// `lanegatectl analyze` from decoded planes (pre-processing, analysis, overlay JPEG) on a
-// 3600×900 dual-energy scan, beside a plain copy of the same planes, on one core.
+// X-ray vision benchmark (issue 5, acceptance 5; issue 11, acceptance 4): the full offline
+// pipeline of `lanegatectl analyze` from decoded planes (pre-processing, analysis, overlay
+// JPEG) on a 3600×900 dual-energy scan, beside a plain copy of the same planes and the
+// float+log floor, on one core.
 // Run: build/release/tests/bench/vision_bench   (figures in docs/performance.md)
 //
 // Peak memory: BM_PipelinePeakMemory forks a child that fixes glibc's mmap threshold at
@@ -21,9 +22,12 @@
 #include <unistd.h>
 #include <opencv2/core.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 using namespace lanegate::vision;
 
@@ -92,6 +96,50 @@ void BM_Pipeline(benchmark::State& state) {
   const ScanBundle& b = scan();
   for (auto _ : state) benchmark::DoNotOptimize(runPipeline(b));
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(scanBytes()));
+}
+
+// The floor of issue 11, acceptance 4: both planes to CV_32F and cv::log, the least any
+// attenuation pipeline does to every pixel (docs/measured-floors: 3.5 ms on the reference
+// machine). The planes are read as transmission, as the pipeline reads them.
+void floorOnce(const ScanBundle& b, std::vector<cv::Mat>& f) {
+  for (std::size_t i = 0; i < b.planes.size(); ++i) {
+    b.planes[i].convertTo(f[i], CV_32F, 1.0 / 65535.0, 1e-6);
+    cv::log(f[i], f[i]);
+  }
+}
+
+void BM_FloatLogFloor(benchmark::State& state) {
+  const ScanBundle& b = scan();
+  std::vector<cv::Mat> f(b.planes.size());
+  for (auto _ : state) {
+    floorOnce(b, f);
+    benchmark::DoNotOptimize(f.back().data);
+  }
+}
+
+// The pipeline and the floor timed alternately in the same loop, so that both see the same
+// machine (this VM's speed moves by ±25 % from hour to hour): the ratio of their medians is
+// the figure that travels. Acceptance: at most 10.
+void BM_PipelineOverFloor(benchmark::State& state) {
+  const ScanBundle& b = scan();
+  std::vector<cv::Mat> f(b.planes.size());
+  std::vector<double> pipe, floor;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    floorOnce(b, f);
+    const auto t1 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(runPipeline(b));
+    const auto t2 = std::chrono::steady_clock::now();
+    floor.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    pipe.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+  }
+  auto med = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  state.counters["floor_ms"] = med(floor);
+  state.counters["pipeline_ms"] = med(pipe);
+  state.counters["ratio"] = med(pipe) / med(floor);
 }
 
 // The stages on their own, to see where the time goes.
@@ -181,6 +229,11 @@ void BM_PipelinePeakMemory(benchmark::State& state) {
 
 BENCHMARK(BM_CopyPlanes)->Unit(benchmark::kMillisecond)->Repetitions(9)->ReportAggregatesOnly(true);
 BENCHMARK(BM_Pipeline)->Unit(benchmark::kMillisecond)->Repetitions(9)->ReportAggregatesOnly(true);
+BENCHMARK(BM_FloatLogFloor)
+    ->Unit(benchmark::kMillisecond)
+    ->Repetitions(9)
+    ->ReportAggregatesOnly(true);
+BENCHMARK(BM_PipelineOverFloor)->Unit(benchmark::kMillisecond)->Iterations(15);
 BENCHMARK(BM_Preprocess)->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);
 BENCHMARK(BM_Analyze)->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);
 BENCHMARK(BM_Overlay)->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);
