@@ -11,7 +11,7 @@ packages=(
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libjpeg62-turbo-dev
   libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev
   libsqlite3-dev sqlite3
-  libyaml-cpp-dev libspdlog-dev libfmt-dev libexpected-dev nlohmann-json3-dev
+  libyaml-cpp-dev libspdlog-dev libfmt-dev libexpected-dev nlohmann-json3-dev libcli11-dev
   libsystemd-dev systemd
   libgtest-dev libgmock-dev libbenchmark-dev
   mosquitto mosquitto-clients
