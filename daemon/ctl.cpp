@@ -25,7 +25,7 @@
 
 #include "daemon/config.h"
 #include "daemon/mqtt_client.h"
-#include "daemon/sha256.h"
+#include "lane/sha256.h"
 
 namespace lanegate {
 namespace {
@@ -298,7 +298,7 @@ void saveImage(const std::string& dir, const std::string& payload, std::map<std:
               << std::endl;
     return;
   }
-  const std::string digest = sha256Hex(found->second);
+  const std::string digest = lane::sha256Hex(found->second);
   if (digest != ref.value("sha256", "")) {
     std::cerr << "lanegatectl: alert " << id << ": IMAGE MISMATCH: SHA-256 " << digest << ", the alert says "
               << ref.value("sha256", "?") << "; not saved" << std::endl;
