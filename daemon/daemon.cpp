@@ -12,6 +12,7 @@
 
 #include "daemon/events.h"
 #include "daemon/log.h"
+#include "daemon/reload.h"
 #include "drivers/registry.h"
 #include "drivers/xray_driver.h"
 #include "lane/payloads.h"
@@ -133,23 +134,21 @@ void Daemon::reload() {
     sd_notify(0, "READY=1");
     return;
   }
-  // Identity, broker and paths are bound at start (one MQTT client for the process
-  // lifetime); say so rather than half-apply them.
-  if (fresh->site != config_.site || fresh->lane != config_.lane ||
-      fresh->broker.uri != config_.broker.uri || fresh->broker.clientId != config_.broker.clientId ||
-      fresh->stateDir != config_.stateDir || fresh->controlSocket != config_.controlSocket)
-    logger->warn("reload: site, lane, broker and paths change only on restart; kept the running ones");
-  Config next = config_;
-  next.logLevel = fresh->logLevel;
-  next.devices = fresh->devices;
+  ReloadPlan plan = planReload(config_, *fresh);
+  for (const auto& key : plan.restartOnly)
+    logger->warn("reload: {} changed; it takes effect only on restart (the running value is kept)",
+                 key);
   stopDevices();
-  config_ = std::move(next);
-  imsLibrary_.reset();  // re-read on the next sample: a reload may follow a library edit
+  config_ = std::move(plan.next);
+  imsLibrary_.reset();  // read again on the next sample: a reload may follow a library edit
   log::setLevel(config_.logLevel);
   health_.clear();
   startDevices();
   publisher_->publishStatus();
-  logger->info("reloaded {}: {} device(s)", config_.path, config_.devices.size());
+  std::string applied;
+  for (const auto& key : plan.applied) applied += (applied.empty() ? "" : ", ") + key;
+  logger->info("reloaded {}: {} device(s){}", config_.path, config_.devices.size(),
+               applied.empty() ? "" : "; applied " + applied);
   sd_notify(0, "READY=1");
 }
 
