@@ -136,6 +136,45 @@ TEST(TraceIT, FailedCalibrationIsReportedAndAnOfflineDeviceRefusesAtOnce) {
   EXPECT_NE(offline.err.find("not connected"), std::string::npos) << offline.err;
 }
 
+// Issue 12: a detector that reports another register layout than its profile is out of
+// service (its own state, not "offline"), is not opened again on its own, and comes back
+// when a reload names the right profile.
+TEST(TraceIT, ADetectorOfAnotherLayoutIsOutOfServiceUntilAReload) {
+  TempDir dir;
+  Broker broker(dir);
+  SimProcess sim({"ims", "--every-ms", "60000"}, dir.file("sim"));
+  const int port = sim.port;
+  ASSERT_NE(port, 0);
+  std::string profile = readFile(LANEGATE_SOURCE_DIR "/config/profiles/ims-generic-v1.yaml");
+  profile.replace(profile.find("expect: 1"), 9, "expect: 2");
+  writeFile(dir.file("ims-v2.yaml"), profile);
+  Daemon d(dir, configText(
+                    dir, broker.uri(),
+                    kImsLibrary + "devices:\n" + imsEntry("ims-1", port, dir.file("ims-v2.yaml"))));
+  const std::string topic = "lanegate/v1/it/lane-1/devices/ims-1/status";
+  ASSERT_TRUE(waitFor(
+      [&] { return retained(broker, topic, 1s).find("\"out_of_service\"") != std::string::npos; },
+      20s))
+      << retained(broker, topic, 1s) << d.process().err();
+  const auto status = d.status();
+  EXPECT_EQ(status["devices"]["ims-1"]["state"], "out_of_service");
+  EXPECT_NE(status["devices"]["ims-1"]["detail"].get<std::string>().find("profile_version 1"),
+            std::string::npos)
+      << status.dump();
+  EXPECT_EQ(countOf(d.process().err(), "out of service until a reload or restart"), 1u)
+      << "not retried";
+  const auto cal = d.ctl({"calibrate", "ims", "ims-1"});
+  EXPECT_EQ(cal.code, 1);
+  EXPECT_NE(cal.err.find("out of service"), std::string::npos) << cal.err;
+
+  writeFile(d.configPath(), configText(dir, broker.uri(), imsDevice(port)));
+  ASSERT_EQ(d.ctl({"reload"}).code, 0);
+  EXPECT_TRUE(waitFor(
+      [&] { return retained(broker, topic, 1s).find("\"state\":\"ok\"") != std::string::npos; },
+      20s))
+      << retained(broker, topic, 1s) << d.process().err();
+}
+
 // Two detectors on one serial bus (socat links two pseudo-terminals): one thread takes
 // turns; the unit that never answers does not keep the other's hits or commands back.
 TEST(TraceIT, TwoDetectorsOnOneSerialBus) {
