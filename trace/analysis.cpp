@@ -1603,6 +1603,55 @@ std::optional<Split> resolvePair(const std::vector<double>& resid, Index lo, Ind
   return out;
 }
 
+// Why an unidentified peak keeps the sample from clearing, if it does (issue 11): it may be
+// an ion of a watched family, or, an envelope of ions the fit could not separate, it may hold
+// a target. Sets p.watchWindow when a watch window holds it.
+struct Hold {
+  std::string reason;
+  bool watched = false;  // a watch window, else a target's window
+};
+
+std::optional<Hold> holdFor(Peak& p, const std::optional<double>& refR,
+                            const SubstanceLibrary& library, IonMode mode) {
+  // The K0 the peak may stand for: its apex; for an envelope, the spread of its ions'
+  // apexes, which widens one ion's width w = t/R to the envelope's W: widths add in
+  // quadrature, so the apexes lie within about +/- sqrt(W^2 - w^2) / 2 of the envelope's
+  // (two equal ions d apart: 0.53 d).
+  const bool envelope = p.overlapped && !p.resolved;
+  double k0Lo = *p.k0;
+  double k0Hi = *p.k0;
+  if (envelope) {
+    const double w = refR ? p.driftMs / *refR : 0.0;
+    const double half = 0.5 * std::sqrt(std::max(0.0, p.fwhmMs * p.fwhmMs - w * w));
+    k0Lo = *p.k0 * p.driftMs / (p.driftMs + half);
+    k0Hi = *p.k0 * p.driftMs / std::max(p.driftMs - half, 0.5 * p.driftMs);
+  }
+  const std::string what =
+      "unidentified peak at K0 " + fixed(*p.k0, 4) + ", SNR " +
+      std::to_string(static_cast<long>(std::lround(p.snr))) +
+      (envelope ? ", an unresolved envelope (K0 " + fixed(k0Lo, 4) + "-" + fixed(k0Hi, 4) + ")"
+                : std::string());
+  if (const WatchWindow* w = library.watchWindowAt(mode, k0Lo, k0Hi)) {
+    // An ion the library cannot name where a watched family's analogues lie: it may be one
+    // nobody programmed (CBSA saw exactly that with fentanyl analogues).
+    p.watchWindow = w->describe();
+    return Hold{what + ", inside watch window " + *p.watchWindow +
+                    (w->reason.empty() ? "" : ": " + w->reason),
+                true};
+  }
+  if (!envelope) return std::nullopt;
+  for (const Substance& s : library.substances()) {
+    // The merged apex of a target and another ion falls outside the target's window: do not
+    // clear what may hide it.
+    if (s.mode == mode && s.role == SubstanceRole::kTarget &&
+        std::abs(std::clamp(s.k0, k0Lo, k0Hi) - s.k0) <= s.window) {
+      return Hold{what + ", reaches the window of " + s.name + ": an ion of it may be " + s.name,
+                  false};
+    }
+  }
+  return std::nullopt;
+}
+
 // Round half away from zero, as std::lround, without the library call (|v| < 2^52).
 Index roundIndex(double v) {
   const auto t = static_cast<Index>(v);  // truncates toward zero
@@ -1610,11 +1659,62 @@ Index roundIndex(double v) {
   return f >= 0.5 ? t + 1 : (f <= -0.5 ? t - 1 : t);
 }
 
+// Replaces electrical spikes (pick-up, discharges) by the line between their neighbours, in
+// out; false (out untouched) when there are none. A spike is a run of one or two samples
+// that stands more than 8 sigma above (or below) both neighbours, while those stay below half
+// its height over the local floor (the lowest sample within four of it): no ion arrives that
+// narrow (a Gaussian sampled at 3 points per FWHM keeps 80 % of its apex on the next
+// sample), so that shape is not an ion. Sigma is that of single samples, from the MAD of
+// first differences of every fourth pair: the smoothing that follows would turn a spike
+// into a peak a few samples wide, taller than the noise.
+bool despike(const std::vector<std::uint16_t>& x, std::vector<std::uint16_t>& out,
+             std::vector<double>& scratch, std::vector<std::uint64_t>& keys) {
+  const Index n = static_cast<Index>(x.size());
+  if (n < 16) return false;
+  scratch.clear();
+  for (Index i = 0; i + 1 < n; i += 4) {
+    scratch.push_back(std::abs(static_cast<double>(x[at(i + 1)]) - static_cast<double>(x[at(i)])));
+  }
+  const double sigma =
+      std::max(kMadToSigma * median(scratch.data(), scratch.size(), keys) / std::sqrt(2.0), 1.0);
+  const double jump = 8.0 * sigma;
+  auto v = [&](Index i) { return static_cast<double>(x[at(std::clamp<Index>(i, 0, n - 1))]); };
+  bool any = false;
+  for (Index i = 1; i + 1 < n; ++i) {
+    // Cheap screen: a step of 8 sigma up or down into i.
+    if (std::abs(v(i) - v(i - 1)) <= jump) continue;
+    const double sign = v(i) > v(i - 1) ? 1.0 : -1.0;
+    for (Index width = 1; width <= 2; ++width) {
+      const Index last = i + width - 1;
+      if (last + 1 >= n) break;
+      const double top = sign * std::min(sign * v(i), sign * v(last));
+      const double side = sign * std::max(sign * v(i - 1), sign * v(last + 1));
+      double floor = top;
+      for (Index k = i - 4; k <= last + 4; ++k) floor = sign * std::min(sign * floor, sign * v(k));
+      if (sign * (top - side) <= jump || sign * (side - floor) >= 0.5 * sign * (top - floor)) {
+        continue;
+      }
+      if (!any) out = x;
+      any = true;
+      const double l = v(i - 1);
+      const double r = v(last + 1);
+      for (Index k = i; k <= last; ++k) {
+        const double f = static_cast<double>(k - i + 1) / static_cast<double>(width + 1);
+        out[at(k)] = static_cast<std::uint16_t>(std::lround(l + f * (r - l)));
+      }
+      i = last;
+      break;
+    }
+  }
+  return any;
+}
+
 // Buffers one thread reuses from spectrum to spectrum. A 2,000-point analysis otherwise
 // makes some thirty heap allocations of 16 KB or more, and handing them back to the kernel
 // (brk, with TLB flushes on a VM) costs more than all the arithmetic.
 struct Workspace {
   std::vector<std::int32_t> y35;
+  std::vector<std::uint16_t> despiked;
   std::vector<double> y, nd, baseline, runMin, runMax, pre, suf, prefix, resid, rawResid,
       gapMin;
   std::vector<Index> maxima;
@@ -1655,9 +1755,12 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   }
   const double dtMs = spectrum.periodNs * 1e-6;
   Workspace& ws = workspace();
-  const std::vector<std::uint16_t>& x = spectrum.points;
+  const std::vector<std::uint16_t>& x =
+      despike(spectrum.points, ws.despiked, ws.robust.sel, ws.robust.keys) ? ws.despiked
+                                                                           : spectrum.points;
 
   // --- Saturation: a run of samples at full scale means the apex was clipped. -------------
+  double topSample = 0.0;  // the largest sample: where any clipping ceiling shows
   {
     const double clip = params.saturationLevel - params.saturationMargin;
     // The largest sample, as a signed 16-bit maximum of the samples offset by 2^15 (SSE2
@@ -1667,6 +1770,7 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
       topOffset = std::max(topOffset, static_cast<std::int16_t>(v ^ 0x8000U));
     }
     const auto top = static_cast<std::uint16_t>(static_cast<std::uint16_t>(topOffset) ^ 0x8000U);
+    topSample = static_cast<double>(top);
     Index longest = 0;
     if (static_cast<double>(top) >= clip) {
       Index run = 0;
@@ -1867,6 +1971,9 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
       if (x[at(j)] > x[at(k)]) k = j;
     }
     const double tol = std::max(3.0 * sigma, 0.002 * p.amplitude);
+    // Clipping is a ceiling of the signal chain: a flat top below the tallest sample (on a
+    // reactant ion's tail, a cluster's plateau) is the shape of the signal, not saturation.
+    if (static_cast<double>(x[at(k)]) < topSample - 2.0 * tol) continue;
     Index lo = k;
     while (lo > 0 && x[at(lo - 1)] >= x[at(k)] - tol) --lo;
     Index hi = k;
@@ -1956,6 +2063,20 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   a.resolvingPower = refR;
 
   const double unidentifiedSnr = params.unidentifiedMinSnr.value_or(library.defaultMinSnr());
+  auto inReactantWindow = [&](double k0) {
+    return ripLib != nullptr && std::abs(k0 - ripLib->k0) <= ripLib->window;
+  };
+  // A peak riding on the RIP's flank: the signal between the two apexes never falls below
+  // half the weaker, so its height is mostly the RIP's, and shot noise on the RIP's tail
+  // (far above the baseline noise the thresholds use) makes such ripples. Its role decides
+  // nothing about the sample: no target can lie within a width of the reactant ion.
+  auto onRipFlank = [&](const Measured& m) {
+    const Measured& rp = peaks[at(ripIdx)];
+    const Index lo = std::min(rp.apexIndex, m.apexIndex);
+    const Index hi = std::max(rp.apexIndex, m.apexIndex);
+    const double valley = *std::min_element(resid.begin() + lo, resid.begin() + hi + 1);
+    return valley > 0.5 * std::min(m.amplitude, rp.amplitude);
+  };
   double totalArea = 0.0;
   double ripArea = 0.0;
   double maxAnalyteAmp = 0.0;
@@ -1978,8 +2099,10 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
       ripArea += area;
     } else if (si == calIdx) {
       p.role = PeakRole::kCalibrant;
-    } else if (ripIdx >= 0 && m.group == peaks[at(ripIdx)].group) {
-      // Shoulders inside the RIP's envelope are its cluster ions, not sample ions.
+    } else if (ripIdx >= 0 && (m.group == peaks[at(ripIdx)].group || onRipFlank(m) ||
+                               (p.k0 && inReactantWindow(*p.k0)))) {
+      // Shoulders inside the RIP's envelope are its cluster ions or its tail, not sample
+      // ions; so is any ion the library's reactant window holds (other hydrates).
       p.role = PeakRole::kReactantCluster;
       ripArea += area;
     } else {
@@ -2122,8 +2245,21 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   }
 
   // --- Library matching. ------------------------------------------------------------------
+  // What cannot be an ion of the sample is not called unidentified (it stays listed): a peak
+  // faster than every reactant ion (product ions form on the reactant ions, so they are
+  // heavier: gate pick-up, noise where the windows are narrowest), or one several times
+  // wider than an ion at its drift time can be (R from the references; two merged ions make
+  // at most about twice that, more show maxima of their own): baseline wander.
+  auto mayBeSampleIon = [&](const Peak& p) {
+    if (ripLib != nullptr && *p.k0 > ripLib->k0 + ripLib->window) return false;
+    return !refR || p.fwhmMs <= params.maxIonWidthFactor * p.driftMs / *refR;
+  };
   bool anyUnidentified = false;
   bool anyOverlap = false;
+  std::vector<std::string> held;       // why an unidentified peak keeps the sample from clearing
+  std::vector<const Peak*> unwatched;  // unidentified peaks that do not
+  bool inWatchWindow = false;
+  bool mayHideTarget = false;
   for (Peak& p : a.peaks) {
     if (p.overlapped) anyOverlap = true;
     if (p.role != PeakRole::kAnalyte || !p.k0) continue;
@@ -2153,9 +2289,17 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
           }
         }
       }
-    } else if (p.snr >= unidentifiedSnr && p.amplitude >= library.defaultMinAmplitude()) {
+    } else if (p.snr >= unidentifiedSnr && p.amplitude >= library.defaultMinAmplitude() &&
+               mayBeSampleIon(p)) {
       p.unidentified = true;
       anyUnidentified = true;
+      if (std::optional<Hold> hold = holdFor(p, refR, library, spectrum.mode)) {
+        inWatchWindow = inWatchWindow || hold->watched;
+        mayHideTarget = mayHideTarget || !hold->watched;
+        held.push_back(std::move(hold->reason));
+      } else {
+        unwatched.push_back(&p);
+      }
     }
   }
 
@@ -2163,6 +2307,9 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   if (a.saturated) a.flags.emplace_back("saturated");
   if (a.reactantDepleted) a.flags.emplace_back("rip_depleted");
   if (anyUnidentified) a.flags.emplace_back("unidentified");
+  if (inWatchWindow) a.flags.emplace_back("unidentified_in_watch_window");
+  if (mayHideTarget) a.flags.emplace_back("unidentified_may_hide_target");
+  if (!unwatched.empty()) a.flags.emplace_back("unidentified_outside_watch_windows");
   if (anyOverlap) a.flags.emplace_back("overlapped");
   if (anyResolved) a.flags.emplace_back("overlap_resolved");
   const bool unusable = a.saturated || !a.reactantFound || a.reactantDepleted || !haveCal ||
@@ -2181,16 +2328,22 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
     if (anyUnidentified) {
       a.reasons.emplace_back("also unidentified peaks that match no library entry");
     }
-  } else if (anyUnidentified) {
+  } else if (!held.empty()) {
     a.verdict = Verdict::kInconclusive;
-    for (const Peak& p : a.peaks) {
-      if (!p.unidentified) continue;
-      a.reasons.push_back("unidentified peak at K0 " + fixed(*p.k0, 4) +
-                          ", SNR " + std::to_string(static_cast<long>(std::lround(p.snr))) +
-                          ": matches no library entry (possibly an unprogrammed analogue)");
-    }
+    a.reasons.insert(a.reasons.end(), held.begin(), held.end());
   } else {
     a.verdict = Verdict::kClear;
+  }
+  if (!unwatched.empty() && a.verdict != Verdict::kHit) {
+    // Perfume, lotions, ions nobody programmed: listed (substance null), not held against
+    // the sample.
+    std::string list;
+    for (const Peak* p : unwatched) {
+      list += (list.empty() ? "" : ", ") + std::string("K0 ") + fixed(*p->k0, 4) + " (SNR " +
+              std::to_string(static_cast<long>(std::lround(p->snr))) + ")";
+    }
+    a.reasons.push_back("unidentified peak(s) outside watch windows: " + list +
+                        "; listed, they match no library entry");
   }
   std::sort(a.peaks.begin(), a.peaks.end(),
             [](const Peak& l, const Peak& r) { return l.driftMs < r.driftMs; });
@@ -2240,6 +2393,7 @@ std::string toJson(const Analysis& a) {
                      {"role", std::string(roleName(p.role))},
                      {"alarm", p.alarm},
                      {"unidentified", p.unidentified},
+                     {"watch_window", p.watchWindow ? Json(*p.watchWindow) : Json(nullptr)},
                      {"overlapped", p.overlapped},
                      {"resolved", p.resolved},
                      {"shoulder", p.shoulder},

@@ -26,11 +26,14 @@ struct AnalysisParams {
   double resolveMaxWidthF = 10.0;    ///< freeing the two widths may improve the fit by this F
   double resolveMinSignificance = 6.0; ///< each fitted amplitude / its standard error, at least
   double resolveMaxK0Sigma = 0.0015; ///< fitted K0 standard error above this: not resolved
+  double maxIonWidthFactor = 3.0;    ///< wider than this x t/R (references): not an ion
   std::optional<double> unidentifiedMinSnr;  ///< default: the library's defaults.min_snr
 };
 
-/// clear: nothing alarmed and nothing prevents clearing; hit: a library target alarmed;
-/// inconclusive: the spectrum cannot clear the sample (see Analysis::reasons).
+/// clear: nothing alarmed and nothing prevents clearing (unidentified peaks outside every
+/// watch window are listed, not held against the sample); hit: a library target alarmed;
+/// inconclusive: the spectrum is unusable or an unidentified peak lies in a watch window
+/// (see Analysis::reasons).
 enum class Verdict { kClear, kHit, kInconclusive };
 
 /// "clear", "hit" or "inconclusive".
@@ -51,6 +54,7 @@ struct Peak {
   std::vector<std::string> alternatives;///< other targets whose windows also hold it
   bool alarm = false;                   ///< substance set and its thresholds met
   bool unidentified = false;            ///< significant, matches no library entry
+  std::optional<std::string> watchWindow;  ///< unidentified and inside this watch window
   bool overlapped = false;              ///< shares its envelope with another peak
   bool resolved = false;                ///< separated from its overlapping neighbour by a fit
   bool shoulder = false;                ///< no maximum of its own: apex from -d2 only

@@ -92,7 +92,7 @@ void printTable(const std::string& file, const Spectrum& s, const Analysis& a, s
         if (p.substance) {
           what = *p.substance + (p.alarm ? "  ALARM" : "  (below threshold)");
         } else if (p.unidentified) {
-          what = "UNIDENTIFIED";
+          what = p.watchWindow ? "UNIDENTIFIED  [in watch window]" : "UNIDENTIFIED";
         } else {
           what = "-";
         }

@@ -12,6 +12,14 @@ namespace {
 // yaml-cpp marks are 0-based; files and editors count from 1.
 int lineOf(const YAML::Node& node) { return node.Mark().line >= 0 ? node.Mark().line + 1 : 0; }
 
+// A number as written by hand: "0.9", "1.11", "65535" (up to six decimals).
+std::string trim(double v) {
+  std::string s = std::to_string(v);
+  while (s.size() > 1 && s.back() == '0') s.pop_back();
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
 class Parser {
  public:
   explicit Parser(std::string_view fileName) : fileName_(fileName) {}
@@ -34,6 +42,14 @@ class Parser {
     return value;
   }
 
+  // "positive" or "negative".
+  tl::expected<IonMode, std::string> mode(const YAML::Node& node, const std::string& key) const {
+    const auto mode = node.IsScalar() ? parseIonMode(node.Scalar()) : std::nullopt;
+    if (!mode)
+      return tl::make_unexpected(error(lineOf(node), key + ": expected 'positive' or 'negative'"));
+    return *mode;
+  }
+
   tl::expected<std::string, std::string> string(const YAML::Node& node,
                                                 const std::string& key) const {
     if (!node.IsScalar() || node.Scalar().empty()) {
@@ -43,20 +59,83 @@ class Parser {
   }
 
  private:
-  static std::string trim(double v) {
-    std::string s = std::to_string(v);
-    while (s.size() > 1 && s.back() == '0') s.pop_back();
-    if (!s.empty() && s.back() == '.') s.pop_back();
-    return s;
-  }
-
   std::string fileName_;
 };
 
+constexpr double kMinK0 = 0.1;
 constexpr double kMaxK0 = 5.0;
 constexpr double kMaxWindow = 1.0;
 
+// The `watch:` list: each entry a mode and a K0 range, optionally named and explained.
+// keyLine: where `watch:` stands (an empty value has no line of its own).
+tl::expected<std::vector<WatchWindow>, std::string> parseWatch(const Parser& p,
+                                                               const YAML::Node& list,
+                                                               int keyLine) {
+  if (!list.IsSequence()) {
+    return tl::make_unexpected(p.error(list.IsNull() ? keyLine : lineOf(list),
+                                       "watch: expected a list of windows ([] for none)"));
+  }
+  std::vector<WatchWindow> out;
+  for (const YAML::Node& entry : list) {
+    const int line = lineOf(entry);
+    if (!entry.IsMap()) return tl::make_unexpected(p.error(line, "watch: expected a mapping"));
+    WatchWindow w;
+    w.line = line;
+    bool haveMode = false;
+    bool haveMin = false;
+    bool haveMax = false;
+    for (const auto& kv : entry) {
+      const std::string key = kv.first.Scalar();
+      const YAML::Node& value = kv.second;
+      if (key == "mode") {
+        auto v = p.mode(value, "watch.mode");
+        if (!v) return tl::make_unexpected(v.error());
+        w.mode = *v;
+        haveMode = true;
+      } else if (key == "k0_min" || key == "k0_max") {
+        auto v = p.number(value, "watch." + key, kMinK0, kMaxK0);
+        if (!v) return tl::make_unexpected(v.error());
+        (key == "k0_min" ? w.k0Min : w.k0Max) = *v;
+        (key == "k0_min" ? haveMin : haveMax) = true;
+      } else if (key == "name" || key == "reason") {
+        auto v = p.string(value, "watch." + key);
+        if (!v) return tl::make_unexpected(v.error());
+        (key == "name" ? w.name : w.reason) = *v;
+      } else {
+        return tl::make_unexpected(p.error(lineOf(kv.first), "watch: unknown key '" + key + "'"));
+      }
+    }
+    for (const auto& [have, key] : {std::pair{haveMode, "mode"}, std::pair{haveMin, "k0_min"},
+                                    std::pair{haveMax, "k0_max"}}) {
+      if (!have) {
+        return tl::make_unexpected(p.error(line, std::string("watch: ") + key + " missing"));
+      }
+    }
+    if (!(w.k0Min < w.k0Max)) {
+      return tl::make_unexpected(p.error(
+          line, "watch: k0_min " + trim(w.k0Min) + " must be below k0_max " + trim(w.k0Max)));
+    }
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string WatchWindow::describe() const {
+  std::string range = std::string(ionModeName(mode)) + ", K0 " + trim(k0Min) + "-" + trim(k0Max);
+  return name.empty() ? "(" + range + ")" : "'" + name + "' (" + range + ")";
+}
+
+WatchWindow defaultWatchWindow() {
+  WatchWindow w;
+  w.mode = IonMode::kPositive;
+  w.k0Min = 0.90;
+  w.k0Max = 1.11;
+  w.name = "fentanyl family";
+  w.reason = "unprogrammed fentanyl analogues";
+  return w;
+}
 
 std::string_view substanceRoleName(SubstanceRole role) {
   switch (role) {
@@ -77,9 +156,11 @@ tl::expected<SubstanceLibrary, std::string> SubstanceLibrary::parse(std::string_
 
   SubstanceLibrary lib;
   double defaultWindow = 0.005;
+  int watchLine = 0;
   for (const auto& kv : root) {
     const std::string key = kv.first.Scalar();
-    if (key != "version" && key != "defaults" && key != "substances") {
+    if (key == "watch") watchLine = lineOf(kv.first);
+    if (key != "version" && key != "defaults" && key != "substances" && key != "watch") {
       return tl::make_unexpected(p.error(lineOf(kv.first), "unknown key '" + key + "'"));
     }
   }
@@ -108,6 +189,12 @@ tl::expected<SubstanceLibrary, std::string> SubstanceLibrary::parse(std::string_
     }
   }
 
+  if (const YAML::Node watch = root["watch"]) {
+    auto windows = parseWatch(p, watch, watchLine);
+    if (!windows) return tl::make_unexpected(windows.error());
+    lib.watch_ = std::move(*windows);
+  }
+
   const YAML::Node list = root["substances"];
   if (!list) return tl::make_unexpected(p.error(1, "substances: missing"));
   if (!list.IsSequence() || list.size() == 0) {
@@ -132,15 +219,12 @@ tl::expected<SubstanceLibrary, std::string> SubstanceLibrary::parse(std::string_
         if (!v) return tl::make_unexpected(v.error());
         s.name = *v;
       } else if (key == "mode") {
-        const auto mode = value.IsScalar() ? parseIonMode(value.Scalar()) : std::nullopt;
-        if (!mode) {
-          return tl::make_unexpected(
-              p.error(lineOf(value), "mode: expected 'positive' or 'negative'"));
-        }
-        s.mode = *mode;
+        auto v = p.mode(value, "mode");
+        if (!v) return tl::make_unexpected(v.error());
+        s.mode = *v;
         haveMode = true;
       } else if (key == "k0") {
-        auto v = p.number(value, "k0", 0.1, kMaxK0);
+        auto v = p.number(value, "k0", kMinK0, kMaxK0);
         if (!v) return tl::make_unexpected(v.error());
         s.k0 = *v;
         haveK0 = true;
@@ -250,6 +334,13 @@ const Substance* SubstanceLibrary::find(std::string_view name) const {
 const Substance* SubstanceLibrary::calibrant(IonMode mode) const {
   for (const Substance& s : substances_) {
     if (s.mode == mode && s.role == SubstanceRole::kCalibrant) return &s;
+  }
+  return nullptr;
+}
+
+const WatchWindow* SubstanceLibrary::watchWindowAt(IonMode mode, double k0Lo, double k0Hi) const {
+  for (const WatchWindow& w : watch_) {
+    if (w.mode == mode && k0Lo <= w.k0Max && k0Hi >= w.k0Min) return &w;
   }
   return nullptr;
 }

@@ -120,6 +120,105 @@ TEST(SubstanceLibrary, StructureErrorsHaveLines) {
             "with non-overlapping windows");
 }
 
+TEST(SubstanceLibrary, WithoutAWatchKeyTheFentanylWindowApplies) {
+  auto lib = SubstanceLibrary::parse(kReferences, "substances.yaml");
+  ASSERT_TRUE(lib.has_value()) << lib.error();
+  ASSERT_EQ(lib->watchWindows().size(), 1u);
+  const WatchWindow& w = lib->watchWindows().front();
+  EXPECT_EQ(w.mode, IonMode::kPositive);
+  EXPECT_DOUBLE_EQ(w.k0Min, 0.90);
+  EXPECT_DOUBLE_EQ(w.k0Max, 1.11);
+  EXPECT_EQ(w.line, 0);
+  EXPECT_EQ(lib->watchWindowAt(IonMode::kPositive, 1.0, 1.0), &w);
+  EXPECT_EQ(lib->watchWindowAt(IonMode::kPositive, 1.12, 1.2), nullptr);
+  EXPECT_EQ(lib->watchWindowAt(IonMode::kPositive, 1.10, 1.2), &w);  // a span that reaches in
+  EXPECT_EQ(lib->watchWindowAt(IonMode::kNegative, 1.0, 1.0), nullptr);
+}
+
+TEST(SubstanceLibrary, ShippedLibraryWatchesTheFentanylFamilyExplicitly) {
+  const SubstanceLibrary lib = testing::shippedLibrary();
+  ASSERT_EQ(lib.watchWindows().size(), 1u);
+  const WatchWindow& shipped = lib.watchWindows().front();
+  const WatchWindow fallback = defaultWatchWindow();
+  EXPECT_GT(shipped.line, 0);
+  EXPECT_EQ(shipped.mode, fallback.mode);
+  EXPECT_DOUBLE_EQ(shipped.k0Min, fallback.k0Min);
+  EXPECT_DOUBLE_EQ(shipped.k0Max, fallback.k0Max);
+  EXPECT_EQ(shipped.name, fallback.name);
+  // Every fentanyl-family target lies inside it.
+  for (const char* name : {"fentanyl", "carfentanil", "acetylfentanyl"}) {
+    const Substance* s = lib.find(name, IonMode::kPositive);
+    ASSERT_NE(s, nullptr) << name;
+    EXPECT_EQ(lib.watchWindowAt(IonMode::kPositive, s->k0, s->k0), &shipped) << name;
+  }
+}
+
+TEST(SubstanceLibrary, ExplicitWatchListReplacesTheDefault) {
+  auto lib = SubstanceLibrary::parse(
+      std::string("watch:\n"
+                  "  - {mode: negative, k0_min: 1.2, k0_max: 1.3}\n"  // line 2
+                  "  - name: nitazenes\n"                             // line 3
+                  "    mode: positive\n"
+                  "    k0_min: 0.85\n"
+                  "    k0_max: 0.95\n"
+                  "    reason: potent opioids\n") +
+          kReferences,
+      "substances.yaml");
+  ASSERT_TRUE(lib.has_value()) << lib.error();
+  ASSERT_EQ(lib->watchWindows().size(), 2u);
+  const WatchWindow& negative = lib->watchWindows()[0];
+  EXPECT_EQ(negative.mode, IonMode::kNegative);
+  EXPECT_DOUBLE_EQ(negative.k0Min, 1.2);
+  EXPECT_DOUBLE_EQ(negative.k0Max, 1.3);
+  EXPECT_TRUE(negative.name.empty());
+  EXPECT_EQ(negative.line, 2);
+  EXPECT_EQ(negative.describe(), "(negative, K0 1.2-1.3)");
+  const WatchWindow& positive = lib->watchWindows()[1];
+  EXPECT_EQ(positive.name, "nitazenes");
+  EXPECT_EQ(positive.reason, "potent opioids");
+  EXPECT_EQ(positive.line, 3);
+  EXPECT_EQ(positive.describe(), "'nitazenes' (positive, K0 0.85-0.95)");
+  EXPECT_EQ(lib->watchWindowAt(IonMode::kPositive, 1.0, 1.0), nullptr);  // the default is gone
+  EXPECT_EQ(lib->watchWindowAt(IonMode::kPositive, 0.9, 0.9), &positive);
+  EXPECT_EQ(lib->watchWindowAt(IonMode::kNegative, 1.25, 1.25), &negative);
+}
+
+TEST(SubstanceLibrary, EmptyWatchListMeansNoWindow) {
+  auto lib = SubstanceLibrary::parse(std::string("watch: []\n") + kReferences, "substances.yaml");
+  ASSERT_TRUE(lib.has_value()) << lib.error();
+  EXPECT_TRUE(lib->watchWindows().empty());
+  EXPECT_EQ(lib->watchWindowAt(IonMode::kPositive, 1.0, 1.0), nullptr);
+}
+
+TEST(SubstanceLibrary, WatchErrorsHaveLines) {
+  // Each: the `watch:` text (the references follow it), the error.
+  const std::pair<const char*, const char*> cases[] = {
+      {"watch:\n  - {mode: positive, k0_min: 0.9, k0_max: 1.1, k0max: 2}\n",
+       "substances.yaml:2: watch: unknown key 'k0max'"},
+      {"watch:\n  - mode: positive\n    k0_min: 1.1\n    k0_max: 0.9\n",
+       "substances.yaml:2: watch: k0_min 1.1 must be below k0_max 0.9"},
+      {"watch:\n  - {mode: positive, k0_min: 1.0, k0_max: 1.0}\n",
+       "substances.yaml:2: watch: k0_min 1 must be below k0_max 1"},
+      {"watch:\n  - mode: positive\n    k0_min: 0.05\n    k0_max: 0.9\n",
+       "substances.yaml:3: watch.k0_min: 0.05 is outside 0.1..5"},
+      {"watch:\n  - mode: positive\n    k0_min: 0.9\n    k0_max: high\n",
+       "substances.yaml:4: watch.k0_max: expected a number"},
+      {"watch:\n  - mode: neutral\n    k0_min: 0.9\n    k0_max: 1.1\n",
+       "substances.yaml:2: watch.mode: expected 'positive' or 'negative'"},
+      {"watch:\n  - {k0_min: 0.9, k0_max: 1.1}\n", "substances.yaml:2: watch: mode missing"},
+      {"watch:\n  - {mode: positive, k0_max: 1.1}\n", "substances.yaml:2: watch: k0_min missing"},
+      {"watch:\n  - {mode: positive, k0_min: 0.9, k0_max: 1.1, name: ''}\n",
+       "substances.yaml:2: watch.name: expected a non-empty string"},
+      {"watch:\n  - positive\n", "substances.yaml:2: watch: expected a mapping"},
+      {"watch:\n", "substances.yaml:1: watch: expected a list of windows ([] for none)"},
+      {"watch: {mode: positive}\n",
+       "substances.yaml:1: watch: expected a list of windows ([] for none)"},
+  };
+  for (const auto& [watch, error] : cases) {
+    EXPECT_EQ(errorOf(watch + std::string(kReferences)), error) << watch;
+  }
+}
+
 TEST(SubstanceLibrary, UsesTheCallersFileName) {
   auto r = SubstanceLibrary::parse("substances: 3\n", "/etc/lanegate/site.yaml");
   ASSERT_FALSE(r.has_value());
