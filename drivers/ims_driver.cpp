@@ -43,7 +43,9 @@ class ImsDriver final : public ModbusDevice {
     if (seq % 2 == 0 && fresh && points > 0) {
       auto sample = readSnapshot(std::move(*header));
       if (!sample) return failed(std::move(r), sample.error());
-      r.samples.push_back({std::chrono::system_clock::now(), std::move(*sample)});
+      Sample& s = r.samples.emplace_back();  // in place: see xray_driver.cpp
+      s.time = std::chrono::system_clock::now();
+      s.event = std::move(*sample);
       r.health.readings["last_sample_time"] = static_cast<double>(lastSampleTime_);
     }
     r.health.faults = faults_;

@@ -32,7 +32,10 @@ class XrayDriver final : public ModbusDevice {
     const ScannerState state = stateOf(*block);
     fillHealth(r.health, state);
     if (fresh_ || state.scanSeq != last_.scanSeq || state.laneOccupied != last_.laneOccupied) {
-      r.samples.push_back({std::chrono::system_clock::now(), state});
+      // Built in place: moving a temporary variant trips GCC 12's -Wmaybe-uninitialized at -O2.
+      Sample& s = r.samples.emplace_back();
+      s.time = std::chrono::system_clock::now();
+      s.event = state;
       fresh_ = false;
       last_ = state;
     }
