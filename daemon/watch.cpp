@@ -49,19 +49,22 @@ void printAlert(const std::string& payload, bool json) {
                 << ", ours " << d.value("/our_verdict/verdict"_json_pointer, std::string("?"))
                 << ", " << (d.value("agree", false) ? "agree" : "DISAGREE") << ")";
     }
-    if (d.contains("findings") && d["findings"].is_array()) {
+    if (d.contains("findings") && d["findings"].is_array())
       std::cout << "  XRAY " << d.value("verdict", "?") << ", " << d["findings"].size()
                 << " finding(s)";
-      if (d.contains("conveyance") && d["conveyance"].is_object()) {
-        const auto& c = d["conveyance"];
-        std::cout << " on " << c.value("kind", "?");
-        if (c.contains("ids") && c["ids"].is_array())
-          for (const auto& id : c["ids"])
-            std::cout << " " << (id.is_string() ? id.get<std::string>() : id.dump());
-        if (c.contains("id_checks") && c["id_checks"].is_array())
-          for (const auto& k : c["id_checks"])
-            if (!k.value("valid", true)) std::cout << " (INVALID " << k.value("id", "?") << ")";
-      }
+    // The conveyance an X-ray hit saw, or the one in the lane when a trace hit was taken.
+    if (d.contains("conveyance") && d["conveyance"].is_object()) {
+      const auto& c = d["conveyance"];
+      std::cout << " on " << c.value("kind", "?");
+      if (c.contains("ids") && c["ids"].is_array())
+        for (const auto& id : c["ids"])
+          std::cout << " " << (id.is_string() ? id.get<std::string>() : id.dump());
+      if (c.contains("id_checks") && c["id_checks"].is_array())
+        for (const auto& k : c["id_checks"])
+          if (!k.value("valid", true)) std::cout << " (INVALID " << k.value("id", "?") << ")";
+    }
+    if (d.value("priority", "normal") == "high") std::cout << "  PRIORITY HIGH";
+    if (d.contains("findings") && d["findings"].is_array()) {
       for (const auto& f : d["findings"])
         if (f.is_object())
           std::cout << "\n    " << f.value("kind", "?") << " score " << f.value("score", 0.0)
