@@ -16,7 +16,7 @@
 //   response_timeout_ms  whole reply (and TCP connect), 10..60000 [1000]
 //   byte_timeout_ms      between bytes of a reply, 0 = off [500]
 //   command_timeout_ms   how long a dark/air/clear_fault command may run, 100.. [120000]
-// Read by the daemon's lane (readXrayLaneSettings), validated here:
+// Read by the daemon's inbox watcher (readXrayLaneSettings), validated here:
 //   inbox                (required) directory the scanner writes bundles into; relative
 //                        to the config file's directory
 //   workers              analysis threads, 1..8 [1]
