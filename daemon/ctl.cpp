@@ -241,7 +241,7 @@ int ctlMain(int argc, char** argv, const OfflineCommand& offline) {
   watch->add_option("--lane", w.lane, "the lane")->required();
   watch->add_flag("--json", w.json, "one JSON object a line");
   watch->add_option("--count", w.count, "stop after N alerts (default: until Ctrl-C)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1LL, 1'000'000'000LL));
   watch->add_option("--client-id", w.clientId,
                     "MQTT client id (default lanegatectl-watch-SITE-LANE-HOST)");
   watch->add_flag("--no-ack{false}", w.ack, "do not acknowledge the alerts");
