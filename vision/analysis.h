@@ -8,43 +8,42 @@
 #include "vision/scan.h"
 
 #include <array>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace lanegate::vision {
 
-/// Knobs of the analysis, with defaults derived in docs/detection.md.
+/// Knobs of the analysis (docs/detection.md); detectors' thresholds are measured (vision/thresholds.inc).
 struct AnalysisParams {
-  PreprocessParams preprocess;          ///< calibration and registration knobs
+  PreprocessParams preprocess;               ///< calibration and registration knobs
   const Calibration* calibration = nullptr;  ///< required for raw-signal bundles (borrowed)
-  double cellMm = 20.0;                 ///< analysis grid pitch (coarser pixels are kept as they are)
+  double cellMm = 20.0;  ///< analysis grid pitch (coarser pixels are kept as they are)
   double effectiveEnergyFraction = 0.4;  ///< mean photon energy / endpoint of the beams
-  std::optional<MaterialCurves> curves;  ///< calibrated μ-ratio class boundaries (else in-scan reference)
-  double opaqueQuanta = 25.0;           ///< fewer detected quanta than this: not penetrated
-  double opaqueMinAreaCm2 = 400.0;      ///< smallest not-penetrated patch worth reporting
-  double minStepGcm2 = 3.0;             ///< smallest areal-density step considered (water-equivalent)
-  double stepSigma = 4.0;               ///< step threshold in quantum-noise σ
-  double blockContrast = 8.0;           ///< a block's step over the robust σ of its surround
-  double gapMm = 60.0;                  ///< carton gaps narrower than this are bridged
-  double maxBlockMm = 700.0;            ///< a stash face is smaller than this (50 kg ≈ 35 cm cube)
-  double minMassKg = 1.0;               ///< smallest estimated excess mass reported
-  double massScaleKg = 3.0;             ///< score = 1 − exp(−mass / this) × contrast term
-  double hitScore = 0.5;                ///< findings at or above this make the verdict "hit"
-  double emptyContentKg = 20.0;         ///< content in a declared-empty body that is a mismatch
+  std::optional<MaterialCurves>
+      curves;                  ///< calibrated μ-ratio class boundaries (else in-scan reference)
+  double opaqueQuanta = 25.0;  ///< fewer detected quanta than this: not penetrated
+  double opaqueMinAreaCm2 = 400.0;  ///< smallest not-penetrated patch worth reporting
+  double minStepGcm2 = 3.0;         ///< smallest areal-density step considered (water-equivalent)
+  double stepSigma = 4.0;           ///< step threshold in quantum-noise σ
+  double minMassKg = 1.0;           ///< smallest estimated excess mass reported
+  double hitScore = 0.5;            ///< findings at or above this make the verdict "hit"
+  double emptyContentKg = 20.0;     ///< content in a declared-empty body that is a mismatch
   double grossToleranceFraction = 0.35;  ///< allowed |estimated − declared| cargo mass, fraction
-  double grossToleranceKg = 1500.0;     ///< and absolute
+  double grossToleranceKg = 1500.0;      ///< and absolute
 };
 
 /// One Contract 2 finding.
 struct Finding {
-  std::string kind;                 ///< organic_mass|structural|opaque|manifest_mismatch|anomaly
-  std::array<int, 4> boxPx{};       ///< x, y, w, h in pixels of the original image
-  std::array<double, 4> boxMm{};    ///< x, y, w, h in mm from the top-left pixel
-  double score = 0.0;               ///< 0–1
+  std::string kind;               ///< organic_mass|structural|opaque|manifest_mismatch|anomaly
+  std::string detector;           ///< which detector raised it (finer than kind; not in Contract 2)
+  std::array<int, 4> boxPx{};     ///< x, y, w, h in pixels of the original image
+  std::array<double, 4> boxMm{};  ///< x, y, w, h in mm from the top-left pixel
+  double score = 0.0;             ///< 0–1
   Material material = Material::kUnknown;  ///< material class of the excess
-  std::optional<double> massKgEst;  ///< estimated excess mass where meaningful
-  std::string reason;               ///< one sentence for a targeting officer
+  std::optional<double> massKgEst;         ///< estimated excess mass where meaningful
+  std::string reason;                      ///< one sentence for a targeting officer
 };
 
 /// What the structure step found, in pixels of the original image (−1: not found).
@@ -53,25 +52,27 @@ struct Structure {
   int bodyX0 = -1, bodyX1 = -1;      ///< the cargo body (container, trailer box, ULD)
   int roofY = -1, floorY = -1;       ///< roof and floor rows of the body
   int interiorX0 = -1, interiorX1 = -1, interiorY0 = -1, interiorY1 = -1;  ///< inside the walls
-  bool cabFirst = false;             ///< a cab precedes the body (front wall at bodyX0)
-  int wheels = 0;                    ///< wheels found below the body
-  int underY = -1;                   ///< lowest row of the body and its chassis
-  int frontRun = 0, rearRun = 0;     ///< dense end-wall columns at the front and the rear (pixels)
+  bool cabFirst = false;          ///< a cab precedes the body (front wall at bodyX0)
+  int wheels = 0;                 ///< wheels found below the body
+  int underY = -1;                ///< lowest row of the body and its chassis
+  int frontRun = 0, rearRun = 0;  ///< dense end-wall columns at the front and the rear (pixels)
   std::vector<std::array<int, 2>> gaps;  ///< empty column runs inside the object
 };
 
 /// The result of analysing one scan.
 struct Findings {
-  std::string scanId;              ///< from the metadata
-  std::string verdict = "clear";   ///< clear|hit|inconclusive
-  std::vector<Finding> findings;   ///< in descending score
-  Structure structure;             ///< for overlays and debugging
-  std::vector<int> badRows;        ///< detector channels repaired
-  double lowShiftPx = 0.0;         ///< measured high/low registration shift
-  double totalMs = 0.0;            ///< wall time of the analysis
-  std::string error;               ///< set when the scan could not be analysed (verdict inconclusive)
-  cv::Mat materialMap;             ///< CV_8U Material per analysis cell (for the overlay)
-  cv::Mat preview;                 ///< CV_8U high-energy preview, full resolution (for the overlay)
+  std::string scanId;             ///< from the metadata
+  std::string verdict = "clear";  ///< clear|hit|inconclusive
+  std::vector<Finding> findings;  ///< in descending score
+  Structure structure;            ///< for overlays and debugging
+  std::vector<int> badRows;       ///< detector channels repaired
+  double lowShiftPx = 0.0;        ///< measured high/low registration shift
+  double totalMs = 0.0;           ///< wall time of the analysis
+  std::string error;    ///< set when the scan could not be analysed (verdict inconclusive)
+  cv::Mat materialMap;  ///< CV_8U Material per analysis cell (for the overlay)
+  cv::Mat preview;      ///< CV_8U high-energy preview, full resolution (for the overlay)
+  std::map<std::string, double>
+      maxStatistic;  ///< detector → its largest statistic in this scan (threshold setting)
 };
 
 /// Analyses one bundle. Never throws; problems come back in Findings::error.

@@ -1,51 +1,109 @@
 #pragma once
 
-// Detection statistics of the analysis over scans with known ground truth.
+// Detection statistics of the analysis over scans with known ground truth: generated worlds
+// (tuning and test) and sets from other generators (the foreign truth.json format), scored
+// with one rule (docs/detection.md, "How a scan is scored").
 
 #include "vision/analysis.h"
 #include "vision/phantom.h"
 
+#include <tl/expected.hpp>
+
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 namespace lanegate::vision {
 
-/// Counts of one concealment kind in one mass bin.
-struct EvalCell {
-  int total = 0;     ///< stashes placed
-  int detected = 0;  ///< stashes a hit-scoring finding overlapped
+/// One thing a scan should make the analysis report.
+struct Expected {
+  std::string kind;      ///< organic_mass|structural|opaque|manifest_mismatch
+  std::string location;  ///< load|floor|front_wall|tyre|… (generator) or the set's own words
+  std::array<int, 4> boxPx{};  ///< x, y, w, h in the bundle's pixels
+  double massKg = 0.0;         ///< concealments
+  double deltaAlpha = 0.0;     ///< contrast: high-energy −ln T above what is around it
+  bool contrastKnown = false;
 };
 
-/// The evaluation of a set.
+/// A scan's ground truth in the scorer's terms.
+struct Case {
+  std::string scanId;
+  std::vector<Expected> items;  ///< empty: a clear scan
+};
+
+/// A case from the generator's truth (concealments; declared empty with content; opaque).
+Case caseFromPhantom(const PhantomTruth& truth);
+
+/// Reads a set in the foreign truth format (`truth.json`: {"scans": [{scan_id, scenario,
+/// items: [{kind, box_px, mass_kg, location, delta_alpha_he}]}]}).
+tl::expected<std::vector<Case>, std::string> loadForeignTruth(const std::string& path);
+
+/// Counts of one cell of a table.
+struct EvalCell {
+  int total = 0;     ///< items (or scans)
+  int detected = 0;  ///< of those, found (or alarmed)
+};
+
+/// The evaluation of one set.
 struct EvalReport {
-  std::map<std::string, std::map<std::string, EvalCell>> byKindAndMass;  ///< kind → mass bin → counts
-  EvalCell atLeast5Kg;         ///< all stashes of 5 kg or more
-  int scans = 0;               ///< scans evaluated
-  int clearScans = 0;          ///< no stash, and not declared empty with content
-  int falseAlarms = 0;         ///< clear scans with verdict hit
-  int inconclusive = 0;        ///< clear scans with verdict inconclusive
-  int emptyWithContent = 0;    ///< declared empty but holding something
-  int emptyFlagged = 0;        ///< of those, verdict hit
-  int errors = 0;              ///< scans the analysis could not read
-  std::vector<std::string> missed;       ///< ids of scans with a missed stash of 5 kg or more
-  std::vector<std::string> falseAlarmIds;  ///< ids of false alarms
-  std::vector<std::string> emptyMissed;    ///< ids of declared-empty scans with content not flagged
-  std::vector<std::string> emptyMassUnderstated;  ///< ids whose manifest_mismatch weighs less than a finding it contains
+  std::string name;          ///< e.g. "tuning worlds"
+  int scans = 0;             ///< scans evaluated
+  int errors = 0;            ///< scans the analysis could not read
+  EvalCell visible5;         ///< concealments ≥ 5 kg with contrast ≥ 0.1 (or unknown contrast)
+  EvalCell allConcealments;  ///< every concealment
+  std::map<std::string, std::map<std::string, EvalCell>>
+      byLocationAndMass;  ///< visible concealments
+  EvalCell clear;         ///< clear scans (total) and those alarming (hit or inconclusive)
+  int clearHits = 0;      ///< clear scans with verdict hit
+  std::map<std::string, int>
+      firedOnClear;         ///< detector → clear scans it raised a hit-scoring finding on
+  EvalCell manifest;        ///< manifest items found (verdict hit or a manifest_mismatch finding)
+  EvalCell opaque;          ///< opaque items found (inconclusive or an opaque finding)
+  double analysisMs = 0.0;  ///< summed analysis time
+  std::vector<std::string> missed;       ///< "id (location, kg)" of missed visible ≥ 5 kg
+  std::vector<std::string> falseAlarms;  ///< "id (detectors)" of alarming clear scans
 };
 
 /// Mass bin label of a stash ("1-2", "2-5", "5-10", "10-20", "20-50").
 std::string massBin(double kg);
 
 /// Adds one analysed scan to the report.
-void accumulate(EvalReport& report, const PhantomTruth& truth, const Findings& findings, double hitScore);
+void accumulate(EvalReport& report, const Case& truth, const Findings& findings);
 
-/// Generates `count` scans in memory from `seed` and evaluates the analysis on them.
-EvalReport evaluateGenerated(std::uint64_t seed, int count, const PhantomOptions& phantom,
-                             const AnalysisParams& params);
+/// Which worlds and how many scans `evaluateWorld` generates.
+struct WorldRun {
+  World world = World::kTuning;
+  std::uint64_t seed = 1;
+  int count = 100;
+  double clearShare = -1.0;  ///< −1: the world's own mix; 1: clear scans only
+  int threads = 0;           ///< 0: all cores
+};
 
-/// Human-readable report: a Markdown table by kind and mass, then the rates.
-std::string formatReport(const EvalReport& report);
+/// Generates scans in memory and evaluates the analysis on them; `progress(done, total)`
+/// is called now and then from the calling thread.
+EvalReport evaluateWorld(const WorldRun& run, const AnalysisParams& params,
+                         const std::function<void(int, int)>& progress = {});
+
+/// Per-detector statistics on clear scans: for threshold setting (docs/detection.md).
+struct ClearStatistics {
+  int scans = 0;
+  std::map<std::string, std::vector<double>>
+      maxStatistic;  ///< detector → per scan, the largest statistic
+};
+
+/// Runs the analysis with every detector's statistic recorded on clear scans of `run`.
+ClearStatistics collectClearStatistics(const WorldRun& run, const AnalysisParams& params,
+                                       const std::function<void(int, int)>& progress = {});
+
+/// One-sided 95 % upper confidence bound of a proportion k/n (Clopper–Pearson).
+double upperBound95(int k, int n);
+
+/// Markdown: the sets side by side (detection, clear-scan alarms, the tuning–test gap), then
+/// detection by location and mass, then the per-detector false-alarm table of `faSet`
+/// (index into `sets`, −1 for none) with 95 % upper bounds against `budget`.
+std::string formatReports(const std::vector<EvalReport>& sets, int faSet, double budget);
 
 }  // namespace lanegate::vision

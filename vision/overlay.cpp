@@ -61,7 +61,8 @@ bool encodeJpeg(const cv::Mat& bgr, int quality, bool optimise, std::vector<std:
   jpeg_start_compress(&job.c, TRUE);
   while (job.c.next_scanline < job.c.image_height) {
     // libjpeg's API takes non-const rows; it only reads them.
-    JSAMPROW row = const_cast<JSAMPROW>(bgr.ptr<std::uint8_t>(static_cast<int>(job.c.next_scanline)));
+    JSAMPROW row =
+        const_cast<JSAMPROW>(bgr.ptr<std::uint8_t>(static_cast<int>(job.c.next_scanline)));
     jpeg_write_scanlines(&job.c, &row, 1);
   }
   jpeg_finish_compress(&job.c);
@@ -94,18 +95,26 @@ std::vector<std::uint8_t> renderOverlay(const Findings& f, std::size_t maxBytes)
   std::vector<std::uint8_t> jpeg;
   if (f.preview.empty() || f.materialMap.empty()) return jpeg;
   try {
-    // The preview's brightness tinted by the material class of its analysis cell: a table per
-    // class, so each pixel costs one look-up. An entry holds the pixel's three bytes and a
-    // spare fourth, so that a pixel is one 4-byte copy (the next pixel overwrites the spare).
+    // The cargo-display convention: brightness from transmission (the preview), hue from the
+    // material class of the analysis cell, and colour fading to white as attenuation vanishes
+    // (air, thin walls: their class is noise). Saturation s = 1 − e^(−α/0.7), with α read
+    // back from the preview's brightness 255·(0.15 + 0.85·e^(−0.3α)). A table per class, so
+    // each pixel costs one look-up. An entry holds the pixel's three bytes and a spare fourth,
+    // so that a pixel is one 4-byte copy (the next pixel overwrites the spare).
     constexpr int kClasses = 5;
     std::array<std::array<std::uint32_t, 256>, kClasses> table{};
     for (int m = 0; m < kClasses; ++m) {
       const cv::Vec3f h = hue(static_cast<Material>(m));
       for (int b = 0; b < 256; ++b) {
+        const double t = std::clamp((b / 255.0 - 0.15) / 0.85, 1e-6, 1.0);
+        const double alpha = -std::log(t) / 0.3;
+        const auto sat = static_cast<float>(1.0 - std::exp(-alpha / 0.7));
         std::array<std::uint8_t, 4> bgr{};
         for (int k = 0; k < 3; ++k)
-          bgr[static_cast<std::size_t>(k)] = cv::saturate_cast<std::uint8_t>(static_cast<float>(b) * h[k]);
-        std::memcpy(&table[static_cast<std::size_t>(m)][static_cast<std::size_t>(b)], bgr.data(), 4);
+          bgr[static_cast<std::size_t>(k)] =
+              cv::saturate_cast<std::uint8_t>(static_cast<float>(b) * ((1.0f - sat) + sat * h[k]));
+        std::memcpy(&table[static_cast<std::size_t>(m)][static_cast<std::size_t>(b)], bgr.data(),
+                    4);
       }
     }
     const cv::Mat& pv = f.preview;
@@ -115,11 +124,12 @@ std::vector<std::uint8_t> renderOverlay(const Findings& f, std::size_t maxBytes)
     // run with one table per run.
     std::vector<int> cellStart(static_cast<std::size_t>(mat.cols) + 1, pv.cols);
     for (int x = pv.cols - 1; x >= 0; --x)
-      cellStart[static_cast<std::size_t>(std::min(
-          mat.cols - 1, static_cast<int>(std::floor(x * static_cast<double>(mat.cols) / pv.cols))))] = x;
+      cellStart[static_cast<std::size_t>(
+          std::min(mat.cols - 1,
+                   static_cast<int>(std::floor(x * static_cast<double>(mat.cols) / pv.cols))))] = x;
     for (int k = mat.cols - 1; k >= 0; --k)  // a cell no pixel picks is an empty run
-      cellStart[static_cast<std::size_t>(k)] =
-          std::min(cellStart[static_cast<std::size_t>(k)], cellStart[static_cast<std::size_t>(k) + 1]);
+      cellStart[static_cast<std::size_t>(k)] = std::min(cellStart[static_cast<std::size_t>(k)],
+                                                        cellStart[static_cast<std::size_t>(k) + 1]);
     cv::Mat img(pv.size(), CV_8UC3);
     for (int y = 0; y < img.rows; ++y) {
       const std::uint8_t* b = pv.ptr<std::uint8_t>(y);

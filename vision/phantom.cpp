@@ -1,6 +1,10 @@
+// The phantom generator: a world's draw (vehicle family, pitches, energies, detector), the
+// scene (vehicle, load, stashes), its rendering through a randomised spectrum and detector,
+// and the ground truth (with each stash's contrast, measured on the noise-free rendering).
 #include "vision/phantom.h"
 
 #include "vision/decode.h"
+#include "vision/phantom_scene.h"
 #include "vision/physics.h"
 
 #include <nlohmann/json.hpp>
@@ -10,620 +14,462 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <random>
+#include <map>
 
 namespace lanegate::vision {
 namespace {
 
-constexpr double kPi = 3.14159265358979323846;
-constexpr double kHeightMm = 4500.0;  // detector tower
-constexpr double kGroundMm = 4450.0;  // road surface, measured from the top channel
-constexpr double kBrickDensity = 1.15;  // packed bricks, g/cm³ (1.0–1.4 in the notes, with voids)
-constexpr double kFe = 7.87;
+using phantom::Compartment;
+using phantom::Rng;
+using phantom::Scene;
 
-// Areal-density maps (g/cm²) per basis material; structure and load are kept apart so a
-// stash can displace the goods it replaces.
-struct Scene {
-  double pitch = 5.0;
-  int width = 0;
-  int height = 0;
-  std::array<cv::Mat, kBasisCount> structure;
-  std::array<cv::Mat, kBasisCount> load;
+// Families each world draws from: the test world adds two that tuning never sees.
+const std::vector<std::string> kTuningFamilies = {
+    "semi_box", "container20", "container40", "reefer40", "rigid_truck", "van", "uld"};
+const std::vector<std::string> kHeldOutFamilies = {"curtain_sider", "flatbed"};
+
+// Three spectral bins stand in for the bremsstrahlung spectrum (mean photon energy as a
+// fraction of the endpoint, and weight); the hardening they cause is what a real dual-energy
+// calibration has to absorb. Worlds perturb them.
+struct Spectrum {
+  std::array<double, 3> fractions = {0.22, 0.38, 0.6};
+  std::array<float, 3> weights = {0.4f, 0.4f, 0.2f};
 };
 
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : gen_(seed) {}
-  double uniform(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(gen_); }
-  int integer(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen_); }
-  bool chance(double p) { return uniform(0.0, 1.0) < p; }
-  double normal() { return std::normal_distribution<double>(0.0, 1.0)(gen_); }
-  std::uint64_t next() { return gen_(); }
-
- private:
-  std::mt19937_64 gen_;
+// Everything drawn for one scan beyond the scene.
+struct Beam {
+  double pitchX = 5, pitchY = 5;
+  std::vector<double> energies;
+  Spectrum spectrum;
+  double n0 = 2e6;
+  double electronic = 3;
+  double doseJitter = 0.01;
+  double blurX = 3, blurY = 3;
+  double lowShift = 0.5;
+  double openLevel = 65535;  // counts of open beam in transmission output
+  double scatter = 0, scatterMm = 250;
+  double afterglow = 0;
+  double banding = 0;
+  int bandModule = 32;
+  double drift = 0;
+  int streaks = 0;
+  std::vector<std::array<int, 2>> badRows;  // row, 1 dead / 2 hot
+  std::vector<std::string> names;           // artefacts drawn
 };
 
-// Coverage of pixel cells [i·p, (i+1)·p) by the interval [a, b), so thin parts (a 2 mm roof
-// sheet at 10 mm pitch) keep their mass.
-cv::Mat coverage(double a, double b, double pitch, int n, int& first, bool column) {
-  first = std::max(0, static_cast<int>(std::floor(a / pitch)));
-  const int last = std::min(n - 1, static_cast<int>(std::ceil(b / pitch)) - 1);
-  const int count = std::max(0, last - first + 1);
-  cv::Mat w = column ? cv::Mat(count, 1, CV_32F) : cv::Mat(1, count, CV_32F);
-  for (int i = 0; i < count; ++i) {
-    const double lo = (first + i) * pitch;
-    const double hi = lo + pitch;
-    w.at<float>(column ? i : 0, column ? 0 : i) =
-        static_cast<float>(std::max(0.0, std::min(hi, b) - std::max(lo, a)) / pitch);
-  }
-  return w;
-}
-
-// Separable coverage weights: no temporaries, so a scene of a few hundred parts stays cheap.
-void addRect(cv::Mat& map, const Scene& s, double x, double y, double w, double h, double value) {
-  if (w <= 0 || h <= 0) return;
-  int x0 = 0;
-  int y0 = 0;
-  const cv::Mat wx = coverage(x, x + w, s.pitch, s.width, x0, false);
-  const cv::Mat wy = coverage(y, y + h, s.pitch, s.height, y0, true);
-  if (wx.empty() || wy.empty()) return;
-  const float* px = wx.ptr<float>(0);
-  for (int j = 0; j < wy.rows; ++j) {
-    const float v = static_cast<float>(value) * wy.at<float>(j, 0);
-    float* row = map.ptr<float>(y0 + j) + x0;
-    for (int i = 0; i < wx.cols; ++i) row[i] += v * px[i];
-  }
-}
-
-void scaleRect(cv::Mat& map, const Scene& s, double x, double y, double w, double h, double factor) {
-  int x0 = 0;
-  int y0 = 0;
-  const cv::Mat wx = coverage(x, x + w, s.pitch, s.width, x0, false);
-  const cv::Mat wy = coverage(y, y + h, s.pitch, s.height, y0, true);
-  if (wx.empty() || wy.empty()) return;
-  // Partial coverage blends the factor in, 1 where the rect misses the pixel.
-  const float* px = wx.ptr<float>(0);
-  for (int j = 0; j < wy.rows; ++j) {
-    const float v = static_cast<float>(factor - 1.0) * wy.at<float>(j, 0);
-    float* row = map.ptr<float>(y0 + j) + x0;
-    for (int i = 0; i < wx.cols; ++i) row[i] *= 1.0f + v * px[i];
-  }
-}
-
-// Adds `value` over the annulus r∈[r0, r1) (mm) around (cx, cy), within angles [a0, a1).
-void addAnnulus(cv::Mat& map, const Scene& s, double cx, double cy, double r0, double r1, double value,
-                double a0 = -10.0, double a1 = 10.0) {
-  const int sub = 3;  // supersampling for smooth edges
-  const bool sector = a0 > -kPi || a1 < kPi;
-  const int xa = std::max(0, static_cast<int>((cx - r1) / s.pitch));
-  const int xb = std::min(s.width - 1, static_cast<int>((cx + r1) / s.pitch) + 1);
-  const int ya = std::max(0, static_cast<int>((cy - r1) / s.pitch));
-  const int yb = std::min(s.height - 1, static_cast<int>((cy + r1) / s.pitch) + 1);
-  for (int y = ya; y <= yb; ++y) {
-    float* row = map.ptr<float>(y);
-    for (int x = xa; x <= xb; ++x) {
-      int hits = 0;
-      for (int j = 0; j < sub; ++j) {
-        for (int i = 0; i < sub; ++i) {
-          const double px = (x + (i + 0.5) / sub) * s.pitch - cx;
-          const double py = (y + (j + 0.5) / sub) * s.pitch - cy;
-          const double r = std::sqrt(px * px + py * py);
-          if (r < r0 || r >= r1) continue;
-          if (sector && (std::atan2(py, px) < a0 || std::atan2(py, px) >= a1)) continue;
-          ++hits;
-        }
-      }
-      row[x] += static_cast<float>(value * hits / (sub * sub));
+Beam drawBeam(Rng& rng, const PhantomOptions& o, int rows) {
+  Beam b;
+  const bool test = o.world == World::kTest;
+  if (o.worldPitch) {
+    if (!test) {
+      do {
+        b.pitchX = rng.uniform(4.0, 8.0);
+        b.pitchY = rng.uniform(4.0, 8.0);
+      } while (std::max(b.pitchX, b.pitchY) / std::min(b.pitchX, b.pitchY) > 2.0);
+    } else if (rng.chance(0.6)) {
+      b.pitchX = rng.uniform(8.0, 20.0);
+      b.pitchY = rng.uniform(8.0, 20.0);
+    } else {
+      const double fine = rng.uniform(2.5, 7.0);
+      const double coarse = std::min(20.0, fine * rng.uniform(2.2, 4.0));
+      const bool alongFine = rng.chance(0.5);
+      b.pitchX = alongFine ? fine : coarse;
+      b.pitchY = alongFine ? coarse : fine;
     }
-  }
-}
-
-cv::Mat& org(Scene& s, bool load) { return load ? s.load[0] : s.structure[0]; }
-cv::Mat& alu(Scene& s, bool load) { return load ? s.load[2] : s.structure[2]; }
-cv::Mat& iron(Scene& s, bool load) { return load ? s.load[3] : s.structure[3]; }
-cv::Mat& lead(Scene& s, bool load) { return load ? s.load[4] : s.structure[4]; }
-
-struct Body {
-  double x0 = 0, x1 = 0, top = 0, bottom = 0;       // outer box
-  double ix0 = 0, ix1 = 0, itop = 0, ifloor = 0;    // interior
-  double depthCm = 235.0;                           // interior width across the beam
-  double floorCavityTop = 0, floorCavityBottom = 0;  // between cross members
-  double tareKg = 0;
-};
-
-void wheel(Scene& s, double cx, double cy) {
-  addAnnulus(org(s, false), s, cx, cy, 300, 500, 14.0);
-  addAnnulus(iron(s, false), s, cx, cy, 300, 500, 2.0);
-  addAnnulus(iron(s, false), s, cx, cy, 60, 300, 31.0);
-  addAnnulus(iron(s, false), s, cx, cy, 0, 60, 250.0);
-}
-
-void tractor(Scene& s, double x0, std::vector<std::array<double, 2>>& wheels) {
-  const double g = kGroundMm;
-  addRect(iron(s, false), s, x0, g - 3100, 2300, 2000, 1.6);               // cab shell
-  addRect(org(s, false), s, x0 + 800, g - 2400, 1200, 900, 5.0);           // seats, dashboard
-  addRect(iron(s, false), s, x0 + 300, g - 1700, 1000, 800, 120.0);        // engine block
-  addRect(iron(s, false), s, x0 + 1500, g - 1100, 900, 600, 3.1);          // fuel tank shell
-  addRect(org(s, false), s, x0 + 1500, g - 1100, 900, 600, 50.0);          // diesel
-  addRect(iron(s, false), s, x0, g - 1100, 6000, 300, 12.6);               // chassis rails
-  for (const double wx : {x0 + 1000, x0 + 4200, x0 + 5500}) wheels.push_back({wx, g - 500});
-}
-
-Body container(Scene& s, double x0, double lengthMm, double heightMm, std::vector<std::array<double, 2>>& wheels) {
-  Body b;
-  b.x0 = x0;
-  b.x1 = x0 + lengthMm;
-  b.bottom = kGroundMm - 1250;
-  b.top = b.bottom - heightMm;
-  b.tareKg = lengthMm > 8000 ? 3800 : 2200;
-  addRect(iron(s, false), s, b.x0, b.top, lengthMm, heightMm, 3.3);            // corrugated side walls
-  addRect(iron(s, false), s, b.x0, b.top, lengthMm, 30, 130.0);                // roof edge-on
-  addRect(org(s, false), s, b.x0 + 150, b.bottom - 160, lengthMm - 300, 28, 164.5);  // plywood floor
-  addRect(iron(s, false), s, b.x0, b.bottom - 160, lengthMm, 160, 14.0);       // bottom side rails
-  for (double m = b.x0 + 200; m < b.x1 - 200; m += 305)
-    addRect(iron(s, false), s, m, b.bottom - 132, 45, 132, 286.0);            // cross members
-  addRect(iron(s, false), s, b.x0, b.top, 150, heightMm, 19.0);                // corner posts
-  addRect(iron(s, false), s, b.x1 - 150, b.top, 150, heightMm, 19.0);
-  addRect(iron(s, false), s, b.x0 + 5, b.top, 40, heightMm, 111.0);            // front end wall
-  addRect(iron(s, false), s, b.x1 - 100, b.top, 60, heightMm, 80.0);           // doors edge-on
-  addRect(iron(s, false), s, b.x1 - 130, b.top, 30, heightMm, 67.0);           // locking bars
-  // Trailer chassis under the box.
-  addRect(iron(s, false), s, b.x0, b.bottom, lengthMm, 300, 12.6);
-  addRect(iron(s, false), s, b.x0, b.bottom, lengthMm, 12, 236.0);
-  addRect(iron(s, false), s, b.x0, b.bottom + 288, lengthMm, 12, 236.0);
-  const int axles = lengthMm > 8000 ? 3 : 2;
-  for (int a = 0; a < axles; ++a) wheels.push_back({b.x1 - 1200 - 1310.0 * a, kGroundMm - 500});
-  b.ix0 = b.x0 + 150;
-  b.ix1 = b.x1 - 150;
-  b.itop = b.top + 30;
-  b.ifloor = b.bottom - 160;
-  b.floorCavityTop = b.bottom - 132;
-  b.floorCavityBottom = b.bottom;
-  b.depthCm = 235.0;
-  return b;
-}
-
-Body truckBody(Scene& s, double x0, std::vector<std::array<double, 2>>& wheels) {
-  const double g = kGroundMm;
-  addRect(iron(s, false), s, x0, g - 3000, 2200, 1900, 1.6);
-  addRect(org(s, false), s, x0 + 700, g - 2300, 1100, 800, 5.0);
-  addRect(iron(s, false), s, x0 + 200, g - 1600, 900, 700, 110.0);
-  addRect(iron(s, false), s, x0, g - 1000, 9500, 280, 12.6);
-  Body b;
-  b.x0 = x0 + 2500;
-  b.x1 = b.x0 + 7000;
-  b.bottom = g - 1100;
-  b.top = b.bottom - 2600;
-  b.tareKg = 0;
-  const double len = b.x1 - b.x0;
-  addRect(alu(s, false), s, b.x0, b.top, len, 2600, 0.81);                    // Al skins
-  addRect(org(s, false), s, b.x0, b.top, len, 2600, 1.08);                    // plywood liners
-  addRect(alu(s, false), s, b.x0, b.top, len, 25, 2.7 * 240 * 2.0 / 25.0);    // roof edge-on
-  addRect(org(s, false), s, b.x0 + 60, b.bottom - 150, len - 120, 30, 0.7 * 240);  // wooden floor
-  addRect(iron(s, false), s, b.x0, b.bottom - 150, len, 150, 10.0);          // floor frame
-  for (double m = b.x0 + 150; m < b.x1 - 150; m += 400)
-    addRect(iron(s, false), s, m, b.bottom - 120, 40, 120, 200.0);
-  addRect(alu(s, false), s, b.x0, b.top, 60, 2600, 2.7 * 240 * 3.0 / 60.0);  // front wall edge-on
-  addRect(alu(s, false), s, b.x1 - 80, b.top, 80, 2600, 2.7 * 240 * 4.0 / 80.0);  // rear doors
-  for (const double wx : {x0 + 900, b.x1 - 2300, b.x1 - 1000}) wheels.push_back({wx, g - 500});
-  b.ix0 = b.x0 + 60;
-  b.ix1 = b.x1 - 80;
-  b.itop = b.top + 25;
-  b.ifloor = b.bottom - 150;
-  b.floorCavityTop = b.bottom - 120;
-  b.floorCavityBottom = b.bottom;
-  b.depthCm = 240.0;
-  return b;
-}
-
-Body uld(Scene& s, double x0) {
-  Body b;
-  b.x0 = x0;
-  b.x1 = x0 + 1562;
-  b.bottom = kGroundMm - 250;  // on a roller bed
-  b.top = b.bottom - 1626;
-  b.tareKg = 80;
-  const double len = b.x1 - b.x0;
-  addRect(alu(s, false), s, b.x0, b.top, len, 1626, 1.08);
-  addRect(alu(s, false), s, b.x0, b.top, len, 10, 153 * 2.7 * 2.0 / 10.0);
-  addRect(alu(s, false), s, b.x0, b.bottom - 10, len, 10, 153 * 2.7 * 5.0 / 10.0);
-  addRect(alu(s, false), s, b.x0, b.top, 30, 1626, 153 * 2.7 * 4.0 / 30.0);
-  addRect(alu(s, false), s, b.x1 - 30, b.top, 30, 1626, 153 * 2.7 * 4.0 / 30.0);
-  addRect(iron(s, false), s, b.x0 - 300, b.bottom + 100, len + 600, 100, 20.0);  // roller bed
-  b.ix0 = b.x0 + 30;
-  b.ix1 = b.x1 - 30;
-  b.itop = b.top + 10;
-  b.ifloor = b.bottom - 10;
-  b.floorCavityTop = b.bottom - 10;
-  b.floorCavityBottom = b.bottom;
-  b.depthCm = 153.0;
-  return b;
-}
-
-// A region of goods, remembered so stashes can be placed inside and displace them.
-struct GoodsBlock {
-  double x, y, w, h;
-};
-
-void cartonGrid(Scene& s, Rng& rng, int basis, double x, double y, double w, double h, double areal,
-                double jitter, std::vector<GoodsBlock>& blocks) {
-  const double cw = rng.uniform(350, 650);
-  const double ch = rng.uniform(250, 500);
-  for (double cy = y; cy < y + h - 1; cy += ch) {
-    for (double cx = x; cx < x + w - 1; cx += cw) {
-      const double ww = std::min(cw, x + w - cx);
-      const double hh = std::min(ch, y + h - cy);
-      const double v = areal * (1.0 + jitter * rng.normal());
-      addRect(s.load[static_cast<std::size_t>(basis)], s, cx, cy, ww - 10, hh - 10, std::max(0.0, v));
-      // Carton walls and the gaps between them: thin, lighter lines.
-      addRect(s.load[static_cast<std::size_t>(basis)], s, cx + ww - 10, cy, 10, hh, 0.5 * areal);
-      addRect(s.load[static_cast<std::size_t>(basis)], s, cx, cy + hh - 10, ww - 10, 10, 0.5 * areal);
-    }
-  }
-  blocks.push_back({x, y, w, h});
-}
-
-double loadMassKg(const Scene& s) {
-  double sum = 0;
-  for (const cv::Mat& m : s.load) sum += cv::sum(m)[0];
-  return sum * (s.pitch * s.pitch / 100.0) / 1000.0;  // g/cm² × cm² → g → kg
-}
-
-std::string fillLoad(Scene& s, Rng& rng, const Body& b, const std::string& kind, std::vector<GoodsBlock>& blocks,
-                     bool& opaque) {
-  const double len = b.ix1 - b.ix0;
-  const double hgt = b.ifloor - b.itop;
-  const double d = b.depthCm;
-  if (kind == "pallets") {
-    const bool inorganic = rng.chance(0.2);
-    const double rho = inorganic ? rng.uniform(0.2, 0.6) : rng.uniform(0.08, 0.45);
-    const double used = len * rng.uniform(0.5, 1.0);
-    const double goodsH = std::min(hgt - 200, rng.uniform(900, 2000));
-    for (double x = b.ix0 + 50; x + 1200 <= b.ix0 + used; x += 1250) {
-      addRect(org(s, true), s, x, b.ifloor - 144, 1200, 144, 0.12 * d);   // pallet base
-      const double pr = rho * (1.0 + 0.06 * rng.normal());
-      cartonGrid(s, rng, inorganic ? 2 : 0, x, b.ifloor - 144 - goodsH, 1200, goodsH, pr * d * 0.85, 0.04, blocks);
-    }
-    return inorganic ? "ceramic tiles on pallets" : "palletised consumer goods";
-  }
-  if (kind == "cartons") {
-    const double rho = rng.uniform(0.1, 0.35);
-    const double fillH = hgt * rng.uniform(0.5, 0.95);
-    const double used = len * rng.uniform(0.6, 1.0);
-    // Several cartons in depth average out, so the projected variation is modest.
-    cartonGrid(s, rng, 0, b.ix0 + 20, b.ifloor - fillH, used - 40, fillH, rho * d * 0.9, 0.07, blocks);
-    return "mixed cartons";
-  }
-  if (kind == "bulk" || kind == "homogeneous") {
-    const double rho = kind == "bulk" ? rng.uniform(0.55, 0.85) : rng.uniform(0.3, 0.6);
-    const double fillH = hgt * rng.uniform(0.4, 0.9);
-    const double used = len * rng.uniform(0.85, 1.0);
-    const double x0 = b.ix0 + 20;
-    // A bulk surface is uneven; bagged homogeneous goods are flat-topped.
-    const double step = 100;
-    for (double x = x0; x < x0 + used - 1; x += step) {
-      const double topJitter = kind == "bulk" ? rng.uniform(-60, 60) : 0.0;
-      addRect(org(s, true), s, x, b.ifloor - fillH + topJitter, std::min(step, x0 + used - x), fillH - topJitter,
-              rho * d);
-    }
-    blocks.push_back({x0, b.ifloor - fillH + 60, used, fillH - 60});
-    return kind == "bulk" ? "bulk grain" : "bagged sugar";
-  }
-  if (kind == "machinery") {
-    const int n = rng.integer(2, 5);
-    double x = b.ix0 + 100;
-    for (int i = 0; i < n && x < b.ix1 - 600; ++i) {
-      const double w = rng.uniform(500, 1600);
-      const double h = rng.uniform(400, std::min(1500.0, hgt - 300));
-      const double ww = std::min(w, b.ix1 - x - 50);
-      addRect(org(s, true), s, x, b.ifloor - 120, ww, 120, 0.3 * 120);  // skid
-      addRect(iron(s, true), s, x, b.ifloor - 120 - h, ww, h, rng.uniform(8, 50));
-      // Internal parts: shafts and housings.
-      for (int k = 0; k < 3; ++k)
-        addRect(iron(s, true), s, x + rng.uniform(0, ww * 0.6), b.ifloor - 120 - h * rng.uniform(0.3, 1.0),
-                ww * 0.3, h * 0.25, rng.uniform(10, 60));
-      x += w + rng.uniform(200, 800);
-    }
-    if (rng.chance(0.1)) {
-      addRect(lead(s, true), s, b.ix1 - 900, b.ifloor - 700, 500, 500, 250.0);  // shielded source pot
-      opaque = true;
-    }
-    return "industrial machinery";
-  }
-  return "";
-}
-
-struct Stash {
-  TruthItem item;
-};
-
-double brickVolume(double kg) { return kg * 1000.0 / kBrickDensity; }  // cm³
-
-void toPx(TruthItem& t, double pitch) {
-  t.boxPx = {static_cast<int>(std::floor(t.boxMm[0] / pitch)), static_cast<int>(std::floor(t.boxMm[1] / pitch)),
-             std::max(1, static_cast<int>(std::ceil(t.boxMm[2] / pitch))),
-             std::max(1, static_cast<int>(std::ceil(t.boxMm[3] / pitch)))};
-}
-
-bool stashInLoad(Scene& s, Rng& rng, const Body& b, const std::vector<GoodsBlock>& blocks, double kg, TruthItem& t) {
-  const double v = brickVolume(kg);
-  double d = std::cbrt(v) * rng.uniform(0.8, 1.8);
-  d = std::clamp(d, 4.5, b.depthCm * 0.8);
-  const double area = v / d;  // cm²
-  const double aspect = rng.uniform(0.6, 1.7);
-  const double w = std::sqrt(area * aspect) * 10.0;  // mm
-  const double h = area * 100.0 / w;
-  double x = 0;
-  double y = 0;
-  if (blocks.empty()) {
-    // Declared-empty bodies: the stash sits on the floor.
-    if (b.ix1 - b.ix0 < w + 700) return false;
-    x = rng.uniform(b.ix0 + 300, b.ix1 - 300 - w);
-    y = b.ifloor - h;
   } else {
-    const GoodsBlock& g = blocks[static_cast<std::size_t>(rng.integer(0, static_cast<int>(blocks.size()) - 1))];
-    if (g.w < w + 100 || g.h < h + 100) return false;
-    x = rng.uniform(g.x + 50, g.x + g.w - w - 50);
-    y = rng.uniform(g.y + 50, g.y + g.h - h - 50);
+    b.pitchX = o.pixelMm;
+    b.pitchY = o.pixelVerticalMm > 0 ? o.pixelVerticalMm : o.pixelMm;
   }
-  // The bricks displace the goods they replace.
-  for (auto& m : s.load) scaleRect(m, s, x, y, w, h, 1.0 - d / b.depthCm);
-  addRect(org(s, true), s, x, y, w, h, kBrickDensity * d);
-  t.kind = "load";
-  t.boxMm = {x, y, w, h};
-  return true;
+  std::array<double, 2> pair =
+      rng.chance(0.5) ? std::array<double, 2>{6, 4} : std::array<double, 2>{4, 2};
+  if (test && rng.chance(0.4)) pair = {9, 6};
+  if (!o.worldPitch && !o.artefacts && pair[0] == 4)
+    pair = {6, 4};  // the classic generator: 6/4 and 9/6
+  if (!o.worldPitch && !o.artefacts && rng.chance(0.3)) pair = {9, 6};
+  b.energies = o.dualEnergy ? std::vector<double>{pair[0], pair[1]} : std::vector<double>{pair[0]};
+  b.n0 = o.openBeamQuanta;
+  b.electronic = o.electronicNoise;
+  b.doseJitter = o.doseJitter;
+  b.blurX = b.blurY = o.blurMm;
+  b.lowShift = o.lowShiftPx;
+  b.openLevel = 65535;
+  if (rng.chance(o.badChannelProbability))
+    b.badRows.push_back({rng.integer(5, rows - 5), rng.integer(1, 2)});
+  if (!o.artefacts) return b;
+  for (std::size_t k = 0; k < 3; ++k) {
+    b.spectrum.fractions[k] *= rng.uniform(0.85, 1.15);
+    b.spectrum.weights[k] *= static_cast<float>(rng.uniform(0.7, 1.3));
+  }
+  b.n0 = rng.logUniform(3e5, 4e6);
+  b.electronic = rng.uniform(1, 8);
+  b.doseJitter = rng.uniform(0.002, 0.015);
+  b.blurX = rng.uniform(1.5, 5.0);
+  b.blurY = rng.uniform(1.5, 5.0);
+  b.lowShift = rng.uniform(-1.0, 1.0);
+  b.openLevel = rng.chance(0.5) ? 65535 : rng.uniform(50000, 62000);
+  b.badRows.clear();
+  if (rng.chance(0.5))
+    for (int k = rng.integer(1, 3); k > 0; --k)
+      b.badRows.push_back({rng.integer(3, rows - 3), rng.integer(1, 2)});
+  if (!b.badRows.empty()) b.names.emplace_back("bad_channels");
+  if (rng.chance(0.5)) {
+    b.banding = rng.uniform(0.001, 0.006);
+    b.bandModule = rng.pick(std::vector<int>{16, 32, 64});
+    b.names.emplace_back("banding");
+  }
+  if (rng.chance(0.4)) {
+    b.drift = rng.uniform(0.002, 0.01);
+    b.names.emplace_back("gain_drift");
+  }
+  if (rng.chance(0.6)) {
+    b.scatter = rng.uniform(0.005, 0.03);
+    b.scatterMm = rng.uniform(150, 400);
+    b.names.emplace_back("scatter");
+  }
+  if (rng.chance(0.3)) {
+    b.afterglow = rng.uniform(0.02, 0.1);
+    b.names.emplace_back("afterglow");
+  }
+  if (rng.chance(0.3)) {
+    b.streaks = rng.integer(1, 5);
+    b.names.emplace_back("streaks");
+  }
+  return b;
 }
 
-void stashInFloor(Scene& s, Rng& rng, const Body& b, double kg, TruthItem& t) {
-  const double cavity = (b.floorCavityBottom - b.floorCavityTop) / 10.0;  // cm
-  const double v = brickVolume(kg);
-  const double footprint = v / cavity;  // cm², along x × across the beam
-  const double d = std::min(b.depthCm * 0.9, std::max(20.0, std::sqrt(footprint) * rng.uniform(1.0, 3.0)));
-  const double len = std::min(footprint / d * 10.0, b.ix1 - b.ix0 - 700);  // mm
-  const double x = rng.uniform(b.ix0 + 300, b.ix1 - 300 - len);
-  addRect(org(s, true), s, x, b.floorCavityTop, len, b.floorCavityBottom - b.floorCavityTop, kBrickDensity * d);
-  t.kind = "floor";
-  t.boxMm = {x, b.floorCavityTop, len, b.floorCavityBottom - b.floorCavityTop};
-}
-
-void stashFrontWall(Scene& s, Rng& rng, const Body& b, double kg, TruthItem& t) {
-  const double gap = rng.uniform(120, 300);  // mm between the real and the false wall
-  const double d = rng.uniform(60, b.depthCm * 0.9);
-  const double v = brickVolume(kg);
-  const double h = std::min(b.ifloor - b.itop, v / (gap / 10.0 * d) * 10.0);
-  addRect(org(s, true), s, b.ix0, b.ifloor - h, gap, h, kBrickDensity * d);
-  // The false wall: a plywood-faced steel sheet, edge-on.
-  addRect(iron(s, false), s, b.ix0 + gap, b.itop, 15, b.ifloor - b.itop, 0.15 * b.depthCm * kFe / 1.5);
-  t.kind = "front_wall";
-  t.boxMm = {b.ix0, b.ifloor - h, gap, h};
-}
-
-void stashInTyre(Scene& s, Rng& rng, const std::vector<std::array<double, 2>>& wheels, double kg, TruthItem& t) {
-  const auto& w = wheels[static_cast<std::size_t>(rng.integer(0, static_cast<int>(wheels.size()) - 1))];
-  const double tyres = std::min(4.0, std::ceil(kg / 10.0));
-  const double d = 20.0 * tyres;  // cm across the beam: one tyre's cavity per 10 kg
-  const double area = brickVolume(kg) / d * 100.0;  // mm²
-  const double r0 = 320;
-  const double r1 = 480;
-  const double span = std::min(2 * kPi, area / (0.5 * (r1 * r1 - r0 * r0)));
-  const double a0 = rng.uniform(-kPi, kPi - span);
-  addAnnulus(org(s, true), s, w[0], w[1], r0, r1, kBrickDensity * d, a0, a0 + span);
-  t.kind = "tyre";
-  t.boxMm = {w[0] - r1, w[1] - r1, 2 * r1, 2 * r1};
-}
-
-cv::Mat render(const Scene& s, double endpointMev, bool lowShift, double shiftPx) {
-  // Three spectral bins stand in for the bremsstrahlung spectrum; the hardening they cause
-  // is what a real dual-energy calibration has to absorb.
-  constexpr std::size_t kBins = 3;
-  const std::array<double, kBins> fractions = {0.22, 0.38, 0.6};
-  const std::array<float, kBins> weights = {0.4f, 0.4f, 0.2f};
-  std::array<std::array<float, kBasisCount>, kBins> mu{};
-  for (std::size_t k = 0; k < kBins; ++k)
+// Noise-free transmission of the maps through one beam (optionally a sub-rectangle).
+cv::Mat transmit(const ArealMaps& maps, double endpointMev, const Spectrum& sp,
+                 const cv::Rect& roi) {
+  std::array<std::array<float, kBasisCount>, 3> mu{};
+  for (std::size_t k = 0; k < 3; ++k)
     for (int b = 0; b < kBasisCount; ++b)
-      mu[k][static_cast<std::size_t>(b)] =
-          static_cast<float>(massAttenuation(static_cast<Basis>(b), std::max(1.0, endpointMev * fractions[k])));
-  cv::Mat t(s.height, s.width, CV_32F);
-  std::array<const float*, 2 * kBasisCount> src{};
-  for (int y = 0; y < s.height; ++y) {
-    for (std::size_t b = 0; b < static_cast<std::size_t>(kBasisCount); ++b) {
-      src[2 * b] = s.structure[b].ptr<float>(y);
-      src[2 * b + 1] = s.load[b].ptr<float>(y);
-    }
+      mu[k][static_cast<std::size_t>(b)] = static_cast<float>(
+          massAttenuation(static_cast<Basis>(b), std::max(0.3, endpointMev * sp.fractions[k])));
+  const float wsum = sp.weights[0] + sp.weights[1] + sp.weights[2];
+  cv::Mat t(roi.size(), CV_32F);
+  for (int y = 0; y < roi.height; ++y) {
+    std::array<const float*, kBasisCount> src{};
+    for (std::size_t b = 0; b < src.size(); ++b) src[b] = maps[b].ptr<float>(y + roi.y) + roi.x;
     float* out = t.ptr<float>(y);
-    for (int x = 0; x < s.width; ++x) {
+    for (int x = 0; x < roi.width; ++x) {
       std::array<float, kBasisCount> rho{};
-      for (std::size_t b = 0; b < rho.size(); ++b) rho[b] = src[2 * b][x] + src[2 * b + 1][x];
+      float any = 0;
+      for (std::size_t b = 0; b < rho.size(); ++b) {
+        rho[b] = std::max(0.0f, src[b][x]);
+        any += rho[b];
+      }
+      if (any == 0) {
+        out[x] = 1.0f;
+        continue;
+      }
       float sum = 0;
-      for (std::size_t k = 0; k < kBins; ++k) {
+      for (std::size_t k = 0; k < 3; ++k) {
         float a = 0;
         for (std::size_t b = 0; b < rho.size(); ++b) a += mu[k][b] * rho[b];
-        sum += weights[k] * std::exp(-a);
+        sum += sp.weights[k] * std::exp(-a);
       }
-      out[x] = sum;
+      out[x] = sum / wsum;
     }
-  }
-  if (lowShift) {
-    const cv::Mat m = (cv::Mat_<double>(2, 3) << 1, 0, shiftPx, 0, 1, 0);
-    cv::warpAffine(t, t, m, t.size(), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP, cv::BORDER_REPLICATE);
   }
   return t;
 }
 
-struct Detector {
-  std::vector<double> dark;
-  std::vector<double> gain;
-};
+void shiftColumns(cv::Mat& t, double shiftPx) {
+  if (shiftPx == 0) return;
+  const cv::Mat m = (cv::Mat_<double>(2, 3) << 1, 0, shiftPx, 0, 1, 0);
+  cv::warpAffine(t, t, m, t.size(), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP, cv::BORDER_REPLICATE);
+}
 
-Detector detectorFor(std::uint64_t seed, int rows, int energies) {
-  Rng rng(seed ^ std::uint64_t{0x5eedca1b});
-  Detector d;
-  for (int i = 0; i < rows * energies; ++i) {
-    d.dark.push_back(800 + 40 * rng.normal());
-    d.gain.push_back(1.0 + 0.08 * rng.normal());
+// The detector: scatter, blur, dose, afterglow, noise, gain errors; counts per pixel (open beam =
+// n0).
+cv::Mat detect(cv::Mat t, const Beam& b, double n0, const std::vector<double>& dose,
+               cv::RNG& noiseRng, std::uint64_t gainSeed) {
+  if (b.scatter > 0) {
+    cv::Mat halo;
+    cv::GaussianBlur(t, halo, cv::Size(0, 0), b.scatterMm / b.pitchX, b.scatterMm / b.pitchY);
+    t = t * (1.0 - b.scatter) + halo * b.scatter;
   }
-  return d;
+  const double sx = b.blurX / b.pitchX;
+  const double sy = b.blurY / b.pitchY;
+  if (sx > 0.3 || sy > 0.3)
+    cv::GaussianBlur(t, t, cv::Size(0, 0), std::max(sx, 0.01), std::max(sy, 0.01));
+  cv::Mat n = t * n0;
+  for (int x = 0; x < n.cols; ++x) n.col(x) *= dose[static_cast<std::size_t>(x)];
+  if (b.afterglow > 0)
+    for (int y = 0; y < n.rows; ++y) {
+      float* r = n.ptr<float>(y);
+      for (int x = 1; x < n.cols; ++x) r[x] += static_cast<float>(b.afterglow) * (r[x - 1] - r[x]);
+    }
+  cv::Mat noise(n.size(), CV_32F);
+  noiseRng.fill(noise, cv::RNG::NORMAL, 0.0, 1.0);
+  cv::Mat sigma;
+  cv::sqrt(cv::max(n, 0.0) + b.electronic * b.electronic, sigma);
+  n += noise.mul(sigma);
+  // Residual gain errors after the scanner's own normalisation: module banding, gain drift
+  // along the scan, and short module glitches (streaks).
+  Rng g(gainSeed);
+  if (b.banding > 0)
+    for (int y0 = 0; y0 < n.rows; y0 += b.bandModule) {
+      const double f = 1.0 + b.banding * g.normal();
+      n.rowRange(y0, std::min(n.rows, y0 + b.bandModule)) *= f;
+    }
+  if (b.drift > 0)
+    for (int y = 0; y < n.rows; ++y) {
+      const double d = b.drift * g.normal();
+      float* r = n.ptr<float>(y);
+      for (int x = 0; x < n.cols; ++x) r[x] *= static_cast<float>(1.0 + d * x / n.cols);
+    }
+  for (int k = 0; k < b.streaks; ++k) {
+    const int x = g.integer(0, n.cols - 1);
+    const int y0 = g.integer(0, std::max(0, n.rows - 32));
+    n(cv::Rect(x, y0, 1, std::min(n.rows - y0, g.integer(16, 64)))) *= 1.0 + g.uniform(-0.15, 0.15);
+  }
+  return n;
+}
+
+// Mean high-energy α a stash adds over where it lies (its core: half its largest change).
+double stashContrast(const ArealMaps& before, const ArealMaps& after, const cv::Rect& roi,
+                     double energy, const Spectrum& sp) {
+  const cv::Mat t0 = transmit(before, energy, sp, cv::Rect(0, 0, roi.width, roi.height));
+  ArealMaps crop;
+  for (std::size_t b = 0; b < crop.size(); ++b) crop[b] = after[b](roi);
+  const cv::Mat t1 = transmit(crop, energy, sp, cv::Rect(0, 0, roi.width, roi.height));
+  cv::Mat change = cv::Mat::zeros(roi.size(), CV_32F);
+  for (std::size_t b = 0; b < crop.size(); ++b) change += cv::abs(crop[b] - before[b]);
+  double maxChange = 0;
+  cv::minMaxLoc(change, nullptr, &maxChange);
+  if (maxChange <= 0) return 0.0;
+  double sum = 0;
+  int count = 0;
+  for (int y = 0; y < roi.height; ++y)
+    for (int x = 0; x < roi.width; ++x)
+      if (static_cast<double>(change.at<float>(y, x)) >= 0.5 * maxChange) {
+        sum += std::log(std::max(1e-12, static_cast<double>(t0.at<float>(y, x)))) -
+               std::log(std::max(1e-12, static_cast<double>(t1.at<float>(y, x))));
+        ++count;
+      }
+  return count > 0 ? sum / count : 0.0;
+}
+
+void toPx(TruthItem& t, double px, double py) {
+  t.boxPx = {static_cast<int>(std::floor(t.boxMm[0] / px)),
+             static_cast<int>(std::floor(t.boxMm[1] / py)),
+             std::max(1, static_cast<int>(std::ceil((t.boxMm[0] + t.boxMm[2]) / px)) -
+                             static_cast<int>(std::floor(t.boxMm[0] / px))),
+             std::max(1, static_cast<int>(std::ceil((t.boxMm[1] + t.boxMm[3]) / py)) -
+                             static_cast<int>(std::floor(t.boxMm[1] / py)))};
+}
+
+std::string isoContainerNumber(int index) {
+  // A well-formed ISO 6346 number: owner code, category U, six-digit serial, check digit
+  // (letters valued 10..38 skipping multiples of 11, weights 2^i, sum mod 11 mod 10).
+  const std::string number = "MSCU" + std::to_string(100000 + index % 900000);
+  long sum = 0;
+  for (std::size_t i = 0; i < number.size(); ++i) {
+    long v = number[i] - '0';
+    if (number[i] >= 'A' && number[i] <= 'Z') {
+      v = 10 + (number[i] - 'A');
+      v += (v >= 11) + (v >= 21) + (v >= 31);  // skip 11, 22, 33
+    }
+    sum += v << i;
+  }
+  return number + std::to_string(sum % 11 % 10);
+}
+
+// Where a stash of this scan goes: load units most often, then the structure's places.
+const Compartment* pickPlace(Rng& rng, const std::vector<Compartment>& units,
+                             const std::vector<Compartment>& places) {
+  std::vector<std::pair<const Compartment*, double>> options;
+  for (const Compartment& u : units)
+    options.emplace_back(&u, 0.45 / static_cast<double>(units.size()));
+  std::map<std::string, std::vector<const Compartment*>> byKind;
+  for (const Compartment& p : places) byKind[p.location].push_back(&p);
+  const std::map<std::string, double> weights = {{"floor", 0.15},
+                                                 {"front_wall", 0.12},
+                                                 {"tyre", 0.12},
+                                                 {"spare_tyre", 0.08},
+                                                 {"fuel_tank", 0.08}};
+  for (const auto& [kind, list] : byKind)
+    for (const Compartment* c : list)
+      options.emplace_back(c, weights.at(kind) / static_cast<double>(list.size()));
+  double total = 0;
+  for (const auto& o : options) total += o.second;
+  if (options.empty()) return nullptr;
+  double r = rng.uniform(0, total);
+  for (const auto& o : options) {
+    if (r < o.second) return o.first;
+    r -= o.second;
+  }
+  return options.back().first;
 }
 
 }  // namespace
 
+std::string worldName(World world) { return world == World::kTest ? "test" : "tuning"; }
+
 Phantom generatePhantom(std::uint64_t seed, int index, const PhantomOptions& o) {
-  Rng rng(seed * std::uint64_t{0x9e3779b97f4a7c15} + static_cast<std::uint64_t>(index) * std::uint64_t{0xbf58476d1ce4e5b9} + 1);
+  Rng rng(seed * std::uint64_t{0x9e3779b97f4a7c15} +
+          static_cast<std::uint64_t>(index) * std::uint64_t{0xbf58476d1ce4e5b9} +
+          (o.world == World::kTest ? 0x7e57ULL : 1ULL));
   Phantom ph;
   PhantomTruth& truth = ph.truth;
-  Scene s;
-  s.pitch = o.pixelMm;
-  s.height = static_cast<int>(std::round(kHeightMm / o.pixelMm));
-  // Vehicle choice decides the length of the scan.
-  const double pick = rng.uniform(0, 1);
-  truth.vehicle = pick < 0.3 ? "container40" : pick < 0.6 ? "container20" : pick < 0.85 ? "truck" : "uld";
-  const double lead = rng.uniform(900, 1500);
-  const double objectLen = truth.vehicle == "container40" ? 2800 + 12192 :
-                           truth.vehicle == "container20" ? 2800 + 6058 + 1500 :
-                           truth.vehicle == "truck" ? 9600 : 2200;
-  const double lengthMm = lead + objectLen + rng.uniform(500, 1000);
-  s.width = static_cast<int>(std::round(lengthMm / o.pixelMm));
-  for (auto& m : s.structure) m = cv::Mat::zeros(s.height, s.width, CV_32F);
-  for (auto& m : s.load) m = cv::Mat::zeros(s.height, s.width, CV_32F);
+  truth.world = worldName(o.world);
+  // The world's draw: family, then pitches and beam (they size the scene).
+  const bool heldOut = o.world == World::kTest && rng.chance(0.5);
+  truth.vehicle = heldOut ? rng.pick(kHeldOutFamilies) : rng.pick(kTuningFamilies);
+  const double tower = o.worldPitch ? rng.uniform(4300, 5200) : 4500.0;
+  const double ground = tower - (o.worldPitch ? rng.uniform(0, 150) : 50.0);
+  const double lead = rng.uniform(700, 1600);
+  const double lengthMm = lead + phantom::vehicleLengthMm(truth.vehicle) + rng.uniform(500, 1200);
+  const int roughRows =
+      static_cast<int>(tower / (o.pixelVerticalMm > 0 ? o.pixelVerticalMm : o.pixelMm));
+  Beam beam = drawBeam(rng, o, std::max(roughRows, 40));
+  Scene s(beam.pitchX, beam.pitchY, lengthMm, tower);
+  for (auto& r : beam.badRows)
+    r[0] = std::clamp(r[0] * s.height / std::max(roughRows, 40), 2, s.height - 3);
+  truth.pixelAlongMm = beam.pitchX;
+  truth.pixelVerticalMm = beam.pitchY;
+  truth.energiesMev = beam.energies;
+  truth.artefacts = beam.names;
 
-  std::vector<std::array<double, 2>> wheels;
-  Body body;
-  if (truth.vehicle == "container40" || truth.vehicle == "container20") {
-    tractor(s, lead, wheels);
-    const bool highCube = rng.chance(0.2);
-    body = container(s, lead + 2800, truth.vehicle == "container40" ? 12192 : 6058, highCube ? 2896 : 2591, wheels);
-  } else if (truth.vehicle == "truck") {
-    body = truckBody(s, lead, wheels);
-  } else {
-    body = uld(s, lead + 300);
-  }
-
+  phantom::Vehicle v = phantom::buildVehicle(s, rng, truth.vehicle, lead, ground);
   // Scenario: clear load, load with a stash, declared empty (really empty, or not).
+  const double clearShare = o.clearShare >= 0 ? o.clearShare : 0.45;
   const double scenario = rng.uniform(0, 1);
-  const bool declaredEmpty = scenario >= 0.88;
+  const bool declaredEmpty = o.clearShare < 0 && scenario >= 0.88;
   const bool emptyWithContent = declaredEmpty && rng.chance(0.5);
-  const bool withStash = (scenario >= 0.45 && scenario < 0.88) || (emptyWithContent && rng.chance(0.5));
+  const bool withStash = o.clearShare >= 0 ? scenario >= clearShare
+                                           : (scenario >= clearShare && scenario < 0.88) ||
+                                                 (emptyWithContent && rng.chance(0.5));
   truth.declaredEmpty = declaredEmpty;
-  static const char* kLoads[] = {"pallets", "cartons", "bulk", "machinery", "homogeneous"};
-  truth.load = declaredEmpty ? (emptyWithContent && !withStash ? "pallets" : "empty")
-                             : kLoads[rng.integer(0, 4)];
-  if (!declaredEmpty && rng.chance(0.08)) truth.load = "empty";
-  std::vector<GoodsBlock> blocks;
-  std::string description = fillLoad(s, rng, body, truth.load, blocks, truth.opaqueExpected);
+  if (declaredEmpty) {
+    truth.load = emptyWithContent && !withStash
+                     ? rng.pick(std::vector<std::string>{"cartons", "pallets", "bags"})
+                     : "empty";
+  } else {
+    truth.load = rng.chance(0.06) ? "empty" : rng.pick(phantom::loadKinds());
+  }
+  const double emptyKg = s.massKg(0, 0, lengthMm, tower);
+  std::vector<Compartment> units;
+  const std::string description =
+      phantom::fillLoad(s, rng, v, truth.load, units, truth.opaqueExpected);
+  truth.hasContent = !units.empty() || truth.load == "steel" || truth.load == "machinery";
 
   if (withStash) {
-    const double kg = std::exp(rng.uniform(std::log(1.0), std::log(50.0)));
-    TruthItem t;
-    t.massKg = kg;
-    std::vector<std::string> kinds;
-    if (!blocks.empty() || declaredEmpty) kinds.push_back("load");
-    if (truth.vehicle != "uld") {
-      kinds.push_back("floor");
-      kinds.push_back("front_wall");
-    }
-    if (!wheels.empty()) kinds.push_back("tyre");
-    if (kinds.empty()) kinds.push_back("load");
-    const std::string& kind = kinds[static_cast<std::size_t>(rng.integer(0, static_cast<int>(kinds.size()) - 1))];
-    bool placed = true;
-    if (kind == "load") {
-      placed = stashInLoad(s, rng, body, blocks, kg, t);
-    } else if (kind == "floor") {
-      stashInFloor(s, rng, body, kg, t);
-    } else if (kind == "front_wall") {
-      stashFrontWall(s, rng, body, kg, t);
-    } else {
-      stashInTyre(s, rng, wheels, kg, t);
-    }
-    if (placed) {
-      toPx(t, s.pitch);
-      truth.concealments.push_back(t);
+    const int count = rng.chance(0.1) ? 2 : 1;
+    for (int k = 0; k < count; ++k) {
+      const double kg = rng.logUniform(1.0, 50.0);
+      for (int attempt = 0; attempt < 8; ++attempt) {
+        const Compartment* place = pickPlace(rng, units, v.places);
+        if (place == nullptr) break;
+        // Snapshot the neighbourhood to measure the stash's contrast afterwards.
+        const double margin = 300;
+        const cv::Rect roi = cv::Rect(static_cast<int>((place->x - margin) / s.pitchX),
+                                      static_cast<int>((place->y - margin) / s.pitchY),
+                                      static_cast<int>((place->w + 2 * margin) / s.pitchX) + 2,
+                                      static_cast<int>((place->h + 2 * margin) / s.pitchY) + 2) &
+                             cv::Rect(0, 0, s.width, s.height);
+        ArealMaps before;
+        TruthItem t;
+        const auto snapshot = [&]() {
+          for (std::size_t b = 0; b < before.size(); ++b) before[b] = s.maps[b](roi).clone();
+        };
+        if (!phantom::placeStash(s, rng, *place, kg, t, snapshot)) continue;
+        t.deltaAlpha = stashContrast(before, s.maps, roi, beam.energies.front(), beam.spectrum);
+        toPx(t, s.pitchX, s.pitchY);
+        truth.concealments.push_back(t);
+        break;
+      }
     }
   }
-  for (const auto& w : wheels) wheel(s, w[0], w[1]);
-  truth.cargoKg = loadMassKg(s);
-  truth.hasContent = truth.cargoKg > 0.5;
+  for (cv::Mat& m : s.maps) m = cv::max(m, 0.0f);  // displaced goods never go below nothing
+  // Cargo: everything the load and the stashes added to the empty vehicle.
+  truth.cargoKg = s.massKg(0, 0, lengthMm, tower) - emptyKg;
 
-  // Render, then detect: quanta, dose jitter, noise, bad channels, 16-bit output.
-  const bool dual = o.dualEnergy;
-  const bool highPair = rng.chance(0.3);
-  const double eh = highPair ? 9.0 : 6.0;
-  const double el = highPair ? 6.0 : 4.0;
-  std::vector<double> energies = dual ? std::vector<double>{eh, el} : std::vector<double>{eh};
-  const Detector det = detectorFor(seed, s.height, 2);
+  // Render, then detect: quanta, dose jitter, noise, artefacts, 16-bit output.
+  const int rows = s.height;
   cv::RNG cvRng(rng.next());
   std::vector<double> dose(static_cast<std::size_t>(s.width));
-  for (double& d : dose) d = 1.0 + o.doseJitter * rng.normal();
-  int badRow = -1;
-  int badKind = 0;
-  if (rng.chance(o.badChannelProbability)) {
-    badRow = rng.integer(5, s.height - 5);
-    badKind = rng.integer(1, 2);  // 1 dead, 2 hot
+  for (double& d : dose) d = 1.0 + beam.doseJitter * rng.normal();
+  const std::uint64_t gainSeed = rng.next();
+  Rng detRng(seed ^ std::uint64_t{0x5eedca1b});  // the scanner's own dark and gain per channel
+  std::vector<double> dark(static_cast<std::size_t>(rows) * 2);
+  std::vector<double> gain(static_cast<std::size_t>(rows) * 2);
+  for (std::size_t i = 0; i < dark.size(); ++i) {
+    dark[i] = 800 + 40 * detRng.normal();
+    gain[i] = 1.0 + 0.08 * detRng.normal();
   }
-  for (std::size_t e = 0; e < energies.size(); ++e) {
-    cv::Mat t = render(s, energies[e], e == 1, o.lowShiftPx);
-    const double sigmaPx = o.blurMm / o.pixelMm;
-    if (sigmaPx > 0.3) cv::GaussianBlur(t, t, cv::Size(0, 0), sigmaPx);
-    // Quanta per pixel: the low channel sees fewer photons.
-    const double n0 = o.openBeamQuanta * (e == 0 ? 1.0 : 0.6);
-    cv::Mat n = t * n0;
-    for (int x = 0; x < s.width; ++x) n.col(x) *= dose[static_cast<std::size_t>(x)];
-    cv::Mat noise(n.size(), CV_32F);
-    cvRng.fill(noise, cv::RNG::NORMAL, 0.0, 1.0);
-    cv::Mat sigma;
-    cv::sqrt(cv::max(n, 0.0) + o.electronicNoise * o.electronicNoise, sigma);
-    n += noise.mul(sigma);
+  for (std::size_t e = 0; e < beam.energies.size(); ++e) {
+    cv::Mat t =
+        transmit(s.maps, beam.energies[e], beam.spectrum, cv::Rect(0, 0, s.width, s.height));
+    if (e == 0) {
+      // Not penetrated: fewer than ~25 quanta over at least 400 cm² of the cargo space, judged
+      // at 100 mm (a drum's wall edge-on is a line the beam misses, not a region it cannot clear).
+      cv::Mat coarse;
+      cv::blur(t, coarse,
+               cv::Size(std::max(1, static_cast<int>(100.0 / s.pitchX)),
+                        std::max(1, static_cast<int>(100.0 / s.pitchY))));
+      const cv::Mat starved = coarse < 25.0 / beam.n0;
+      // The cargo space: inside the end walls and below the roof (dense structure there is
+      // not cargo the beam failed to clear).
+      const int bx0 = std::clamp(static_cast<int>((v.bodyX0 + 300) / s.pitchX), 0, s.width);
+      const int bx1 = std::clamp(static_cast<int>((v.bodyX1 - 300) / s.pitchX), 0, s.width);
+      const int by0 = std::clamp(static_cast<int>((v.bodyTop + 150) / s.pitchY), 0, s.height);
+      const int by1 = std::clamp(static_cast<int>((v.deckY - 20) / s.pitchY), 0, s.height);
+      if (bx1 > bx0 && by1 > by0 &&
+          cv::countNonZero(starved(cv::Range(by0, by1), cv::Range(bx0, bx1))) * s.pitchX *
+                  s.pitchY / 100.0 >=
+              400.0)
+        truth.opaqueExpected = true;
+    }
+    if (e == 1) shiftColumns(t, beam.lowShift);
+    const double n0 = beam.n0 * (e == 0 ? 1.0 : 0.6);  // the low channel sees fewer photons
+    cv::Mat n = detect(t, beam, n0, dose, cvRng, gainSeed + e);
     cv::Mat out(n.size(), CV_16UC1);
     ChannelCalibration cal;
-    for (int y = 0; y < s.height; ++y) {
-      const std::size_t k = e * static_cast<std::size_t>(s.height) + static_cast<std::size_t>(y);
-      double gain = det.gain[k];
-      const double dark = o.raw ? det.dark[k] : 0.0;
-      if (y == badRow) gain *= badKind == 1 ? 0.0 : 1.8;
+    for (int y = 0; y < rows; ++y) {
+      const std::size_t k = e * static_cast<std::size_t>(rows) + static_cast<std::size_t>(y);
+      double g = gain[k];
+      int bad = 0;
+      for (const auto& br : beam.badRows)
+        if (br[0] == y) bad = br[1];
+      if (bad == 1) g = 0.0;
+      if (bad == 2) g *= 1.8;
       // Raw: counts scaled so that open beam sits near 52,000 of 65,535.
-      const double scale = o.raw ? 52000.0 / n0 * gain : 65535.0 / n0 * (y == badRow ? gain : 1.0);
-      n.row(y).convertTo(out.row(y), CV_16U, scale, dark);
-      cal.dark.push_back(static_cast<float>(det.dark[k]));
-      cal.air.push_back(static_cast<float>(det.dark[k] + 52000.0 * det.gain[k]));
+      const double scale =
+          o.raw ? 52000.0 / n0 * g : beam.openLevel / n0 * (bad ? g / gain[k] : 1.0);
+      n.row(y).convertTo(out.row(y), CV_16U, scale, o.raw ? dark[k] : 0.0);
+      cal.dark.push_back(static_cast<float>(dark[k]));
+      cal.air.push_back(static_cast<float>(dark[k] + 52000.0 * gain[k]));
     }
     ph.bundle.planes.push_back(out);
     if (o.raw) ph.calibration.energies.push_back(std::move(cal));
   }
 
-  char id[32];
-  std::snprintf(id, sizeof id, "ph%llu-%04d", static_cast<unsigned long long>(seed % 1000000), index);
+  char id[48];
+  std::snprintf(id, sizeof id, "%s%llu-%04d", o.world == World::kTest ? "tw" : "ph",
+                static_cast<unsigned long long>(seed % 1000000), index);
   truth.scanId = id;
   ScanMeta& m = ph.bundle.meta;
   m.scanId = id;
   m.time = "2026-11-27T12:00:00Z";
   m.scanner = "phantom";
   m.signal = o.raw ? Signal::kRaw : Signal::kTransmission;
-  m.energiesMev = energies;
-  m.pixelAlongMm = o.pixelMm;
-  m.pixelVerticalMm = o.pixelMm;
-  m.conveyance.kind = truth.vehicle == "uld" ? "uld" : truth.vehicle == "truck" ? "truck" : "container";
-  if (m.conveyance.kind == "container") {
-    // A well-formed ISO 6346 number: owner code, category U, six-digit serial, check digit
-    // (letters valued 10..38 skipping multiples of 11, weights 2^i, sum mod 11 mod 10).
-    const std::string number = "MSCU" + std::to_string(100000 + index % 900000);
-    long sum = 0;
-    for (std::size_t i = 0; i < number.size(); ++i) {
-      long v = number[i] - '0';
-      if (number[i] >= 'A' && number[i] <= 'Z') {
-        v = 10 + (number[i] - 'A');
-        v += (v >= 11) + (v >= 21) + (v >= 31);  // skip 11, 22, 33
-      }
-      sum += v << i;
-    }
-    m.conveyance.ids = {number + std::to_string(sum % 11 % 10)};
-  }
+  m.energiesMev = beam.energies;
+  m.pixelAlongMm = beam.pitchX;
+  m.pixelVerticalMm = beam.pitchY;
+  m.conveyance.kind = v.conveyance;
+  if (m.conveyance.kind == "container") m.conveyance.ids = {isoContainerNumber(index)};
   m.conveyance.declared.empty = declaredEmpty;
-  m.conveyance.declared.description = declaredEmpty ? "empty" : description;
-  if (!declaredEmpty && body.tareKg > 0) {
+  m.conveyance.declared.description = declaredEmpty         ? "empty"
+                                      : description.empty() ? "empty"
+                                                            : description;
+  if (!declaredEmpty && v.tareKg > 0) {
     // The legitimate load only: the stash is not on the manifest.
     double stashKg = 0;
     for (const TruthItem& c : truth.concealments) stashKg += c.massKg;
-    m.conveyance.declared.grossKg = std::round(body.tareKg + std::max(0.0, truth.cargoKg - stashKg) * rng.uniform(0.95, 1.05));
+    m.conveyance.declared.grossKg =
+        std::round(v.tareKg + std::max(0.0, truth.cargoKg - stashKg) * rng.uniform(0.95, 1.05));
   }
   return ph;
 }
@@ -631,24 +477,36 @@ Phantom generatePhantom(std::uint64_t seed, int index, const PhantomOptions& o) 
 std::string truthToJson(const PhantomTruth& t) {
   nlohmann::json doc;
   doc["scan_id"] = t.scanId;
+  doc["world"] = t.world;
   doc["vehicle"] = t.vehicle;
   doc["load"] = t.load;
   doc["declared_empty"] = t.declaredEmpty;
   doc["has_content"] = t.hasContent;
   doc["opaque_expected"] = t.opaqueExpected;
   doc["cargo_kg"] = t.cargoKg;
+  doc["pixel_mm"] = {{"along", t.pixelAlongMm}, {"vertical", t.pixelVerticalMm}};
+  doc["energies_mev"] = t.energiesMev;
+  doc["artefacts"] = t.artefacts;
   doc["concealments"] = nlohmann::json::array();
   for (const TruthItem& c : t.concealments)
-    doc["concealments"].push_back({{"kind", c.kind}, {"mass_kg", c.massKg}, {"box_mm", c.boxMm}, {"box_px", c.boxPx}});
+    doc["concealments"].push_back({{"kind", c.kind},
+                                   {"unit", c.unit},
+                                   {"mass_kg", c.massKg},
+                                   {"box_mm", c.boxMm},
+                                   {"box_px", c.boxPx},
+                                   {"delta_alpha_he", std::round(c.deltaAlpha * 1000.0) / 1000.0}});
   return doc.dump(2) + "\n";
 }
 
-tl::expected<PhantomTruth, std::string> parseTruth(const std::string& text, const std::string& name) {
+tl::expected<PhantomTruth, std::string> parseTruth(const std::string& text,
+                                                   const std::string& name) {
   const nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return tl::unexpected(name + ": not a ground-truth JSON object");
+  if (doc.is_discarded() || !doc.is_object())
+    return tl::unexpected(name + ": not a ground-truth JSON object");
   PhantomTruth t;
   try {
     t.scanId = doc.at("scan_id").get<std::string>();
+    t.world = doc.value("world", "");
     t.vehicle = doc.value("vehicle", "");
     t.load = doc.value("load", "");
     t.declaredEmpty = doc.value("declared_empty", false);
@@ -658,9 +516,11 @@ tl::expected<PhantomTruth, std::string> parseTruth(const std::string& text, cons
     for (const auto& c : doc.at("concealments")) {
       TruthItem item;
       item.kind = c.at("kind").get<std::string>();
+      item.unit = c.value("unit", "");
       item.massKg = c.at("mass_kg").get<double>();
       item.boxMm = c.at("box_mm").get<std::array<double, 4>>();
       item.boxPx = c.at("box_px").get<std::array<int, 4>>();
+      item.deltaAlpha = c.value("delta_alpha_he", 1.0);
       t.concealments.push_back(item);
     }
   } catch (const nlohmann::json::exception& e) {
@@ -669,22 +529,20 @@ tl::expected<PhantomTruth, std::string> parseTruth(const std::string& text, cons
   return t;
 }
 
-cv::Mat idealTransmission(const ArealMaps& areal, double endpointMev, double shiftPx, const PhantomOptions& o) {
-  Scene s;
-  s.pitch = o.pixelMm;
-  s.height = areal[0].rows;
-  s.width = areal[0].cols;
-  s.structure = areal;
-  for (auto& m : s.load) m = cv::Mat::zeros(s.height, s.width, CV_32F);
-  cv::Mat t = render(s, endpointMev, shiftPx != 0.0, shiftPx);
+cv::Mat idealTransmission(const ArealMaps& areal, double endpointMev, double shiftPx,
+                          const PhantomOptions& o) {
+  cv::Mat t =
+      transmit(areal, endpointMev, Spectrum{}, cv::Rect(0, 0, areal[0].cols, areal[0].rows));
+  shiftColumns(t, shiftPx);
   const double sigmaPx = o.blurMm / o.pixelMm;
   if (sigmaPx > 0.3) cv::GaussianBlur(t, t, cv::Size(0, 0), sigmaPx);
   return t;
 }
 
-std::vector<cv::Mat> renderArealPlanes(const ArealMaps& areal, const std::vector<double>& energiesMev,
+std::vector<cv::Mat> renderArealPlanes(const ArealMaps& areal,
+                                       const std::vector<double>& energiesMev,
                                        const PhantomOptions& o, std::uint64_t seed) {
-  // The same detection chain as generatePhantom, without the bad channels.
+  // The same detection chain as generatePhantom with the fixed detector, no bad channels.
   Rng rng(seed * std::uint64_t{0x9e3779b97f4a7c15} + 0x51a);
   const int width = areal[0].cols;
   std::vector<double> dose(static_cast<std::size_t>(width));
@@ -710,15 +568,19 @@ std::vector<cv::Mat> renderArealPlanes(const ArealMaps& areal, const std::vector
   return planes;
 }
 
-tl::expected<int, std::string> writePhantomSet(const std::string& dir, int count, std::uint64_t seed,
-                                               const PhantomOptions& options) {
+tl::expected<int, std::string> writePhantomSet(const std::string& dir, int count,
+                                               std::uint64_t seed, const PhantomOptions& options) {
+  if (options.raw && options.worldPitch)
+    return tl::unexpected(
+        std::string("raw scans need one detector for the whole set: give a fixed pitch"));
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return tl::unexpected(dir + ": cannot create (" + ec.message() + ")");
   for (int i = 0; i < count; ++i) {
     const Phantom p = generatePhantom(seed, i, options);
     const std::string base = (std::filesystem::path(dir) / p.truth.scanId).string();
-    if (auto r = writeFileAtomic(base + ".truth.json", truthToJson(p.truth)); !r) return tl::unexpected(r.error());
+    if (auto r = writeFileAtomic(base + ".truth.json", truthToJson(p.truth)); !r)
+      return tl::unexpected(r.error());
     if (options.raw && i == 0) {
       if (auto r = writeFileAtomic((std::filesystem::path(dir) / "calibration.json").string(),
                                    calibrationToJson(p.calibration));

@@ -14,7 +14,7 @@ enum class Basis { kWater, kPolyethylene, kAluminium, kIron, kLead };
 /// Number of basis materials.
 inline constexpr int kBasisCount = 5;
 
-/// Mass attenuation coefficient μ/ρ in cm²/g at energy `mev` (log-log interpolation, 1–10 MeV).
+/// Mass attenuation coefficient μ/ρ in cm²/g at energy `mev` (log-log interpolation, 0.3–10 MeV).
 double massAttenuation(Basis basis, double mev);
 
 /// Effective (mean) photon energy of a bremsstrahlung beam with endpoint `endpointMev`.

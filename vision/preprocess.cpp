@@ -215,14 +215,16 @@ const std::vector<float>& minusLogTable() {
 class AlphaRows {
  public:
   AlphaRows(const cv::Mat& plane, Signal signal, const std::vector<RowMap>& maps,
-            std::vector<float> offset, const std::vector<char>& bad, float floor)
+            std::vector<float> offset, const std::vector<char>& bad, float floor,
+            const std::vector<std::array<float, 2>>& rowAir)
       : plane_(plane),
         signal_(signal),
         maps_(maps),
         offset_(std::move(offset)),
         bad_(bad),
         maxAlpha_(-std::log(floor)),
-        floor_(floor) {}
+        floor_(floor),
+        rowAir_(rowAir) {}
 
   int rows() const { return plane_.rows; }
   int cols() const { return plane_.cols; }
@@ -249,6 +251,18 @@ class AlphaRows {
 
  private:
   void direct(int y, float* o) const {
+    directRaw(y, o);
+    if (rowAir_.empty()) return;
+    // The row's own open-beam level, as measured before and after the conveyance (linear in x).
+    const float a = rowAir_[static_cast<std::size_t>(y)][0];
+    const float b = rowAir_[static_cast<std::size_t>(y)][1];
+    if (a == 0.0f && b == 0.0f) return;
+    const int w = cols();
+    const float maxAlpha = maxAlpha_;
+    for (int x = 0; x < w; ++x) o[x] = std::min(o[x] - (a + b * static_cast<float>(x)), maxAlpha);
+  }
+
+  void directRaw(int y, float* o) const {
     const std::uint16_t* r = plane_.ptr<std::uint16_t>(y);
     const float* off = offset_.data();
     const int w = cols();
@@ -266,8 +280,7 @@ class AlphaRows {
     }
     const RowMap m = maps_[static_cast<std::size_t>(y)];
     // T · e^(−offset), floored, then a vectorised log of the whole row.
-    for (int x = 0; x < w; ++x)
-      o[x] = std::max(transmissionAt(m, r[x]) * std::exp(-off[x]), floor);
+    for (int x = 0; x < w; ++x) o[x] = std::max(transmissionAt(m, r[x]) * std::exp(-off[x]), floor);
     cv::Mat row(1, w, CV_32F, o);
     cv::log(row, row);
     for (int x = 0; x < w; ++x) o[x] = -o[x];
@@ -280,6 +293,7 @@ class AlphaRows {
   const std::vector<char>& bad_;
   float maxAlpha_;
   float floor_;
+  const std::vector<std::array<float, 2>>& rowAir_;
   std::vector<float> upRow_;
 };
 
@@ -448,8 +462,73 @@ struct Prepared {
   std::vector<char> bad;
   std::vector<int> airCols;
   std::vector<std::vector<float>> offsets;
+  std::vector<std::vector<std::array<float, 2>>> rowAir;  // per plane, per row: α offset a + b·x
   int referenceRows = 0;
 };
+
+// Each row's residual α in open beam before and after the conveyance (after the dose
+// correction), as a line a + b·x between the two: a scanner's normalisation leaves per-channel
+// offsets (a level below full scale, module banding, gain drifting during the scan) that the
+// open beam at both ends measures. A constant when only one end has open beam; empty when
+// neither has.
+std::vector<std::array<float, 2>> rowAirLevels(const cv::Mat& plane, Signal signal,
+                                               const std::vector<RowMap>& maps,
+                                               const std::vector<float>& offset,
+                                               const std::vector<int>& airCols,
+                                               const std::vector<char>& bad) {
+  // The open beam before the conveyance (a run from the first column) and after it (a run
+  // to the last); columns found open inside the conveyance do not count.
+  std::vector<int> sorted = airCols;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<int> lead;
+  std::vector<int> tail;
+  for (std::size_t i = 0; i < sorted.size() && sorted[i] == static_cast<int>(i); ++i)
+    lead.push_back(sorted[i]);
+  for (std::size_t k = 0;
+       k < sorted.size() && sorted[sorted.size() - 1 - k] == plane.cols - 1 - static_cast<int>(k);
+       ++k)
+    if (lead.empty() || sorted[sorted.size() - 1 - k] > lead.back())
+      tail.push_back(sorted[sorted.size() - 1 - k]);
+  const std::size_t minCols = 4;
+  if (lead.size() < minCols && tail.size() < minCols) return {};
+  const float* lut = minusLogTable().data();
+  auto alphaAt = [&](int y, int x) {
+    const std::uint16_t v = plane.ptr<std::uint16_t>(y)[x];
+    const float base =
+        signal == Signal::kTransmission
+            ? lut[v]
+            : -std::log(std::max(transmissionAt(maps[static_cast<std::size_t>(y)], v), 1e-6f));
+    return base + offset[static_cast<std::size_t>(x)];
+  };
+  auto level = [&](int y, const std::vector<int>& xs, double& centre) {
+    std::vector<float> v;
+    const std::size_t stride = (xs.size() + 63) / 64;
+    double sum = 0;
+    for (std::size_t i = 0; i < xs.size(); i += stride) {
+      v.push_back(alphaAt(y, xs[i]));
+      sum += xs[i];
+    }
+    centre = sum / static_cast<double>(v.size());
+    return median(v);
+  };
+  std::vector<std::array<float, 2>> out(static_cast<std::size_t>(plane.rows), {0.0f, 0.0f});
+  for (int y = 0; y < plane.rows; ++y) {
+    if (bad[static_cast<std::size_t>(y)]) continue;
+    double c0 = 0;
+    double c1 = 0;
+    const bool haveLead = lead.size() >= minCols;
+    const bool haveTail = tail.size() >= minCols;
+    const double l0 = haveLead ? level(y, lead, c0) : 0.0;
+    const double l1 = haveTail ? level(y, tail, c1) : 0.0;
+    if (haveLead && haveTail && c1 > c0) {
+      const double b = (l1 - l0) / (c1 - c0);
+      out[static_cast<std::size_t>(y)] = {static_cast<float>(l0 - b * c0), static_cast<float>(b)};
+    } else {
+      out[static_cast<std::size_t>(y)] = {static_cast<float>(haveLead ? l0 : l1), 0.0f};
+    }
+  }
+  return out;
+}
 
 tl::expected<Prepared, std::string> prepare(const ScanBundle& bundle,
                                             const Calibration* calibration,
@@ -486,6 +565,8 @@ tl::expected<Prepared, std::string> prepare(const ScanBundle& bundle,
     pr.offsets.emplace_back();
     pr.referenceRows = doseOffsets(bundle.planes[i], pr.maps[i], open[i].perRow, pr.bad, params,
                                    pr.offsets.back());
+    pr.rowAir.push_back(rowAirLevels(bundle.planes[i], bundle.meta.signal, pr.maps[i],
+                                     pr.offsets.back(), pr.airCols, pr.bad));
   }
   return pr;
 }
@@ -519,7 +600,7 @@ tl::expected<Attenuation, std::string> computeAttenuation(const ScanBundle& bund
   std::vector<cv::Mat> alpha;
   for (std::size_t i = 0; i < bundle.planes.size(); ++i) {
     AlphaRows rows(bundle.planes[i], bundle.meta.signal, pr->maps[i], pr->offsets[i], pr->bad,
-                   params.transmissionFloor);
+                   params.transmissionFloor, pr->rowAir[i]);
     cv::Mat a(bundle.planes[i].size(), CV_32F);
     for (int y = 0; y < a.rows; ++y) rows.row(y, a.ptr<float>(y));
     alpha.push_back(a);
@@ -556,7 +637,7 @@ tl::expected<GridAttenuation, std::string> computeGridAttenuation(const ScanBund
   std::vector<AlphaRows> rows;
   for (std::size_t i = 0; i < bundle.planes.size(); ++i)
     rows.emplace_back(bundle.planes[i], bundle.meta.signal, pr->maps[i], pr->offsets[i], pr->bad,
-                      params.transmissionFloor);
+                      params.transmissionFloor, pr->rowAir[i]);
   const auto w = static_cast<std::size_t>(full.width);
   std::vector<float> high(w), low(w), prev(w), diff(w);
   std::vector<std::int32_t> shadeIndex(w);

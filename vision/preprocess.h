@@ -16,13 +16,15 @@ namespace lanegate::vision {
 /// Knobs of the pre-processing; defaults suit 16-bit linac data.
 struct PreprocessParams {
   float transmissionFloor = 1.0f / 65535.0f;  ///< T below this is clamped (one 16-bit count)
-  float airTransmission = 0.95f;      ///< this share of the open-beam level is air (thin cab sheet metal is not)
-  double airColumnFraction = 0.9;     ///< share of rows open beam for an air column (bad channels allowed)
-  double deadChannelRatio = 0.5;      ///< open-beam response below this share of nominal: dead
-  double hotChannelRatio = 1.5;       ///< open-beam response above this share of nominal: hot
-  double noisyChannelFactor = 6.0;    ///< open-beam noise this many times the median: bad
+  float airTransmission =
+      0.90f;  ///< this share of the open-beam level is air (dose jitter of 1.5 % σ stays above it)
+  double airColumnFraction =
+      0.9;  ///< share of rows open beam for an air column (bad channels allowed)
+  double deadChannelRatio = 0.5;        ///< open-beam response below this share of nominal: dead
+  double hotChannelRatio = 1.5;         ///< open-beam response above this share of nominal: hot
+  double noisyChannelFactor = 6.0;      ///< open-beam noise this many times the median: bad
   double referenceRowFraction = 0.995;  ///< share of columns open beam for a dose reference row
-  int maxShiftPx = 3;                 ///< search range of the high/low registration, columns
+  int maxShiftPx = 3;                   ///< search range of the high/low registration, columns
 };
 
 /// The attenuation planes and what pre-processing found on the way.

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iostream>
 #include <sstream>
 
 namespace lanegate::vision {
@@ -63,7 +64,8 @@ void expectGridMatches(const ScanBundle& b, const Calibration* cal, cv::Size gri
     for (int y = 0; y < grid.height; ++y)
       for (int x = 0; x < grid.width; ++x) {
         const double r = reference.at<float>(y, x);
-        if (std::abs(static_cast<double>(got.at<float>(y, x)) - r) > 2e-3 + 1e-4 * std::abs(r)) ++mismatches;
+        if (std::abs(static_cast<double>(got.at<float>(y, x)) - r) > 2e-3 + 1e-4 * std::abs(r))
+          ++mismatches;
       }
     EXPECT_EQ(mismatches, 0) << "energy " << e;
   }
@@ -96,8 +98,10 @@ TEST_P(GridAttenuationCases, MatchesFullResolutionThenAreaResize) {
 
 INSTANTIATE_TEST_SUITE_P(Analysis, GridAttenuationCases,
                          ::testing::Values(GridCase{64, 32, 16, 8, 1}, GridCase{64, 32, 16, 8, 2},
-                                           GridCase{301, 97, 75, 24, 1}, GridCase{301, 97, 75, 24, 2},
-                                           GridCase{1200, 300, 300, 75, 2}, GridCase{90, 40, 90, 40, 2}));
+                                           GridCase{301, 97, 75, 24, 1},
+                                           GridCase{301, 97, 75, 24, 2},
+                                           GridCase{1200, 300, 300, 75, 2},
+                                           GridCase{90, 40, 90, 40, 2}));
 
 // Registered low energy on the grid: a sub-column shift (applied to the grid averages) and a
 // shift of more than a column (a second pass), on generated scans, raw and transmission.
@@ -140,7 +144,9 @@ TEST(Analysis, EmptyDeclaredEmptyContainerIsClear) {
 }
 
 TEST(Analysis, LeadPotIsInconclusive) {
-  const Phantom p = findPhantom(21, coarse(), [](const PhantomTruth& t) { return t.opaqueExpected && t.concealments.empty(); });
+  const Phantom p = findPhantom(21, coarse(), [](const PhantomTruth& t) {
+    return t.opaqueExpected && t.concealments.empty();
+  });
   const Findings f = analyzeScan(p.bundle, {});
   bool opaque = false;
   for (const Finding& x : f.findings) opaque = opaque || x.kind == "opaque";
@@ -153,7 +159,8 @@ TEST(Analysis, JsonFollowsContract2) {
   const Findings f = analyzeScan(p.bundle, {});
   const auto doc = nlohmann::json::parse(toJson(f));
   EXPECT_EQ(doc.at("scan_id"), p.bundle.meta.scanId);
-  EXPECT_TRUE(doc.at("verdict") == "clear" || doc.at("verdict") == "hit" || doc.at("verdict") == "inconclusive");
+  EXPECT_TRUE(doc.at("verdict") == "clear" || doc.at("verdict") == "hit" ||
+              doc.at("verdict") == "inconclusive");
   EXPECT_TRUE(doc.at("timings_ms").contains("total"));
   for (const auto& x : doc.at("findings")) {
     EXPECT_EQ(x.at("box_px").size(), 4u);
@@ -177,7 +184,8 @@ TEST(Analysis, RawWithoutCalibrationIsAnErrorNotACrash) {
 TEST(Overlay, FullSizeScanStaysUnder300KB) {
   PhantomOptions o;
   o.pixelMm = 5;
-  const Phantom p = findPhantom(21, o, [](const PhantomTruth& t) { return t.vehicle == "container40"; });
+  const Phantom p =
+      findPhantom(21, o, [](const PhantomTruth& t) { return t.vehicle == "container40"; });
   ASSERT_GE(p.bundle.planes[0].cols, 3000);
   const Findings f = analyzeScan(p.bundle, {});
   const auto jpeg = renderOverlay(f);
@@ -187,26 +195,67 @@ TEST(Overlay, FullSizeScanStaysUnder300KB) {
   EXPECT_FALSE(img.empty());
 }
 
-// The overlay's colours and geometry, decoded: left half organic (orange), right half metal
-// (blue) at one brightness, so a swapped channel order or a misplaced cell shows.
+// The overlay's colours and geometry, decoded: left half organic, right half metal at one
+// brightness, so a swapped channel order or a misplaced cell shows.
 TEST(Overlay, DecodedColoursFollowTheMaterialClasses) {
   Findings f;
   f.scanId = "colours";
-  f.preview = cv::Mat(300, 1200, CV_8U, cv::Scalar(200));
+  f.preview = cv::Mat(300, 1200, CV_8U, cv::Scalar(150));
   f.materialMap = cv::Mat(15, 60, CV_8U, cv::Scalar(static_cast<int>(Material::kOrganic)));
   f.materialMap.colRange(30, 60).setTo(static_cast<int>(Material::kMetal));
   const auto jpeg = renderOverlay(f);
   const cv::Mat img = cv::imdecode(jpeg, cv::IMREAD_COLOR);
   ASSERT_EQ(img.size(), f.preview.size());
-  // Below the label, away from the boundary: B, G, R = brightness x the palette's weights.
+  // Below the label, away from the boundary: organic is orange (R > G > B), metal blue.
   const cv::Scalar left = cv::mean(img(cv::Rect(100, 150, 400, 100)));
   const cv::Scalar right = cv::mean(img(cv::Rect(700, 150, 400, 100)));
-  EXPECT_NEAR(left[0], 0.2 * 200, 6);
-  EXPECT_NEAR(left[1], 0.6 * 200, 6);
-  EXPECT_NEAR(left[2], 1.0 * 200, 6);
-  EXPECT_NEAR(right[0], 1.0 * 200, 6);
-  EXPECT_NEAR(right[1], 0.6 * 200, 6);
-  EXPECT_NEAR(right[2], 0.3 * 200, 6);
+  EXPECT_GT(left[2], left[1] + 20);
+  EXPECT_GT(left[1], left[0] + 20);
+  EXPECT_GT(right[0], right[1] + 20);
+  EXPECT_GT(right[1], right[2] + 10);
+}
+
+// Issue 11, acceptance 6, end to end: a generated scan (open beam, a container's thin steel
+// walls around air, an organic and a steel block inside) analysed and drawn. Open beam and
+// the air inside the walls come out near white (attenuation too small for a material class
+// to mean anything: the colour fades to white); the two blocks keep their hues.
+TEST(Overlay, AirIsNearWhiteAndBlocksKeepTheirHues) {
+  PhantomOptions o;
+  o.pixelMm = 10;
+  o.lowShiftPx = 0;
+  const int w = 900;
+  const int h = 400;
+  ArealMaps areal;
+  for (cv::Mat& m : areal) m = cv::Mat::zeros(h, w, CV_32F);
+  cv::Mat& water = areal[static_cast<std::size_t>(Basis::kWater)];
+  cv::Mat& iron = areal[static_cast<std::size_t>(Basis::kIron)];
+  const cv::Rect body(150, 40, 600, 150);
+  iron(body) += 4.0;                            // two 2.5 mm steel walls, face-on
+  water(cv::Rect(260, 240, 120, 120)) += 30.0;  // organic block (30 cm of water)
+  iron(cv::Rect(520, 240, 120, 120)) += 30.0;   // steel block (4 cm of steel)
+  ScanBundle b;
+  b.meta.scanId = "overlay-colours";
+  b.meta.energiesMev = {9, 6};
+  b.meta.pixelAlongMm = b.meta.pixelVerticalMm = 10;
+  b.planes = renderArealPlanes(areal, b.meta.energiesMev, o, 5);
+  const Findings f = analyzeScan(b, {});
+  ASSERT_TRUE(f.error.empty()) << f.error;
+  const auto jpeg = renderOverlay(f);
+  const cv::Mat img = cv::imdecode(jpeg, cv::IMREAD_COLOR);
+  ASSERT_EQ(img.size(), cv::Size(w, h));
+  auto nearWhite = [&](const cv::Rect& r, double least, double spread) {
+    const cv::Scalar m = cv::mean(img(r));
+    SCOPED_TRACE(testing::Message() << "B G R = " << m[0] << " " << m[1] << " " << m[2]);
+    for (int k = 0; k < 3; ++k) EXPECT_GE(m[k], least);
+    EXPECT_LE(std::max({m[0], m[1], m[2]}) - std::min({m[0], m[1], m[2]}), spread);
+  };
+  nearWhite(cv::Rect(20, 340, 100, 50), 235, 12);  // open beam
+  nearWhite(cv::Rect(180, 70, 60, 80), 200, 30);   // air between the walls
+  nearWhite(cv::Rect(420, 70, 60, 80), 200, 30);
+  const cv::Scalar organic = cv::mean(img(cv::Rect(280, 260, 80, 80)));
+  const cv::Scalar metal = cv::mean(img(cv::Rect(540, 260, 80, 80)));
+  EXPECT_GT(organic[2], organic[0] + 30) << "organic: R above B (orange)";
+  EXPECT_GT(metal[0], metal[2] + 30) << "metal: B above R (blue)";
 }
 
 TEST(Cli, UsageAndBadInputExitCodes) {
@@ -224,15 +273,21 @@ TEST(Cli, PhantomsThenAnalyzeThenEval) {
   test::ScratchDir dir;
   std::ostringstream out;
   std::ostringstream err;
-  ASSERT_EQ(visionCommand({"phantoms", "--out", dir.file("set"), "--count", "3", "--seed", "4", "--pixel-mm", "20"}, out, err), 0)
+  ASSERT_EQ(visionCommand({"phantoms", "--out", dir.file("set"), "--count", "3", "--seed", "4",
+                           "--pixel-mm", "20"},
+                          out, err),
+            0)
       << err.str();
   out.str("");
-  ASSERT_EQ(visionCommand({"analyze", dir.file("set/ph4-0000.json"), "--json", "--overlay", dir.file("o.jpg")}, out, err), 0)
+  ASSERT_EQ(visionCommand({"analyze", dir.file("set/ph4-0000.json"), "--json", "--overlay",
+                           dir.file("o.jpg")},
+                          out, err),
+            0)
       << err.str();
   EXPECT_EQ(nlohmann::json::parse(out.str()).at("scan_id"), "ph4-0000");
   out.str("");
   ASSERT_EQ(visionCommand({"eval", dir.file("set")}, out, err), 0) << err.str();
-  EXPECT_NE(out.str().find("false alarms on clear scans"), std::string::npos);
+  EXPECT_NE(out.str().find("clear scans alarming"), std::string::npos);
 }
 
 }  // namespace

@@ -51,20 +51,22 @@ TEST_P(AttenuationSizes, MatchesMinusLogOfTransmission) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Preprocess, AttenuationSizes,
-                         ::testing::Values(SizeCase{64, 32, 1}, SizeCase{64, 32, 2}, SizeCase{301, 97, 1},
-                                           SizeCase{301, 97, 2}, SizeCase{1200, 300, 2}));
+                         ::testing::Values(SizeCase{64, 32, 1}, SizeCase{64, 32, 2},
+                                           SizeCase{301, 97, 1}, SizeCase{301, 97, 2},
+                                           SizeCase{1200, 300, 2}));
 
 TEST(Preprocess, DeadAndDimChannelsAreFoundAndInterpolated) {
   ScanBundle b = flatBundle(200, 60, 1, 60000);
   b.planes[0].row(20).setTo(0);
-  b.planes[0].row(40).setTo(15000);  // a dim channel
+  b.planes[0].row(40).setTo(15000);                   // a dim channel
   b.planes[0](cv::Rect(80, 0, 40, 60)).setTo(20000);  // an object
   b.planes[0](cv::Rect(80, 20, 40, 1)).setTo(0);
   auto a = computeAttenuation(b, nullptr);
   ASSERT_TRUE(a.has_value());
   EXPECT_EQ(a->badRows, (std::vector<int>{20, 40}));
-  // No dose reference rows here (the object spans them all), so T is relative to full scale.
-  EXPECT_NEAR(a->alphaHigh.at<float>(20, 100), -std::log(20000.0 / 65535.0), 0.02);
+  // No dose reference rows here (the object spans them all): T is relative to each row's
+  // open beam before and after the object (60,000 counts), not to full scale.
+  EXPECT_NEAR(a->alphaHigh.at<float>(20, 100), -std::log(20000.0 / 60000.0), 0.02);
 }
 
 // A stuck channel reads one value whatever the beam sees; at the open-beam level its level
