@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <iterator>
 #include <random>
 #include <sstream>
 
@@ -81,17 +82,10 @@ std::string summarize(const vision::Phantom& p, ScanKind kind) {
 }  // namespace
 
 const char* scanKindName(ScanKind kind) {
-  switch (kind) {
-    case ScanKind::clear:
-      return "clear";
-    case ScanKind::concealment:
-      return "concealment";
-    case ScanKind::empty:
-      return "empty";
-    case ScanKind::emptyContent:
-      return "empty_content";
-  }
-  return "clear";
+  // In the order of the enum.
+  static constexpr const char* kNames[] = {"clear", "concealment", "empty", "empty_content"};
+  const auto i = static_cast<std::size_t>(kind);
+  return i < std::size(kNames) ? kNames[i] : "clear";
 }
 
 tl::expected<ScanMix, std::string> parseScanMix(const std::string& text) {
