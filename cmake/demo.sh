@@ -3,7 +3,8 @@
 # (lanegate-sim ims over Modbus TCP), lanegated with the example config pointed at them,
 # and `lanegatectl watch` showing alerts as the control room sees them. Fires a few test
 # alerts too. Ctrl-C stops everything it started.
-# DEMO_SECONDS=N stops by itself after N seconds (for scripted runs).
+# DEMO_SECONDS=N stops by itself after N seconds (for scripted runs; cmake/demo-check.sh
+# runs 60 s and checks the kinds of alerts raised).
 set -euo pipefail
 build=${1:-build/release}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,30 +37,36 @@ trap cleanup INT TERM EXIT
 mosquitto -c "$demo/mosquitto.conf" > "$demo/mosquitto.log" 2>&1 &
 pids+=($!)
 
+# The port a simulator printed in its log ("listening on 127.0.0.1:PORT"), within 10 s.
+port_in() {  # log file
+  for _ in $(seq 100); do
+    grep -q "listening on" "$1" && break
+    sleep 0.1
+  done
+  sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$1" | head -1
+}
+
 # Two trace detectors: each swab sequence repeats; every few samples one carries a drug.
-start_sim() {  # name, sequence
+# Not in a $(...) subshell: the pid must reach this shell's list, or Ctrl-C leaves it running.
+start_sim() {  # name, sequence; sets sim_port
   "$sim" ims --port 0 --every-ms 4000 --sequence "$2" --seed "$RANDOM" \
     --library "$root/config/ims/substances.yaml" > "$demo/$1.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 100); do
-    grep -q "listening on" "$demo/$1.log" && break
-    sleep 0.1
-  done
-  sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$demo/$1.log" | head -1
+  sim_port=$(port_in "$demo/$1.log")
 }
 # A cargo X-ray scanner: its PLC on Modbus TCP, its scan bundles written to the inbox.
 mkdir -p "$demo/inbox" "$demo/images"
-"$sim" xray --port 0 --inbox "$demo/inbox" --every-ms 8000 --pixel-mm 10 --seed "$RANDOM" \
+# Each conveyance stays in the lane 6 s after its scan (lane_occupied), so trace hits taken
+# meanwhile name it.
+"$sim" xray --port 0 --inbox "$demo/inbox" --every-ms 8000 --dwell-ms 6000 --pixel-mm 10 --seed "$RANDOM" \
   --mix clear:40,concealment:45,empty_content:15 --id-prefix "demo-$(date +%H%M%S)" > "$demo/xray-1.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do
-  grep -q "listening on" "$demo/xray-1.log" && break
-  sleep 0.1
-done
-xray_port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$demo/xray-1.log" | head -1)
+xray_port=$(port_in "$demo/xray-1.log")
 
-ims1_port=$(start_sim ims-1 "clear,clear,cocaine:900,clear,methamphetamine:700")
-ims2_port=$(start_sim ims-2 "clear,fentanyl:500,clear,clear")
+start_sim ims-1 "clear,clear,cocaine:900,clear,methamphetamine:700"
+ims1_port=$sim_port
+start_sim ims-2 "clear,fentanyl:500,clear,clear"
+ims2_port=$sim_port
 
 # The example config, pointed at the demo's broker, directories and detectors.
 sed -e "s|uri: tcp://127.0.0.1:1883|uri: $uri|" \

@@ -9,7 +9,7 @@ find_package(spdlog REQUIRED)
 find_package(fmt REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(tl-expected REQUIRED)
-find_package(CLI11 CONFIG REQUIRED)  # command lines (libcli11-dev)
+find_package(CLI11 2.1 CONFIG REQUIRED)  # every command line (libcli11-dev 2.1.2)
 find_package(SQLite3 REQUIRED)
 find_package(JPEG REQUIRED)     # the overlay encoder: libjpeg-turbo reads BGR rows itself
 find_package(OpenSSL REQUIRED)  # SHA-256 of evidence and images (libssl-dev)

@@ -4,21 +4,31 @@
 
 #include <algorithm>
 #include <csignal>
-#include <iterator>
 #include <filesystem>
+#include <iterator>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
 #include "daemon/events.h"
 #include "daemon/log.h"
-#include "daemon/trace_hits.h"
-#include "daemon/xray_lane.h"
-#include "drivers/xray_driver.h"
+#include "daemon/reload.h"
 #include "drivers/registry.h"
+#include "drivers/xray_driver.h"
+#include "lane/payloads.h"
+#include "lane/trace_pipeline.h"
 
 namespace lanegate {
 namespace {
 constexpr int kMaxTestAlerts = 100'000;
+
+// std::visit over a set of lambdas.
+template <typename... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <typename... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 nlohmann::json healthJson(const DeviceHealth& h) {
   nlohmann::json j{{"state", h.state}, {"faults", h.faults}};
@@ -124,23 +134,21 @@ void Daemon::reload() {
     sd_notify(0, "READY=1");
     return;
   }
-  // Identity, broker and paths are bound at start (one MQTT client for the process
-  // lifetime); say so rather than half-apply them.
-  if (fresh->site != config_.site || fresh->lane != config_.lane ||
-      fresh->broker.uri != config_.broker.uri || fresh->broker.clientId != config_.broker.clientId ||
-      fresh->stateDir != config_.stateDir || fresh->controlSocket != config_.controlSocket)
-    logger->warn("reload: site, lane, broker and paths change only on restart; kept the running ones");
-  Config next = config_;
-  next.logLevel = fresh->logLevel;
-  next.devices = fresh->devices;
+  ReloadPlan plan = planReload(config_, *fresh);
+  for (const auto& key : plan.restartOnly)
+    logger->warn("reload: {} changed; it takes effect only on restart (the running value is kept)",
+                 key);
   stopDevices();
-  config_ = std::move(next);
-  imsLibrary_.reset();  // re-read on the next sample: a reload may follow a library edit
+  config_ = std::move(plan.next);
+  imsLibrary_.reset();  // read again on the next sample: a reload may follow a library edit
   log::setLevel(config_.logLevel);
   health_.clear();
   startDevices();
   publisher_->publishStatus();
-  logger->info("reloaded {}: {} device(s)", config_.path, config_.devices.size());
+  std::string applied;
+  for (const auto& key : plan.applied) applied += (applied.empty() ? "" : ", ") + key;
+  logger->info("reloaded {}: {} device(s){}", config_.path, config_.devices.size(),
+               applied.empty() ? "" : "; applied " + applied);
   sd_notify(0, "READY=1");
 }
 
@@ -164,7 +172,7 @@ void Daemon::startDevices() {
   for (const auto& spec : config_.devices) {
     if (spec.type != "xray") continue;
     const XrayLaneSettings s = readXrayLaneSettings(spec);
-    XrayLaneOptions o;
+    XrayInboxOptions o;
     o.device = spec.name;
     o.inbox = s.inbox;
     o.stateDir = config_.stateDir;
@@ -172,23 +180,17 @@ void Daemon::startDevices() {
     o.queue = s.queue;
     o.retentionDays = s.retentionDays;
     o.retentionBytes = static_cast<std::uint64_t>(std::max<std::int64_t>(0, s.retentionMb)) << 20;
-    Config identity;  // copies: analyses render on other threads
-    identity.site = config_.site;
-    identity.lane = config_.lane;
     calibrationMaxAgeH_[spec.name] = s.calibrationMaxAgeHours;
-    auto lane = std::make_unique<XrayLane>(io_, o, *outbox_, identity);
-    lane->onScan([this](const std::string& scanId, const std::string& conveyance, const std::string& alertId) {
-      laneConveyance_ = conveyance;
-      laneXrayAlert_ = alertId;
-      log::get("daemon")->info("lane: conveyance of scan {} is in the lane{}", scanId,
-                               alertId.empty() ? "" : " (flagged by " + alertId + ")");
+    auto inbox = std::make_unique<XrayInbox>(io_, o, *outbox_, identityOf(config_));
+    inbox->onScan([this](const lane::ConveyanceRecord& c, const std::string& alertId) {
+      onScan(c, alertId);
     });
-    if (auto err = lane->start(); !err.empty()) {
+    if (auto err = inbox->start(); !err.empty()) {
       log::get("daemon")->error("{}", err);
       health_[spec.name].state = "fault";
       health_[spec.name].detail = err;
     }
-    lanes_.push_back(std::move(lane));
+    inboxes_.push_back(std::move(inbox));
   }
   for (auto& [label, devices] : groups) {
     if (devices.size() > 1)
@@ -196,18 +198,22 @@ void Daemon::startDevices() {
     auto runner = std::make_unique<DeviceRunner>(
         io_, label, std::move(devices),
         [this](const std::string& n, const DeviceHealth& h) { onDeviceHealth(n, h); },
-        [this](const std::string& n, const Sample& s) { onSample(n, s); });
+        [this](const std::string& n, Sample s) { onSample(n, std::move(s)); });
     runner->start();
     runners_.push_back(std::move(runner));
   }
 }
 
-void Daemon::onSample(const std::string& device, const Sample& sample) {
+void Daemon::onSample(const std::string& device, Sample sample) {
+  if (stopping_) return;
+  std::visit(Overloaded{[&](TraceSample& t) { onTrace(device, std::move(t), sample.time); },
+                        [&](ScannerState& s) { onScanner(device, s); }},
+             sample.event);
+}
+
+void Daemon::onTrace(const std::string& device, TraceSample sample,
+                     std::chrono::system_clock::time_point readAt) {
   auto logger = log::get("daemon");
-  if (sample.kind != "trace" || stopping_) {
-    logger->debug("{}: sample {} (no consumer)", device, sample.kind);
-    return;
-  }
   if (!imsLibrary_) {
     auto lib = loadSubstanceLibrary(config_.imsLibrary);
     if (!lib) {
@@ -216,46 +222,63 @@ void Daemon::onSample(const std::string& device, const Sample& sample) {
     }
     imsLibrary_ = std::move(*lib);
   }
-  const auto outcome = evaluateTraceSample(sample.json, *imsLibrary_, config_.site + "/" + config_.lane);
-  if (!outcome) {
-    logger->error("{}: rejected a trace sample: {}", device, outcome.error());
+  auto result = lane::evaluateTrace(device, std::move(sample), readAt, *imsLibrary_,
+                                    config_.site + "/" + config_.lane);
+  if (!result) {
+    logger->error("{}: rejected a trace sample: {}", device, result.error());
     return;
   }
-  if (!outcome->alert) {
-    logger->debug("{}: trace sample {}", device, outcome->verdict);
+  if (!result->alert) {
+    logger->debug("{}: trace sample {}", device, result->verdict);
     return;
   }
-  std::string data = outcome->dataJson;
-  if (!laneConveyance_.empty()) {
-    // Lane correlation: the sample belongs to the conveyance scanned last; a hit on a
-    // conveyance X-ray already flagged is urgent and names that alert.
-    auto j = nlohmann::json::parse(data);
-    j["conveyance"] = nlohmann::json::parse(laneConveyance_);
-    if (!laneXrayAlert_.empty()) {
-      j["correlated_alerts"] = {laneXrayAlert_};
-      j["priority"] = "high";
-    }
-    data = j.dump();
-  }
-  Config identity;  // render runs on the outbox's writer thread: give it copies
-  identity.site = config_.site;
-  identity.lane = config_.lane;
+  // The sample belongs to the conveyance in the lane; a hit on one X-ray already flagged
+  // is urgent and names that alert.
+  correlator_.attribute(*result);
   RecordDraft d;
-  d.id = outcome->id;
+  d.id = result->id;
   d.kind = RecordKind::alert;
   d.topic = laneTopic(config_, "alerts");
-  d.render = [identity, id = outcome->id, device, data](std::uint64_t seq) {
-    return makeCloudEvent(identity, "org.lanegate.trace.hit", id, seq, device, std::chrono::system_clock::now(), data);
+  // render runs on the outbox's writer thread: it gets copies, and data serialised once.
+  d.render = [identity = identityOf(config_), id = result->id, device, readAt,
+              data = lane::traceHitData(*result)](std::uint64_t seq) {
+    return lane::cloudEvent(identity, "org.lanegate.trace.hit", id, seq, device, readAt, data);
   };
-  logger->warn("{}: trace hit {}", device, outcome->id);
-  outbox_->accept(std::move(d), [device, id = outcome->id](const std::string& err, std::uint64_t) {
-    if (!err.empty()) log::get("daemon")->error("{}: trace hit {} NOT accepted: {}", device, id, err);
+  logger->warn("{}: trace hit {}", device, result->id);
+  outbox_->accept(std::move(d), [device, id = result->id](const std::string& err, std::uint64_t) {
+    if (!err.empty())
+      log::get("daemon")->error("{}: trace hit {} NOT accepted: {}", device, id, err);
   });
 }
 
+void Daemon::onScanner(const std::string& device, const ScannerState& state) {
+  switch (correlator_.onScannerState(state)) {
+    case lane::Correlator::Change::entered:
+      log::get("daemon")->info("lane: a conveyance entered the lane ({} lane_occupied)", device);
+      break;
+    case lane::Correlator::Change::left:
+      log::get("daemon")->info("lane: the conveyance left the lane ({} lane_occupied)", device);
+      break;
+    case lane::Correlator::Change::none:
+      break;
+  }
+}
+
+void Daemon::onScan(const lane::ConveyanceRecord& conveyance, const std::string& alertId) {
+  const std::string flagged = alertId.empty() ? "" : " (flagged by " + alertId + ")";
+  if (correlator_.onScan(conveyance, alertId))
+    log::get("daemon")->info("lane: conveyance of scan {} is in the lane{}", conveyance.scanId,
+                             flagged);
+  else
+    log::get("daemon")->info(
+        "lane: scan {}{} completed after its conveyance left the lane; trace hits are not tied to "
+        "it",
+        conveyance.scanId, flagged);
+}
+
 void Daemon::stopDevices() {
-  for (auto& l : lanes_) l->stop();
-  lanes_.clear();
+  for (auto& l : inboxes_) l->stop();
+  inboxes_.clear();
   for (auto& r : runners_) r->stop();
   runners_.clear();
 }
@@ -265,13 +288,17 @@ void Daemon::onDeviceHealth(const std::string& name, const DeviceHealth& reporte
   if (it == health_.end() || stopping_) return;  // a device removed by a reload
   DeviceHealth health = reported;
   // An X-ray scanner is also due when its lane's calibration is missing or too old.
-  for (const auto& l : lanes_) {
+  for (const auto& l : inboxes_) {
     std::string why;
     if (l->device() == name && health.state == "ok" && l->calibrationDue(calibrationMaxAgeH_[name], why)) {
       health.state = "calibration_due";
       health.detail = why;
     }
   }
+  // A PLC that cannot be read says nothing about the lane's occupancy any more.
+  if ((health.state == "offline" || health.state == "out_of_service") &&
+      calibrationMaxAgeH_.count(name))
+    correlator_.onScannerLost();
   const bool changed = it->second.state != health.state || it->second.detail != health.detail;
   it->second = health;
   if (changed) publishDeviceStatus(name, health);
@@ -281,7 +308,7 @@ void Daemon::publishDeviceStatus(const std::string& name, const DeviceHealth& he
   if (!publisher_->connected()) return;  // all are published again on connect
   nlohmann::json j = healthJson(health);
   j["device"] = name;
-  j["time"] = rfc3339(std::chrono::system_clock::now());
+  j["time"] = lane::rfc3339(std::chrono::system_clock::now());
   publisher_->publish({laneTopic(config_, "devices/" + name + "/status"), j.dump(), 1, true,
                        "application/json", std::nullopt},
                       nullptr);
@@ -289,16 +316,14 @@ void Daemon::publishDeviceStatus(const std::string& name, const DeviceHealth& he
 
 nlohmann::json Daemon::outboxJson() {
   const auto st = outbox_->stats(config_.outbox.ackTimeoutS);
-  return {{"pending", st.pending},
-          {"published", st.published},
-          {"acked", st.acked},
+  // A line each: by state; bytes and evictions; what the control room has not acknowledged.
+  // clang-format off
+  return {{"pending", st.pending}, {"published", st.published}, {"acked", st.acked},
           {"oldest_pending_age_s", st.oldestPendingAgeS},
-          {"payload_bytes", st.payloadBytes},
-          {"file_bytes", st.fileBytes},
-          {"evicted_telemetry", st.evicted},
-          {"unacked_overdue", st.unackedOlderThan},
-          {"oldest_unacked_age_s", st.oldestUnackedAgeS},
-          {"disk_fault", st.diskFault}};
+          {"payload_bytes", st.payloadBytes}, {"file_bytes", st.fileBytes}, {"evicted_telemetry", st.evicted},
+          {"disk_fault", st.diskFault},
+          {"unacked_overdue", st.unackedOlderThan}, {"oldest_unacked_age_s", st.oldestUnackedAgeS}};
+  // clang-format on
 }
 
 nlohmann::json Daemon::statusObject() {
@@ -308,7 +333,7 @@ nlohmann::json Daemon::statusObject() {
                    {"site", config_.site},
                    {"lane", config_.lane},
                    {"version", LANEGATE_VERSION},
-                   {"since", rfc3339(started_)},
+                   {"since", lane::rfc3339(started_)},
                    {"devices", devices}};
   if (!outbox_) return j;
   const auto ob = outboxJson();
@@ -353,7 +378,7 @@ void Daemon::onAck(const std::string& payload) {
 
 std::string Daemon::statusJson() {
   auto j = statusObject();
-  j["time"] = rfc3339(std::chrono::system_clock::now());
+  j["time"] = lane::rfc3339(std::chrono::system_clock::now());
   return j.dump();
 }
 
@@ -367,7 +392,7 @@ void Daemon::onControl(const nlohmann::json& request, std::shared_ptr<ControlRep
                    {"last_error", publisher_->lastError()}};
     j["alerts_accepted"] = alertsAccepted_;
     j["config"] = config_.path;
-    for (const auto& l : lanes_) j["scans"][l->device()] = l->status();
+    for (const auto& l : inboxes_) j["scans"][l->device()] = l->status();
     reply->line(j);
     reply->finish();
   } else if (cmd == "test-alert") {
@@ -456,10 +481,8 @@ void Daemon::testAlerts(int count, std::shared_ptr<ControlReply> reply) {
     d.id = id;
     d.kind = RecordKind::alert;
     d.topic = laneTopic(config_, "alerts");
-    Config identity;  // render runs on the outbox's writer thread: give it copies
-    identity.site = config_.site;
-    identity.lane = config_.lane;
-    d.render = [identity, id](std::uint64_t seq) {
+    // render runs on the outbox's writer thread: give it copies
+    d.render = [identity = identityOf(config_), id](std::uint64_t seq) {
       return makeTestAlert(identity, id, seq, std::chrono::system_clock::now());
     };
     outbox_->accept(std::move(d), [this, id, reply, remaining, failed](const std::string& err,

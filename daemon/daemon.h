@@ -16,7 +16,8 @@
 #include "daemon/device_runner.h"
 #include "daemon/mqtt_publisher.h"
 #include "daemon/outbox.h"
-#include "daemon/xray_lane.h"
+#include "daemon/xray_inbox.h"
+#include "lane/correlator.h"
 
 namespace lanegate {
 
@@ -41,7 +42,11 @@ class Daemon {
   void onAck(const std::string& payload);
   [[nodiscard]] nlohmann::json outboxJson();
   void onDeviceHealth(const std::string& name, const DeviceHealth& health);
-  void onSample(const std::string& device, const Sample& sample);
+  void onSample(const std::string& device, Sample sample);
+  void onTrace(const std::string& device, TraceSample sample,
+               std::chrono::system_clock::time_point readAt);
+  void onScanner(const std::string& device, const ScannerState& state);
+  void onScan(const lane::ConveyanceRecord& conveyance, const std::string& alertId);
   void publishDeviceStatus(const std::string& name, const DeviceHealth& health);
   [[nodiscard]] std::string statusJson();
   [[nodiscard]] nlohmann::json statusObject();
@@ -56,11 +61,9 @@ class Daemon {
   std::string lastStatusSummary_;
   std::unique_ptr<ControlServer> control_;
   std::vector<std::unique_ptr<DeviceRunner>> runners_;
-  std::vector<std::unique_ptr<XrayLane>> lanes_;
-  // The conveyance in the lane: the last scanned one, until the next scan (JSON text),
-  // and its X-ray alert id when the scan was flagged. Trace samples are tied to it.
-  std::string laneConveyance_;
-  std::string laneXrayAlert_;
+  std::vector<std::unique_ptr<XrayInbox>> inboxes_;
+  // The conveyance in the lane (PLC lane_occupied and scans); trace hits are tied to it.
+  lane::Correlator correlator_;
   std::map<std::string, double> calibrationMaxAgeH_;  // per X-ray scanner
   std::map<std::string, DeviceHealth> health_;
   std::optional<trace::SubstanceLibrary> imsLibrary_;

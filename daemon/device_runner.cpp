@@ -19,6 +19,7 @@ struct DeviceRunner::Slot {
   std::string name;
   std::unique_ptr<Driver> driver;
   bool open = false;
+  bool outOfService = false;  // parked until a reload or restart
   unsigned attempt = 0;
   std::string error;  // why it is not open
   Clock::time_point due{};
@@ -26,8 +27,11 @@ struct DeviceRunner::Slot {
 
 DeviceRunner::DeviceRunner(asio::io_context& io, std::string label, std::vector<Device> devices,
                            std::function<void(const std::string&, const DeviceHealth&)> onHealth,
-                           std::function<void(const std::string&, const Sample&)> onSample)
-    : io_(io), label_(std::move(label)), onHealth_(std::move(onHealth)), onSample_(std::move(onSample)) {
+                           std::function<void(const std::string&, Sample)> onSample)
+    : io_(io),
+      label_(std::move(label)),
+      onHealth_(std::move(onHealth)),
+      onSample_(std::move(onSample)) {
   for (auto& d : devices) {
     auto s = std::make_unique<Slot>();
     s->name = std::move(d.name);
@@ -105,7 +109,9 @@ void DeviceRunner::runCommands() {
     }
     Slot& s = **slot;
     if (!s.open) {
-      finish(next.done, {false, next.cmd.name + " not run: the device is not connected (" + s.error + ")"});
+      finish(next.done, {false, next.cmd.name + " not run: the device is " +
+                                    (s.outOfService ? "out of service" : "not connected") + " (" +
+                                    s.error + ")"});
       continue;
     }
     logger->info("{}: running command {}", s.name, next.cmd.name);
@@ -117,15 +123,32 @@ void DeviceRunner::runCommands() {
   }
 }
 
+void DeviceRunner::takeOutOfService(Slot& s, DeviceHealth health, const std::string& why) {
+  log::get("drivers")->error("{}: out of service until a reload or restart: {}", s.name, why);
+  s.driver->close();
+  s.open = false;
+  s.outOfService = true;
+  s.error = why;
+  s.due = Clock::time_point::max();
+  health.state = "out_of_service";
+  health.detail = why + " (out of service: fix the device or its profile, then lanegatectl reload)";
+  report(s.name, health);
+}
+
 void DeviceRunner::step(Slot& s, Clock::time_point now) {
   auto logger = log::get("drivers");
   if (!s.open) {
     std::string error;
-    if (s.driver->open(error) == DriverAction::ok) {
+    const DriverAction action = s.driver->open(error);
+    if (action == DriverAction::ok) {
       logger->info("{}: open", s.name);
       s.open = true;
       s.attempt = 0;
       s.due = now;
+      return;
+    }
+    if (action == DriverAction::outOfService) {
+      takeOutOfService(s, DeviceHealth{}, error);
       return;
     }
     DeviceHealth h;
@@ -142,9 +165,15 @@ void DeviceRunner::step(Slot& s, Clock::time_point now) {
     return;
   }
   PollResult r = s.driver->poll();
-  report(s.name, r.health);
   for (auto& sample : r.samples)
-    asio::post(io_, [cb = onSample_, name = s.name, sample = std::move(sample)] { cb(name, sample); });
+    asio::post(io_, [cb = onSample_, name = s.name, sample = std::move(sample)]() mutable {
+      cb(name, std::move(sample));
+    });
+  if (r.action == DriverAction::outOfService) {
+    takeOutOfService(s, std::move(r.health), r.error);
+    return;
+  }
+  report(s.name, r.health);
   if (r.action != DriverAction::ok) {
     logger->warn("{}: {}", s.name, r.error);
     s.driver->close();
@@ -161,9 +190,10 @@ void DeviceRunner::run() {
       if (s->due <= now) step(*s, now);
       runCommands();  // between two devices' turns: a technician never waits a whole round
     }
-    Clock::time_point next = Clock::time_point::max();
+    // At most an hour at a time: a parked (out of service) device is due never.
+    Clock::time_point next = Clock::now() + std::chrono::hours(1);
     for (const auto& s : slots_) next = std::min(next, s->due);
-    const auto wait = slots_.empty() ? Clock::duration(std::chrono::hours(1)) : next - Clock::now();
+    const auto wait = next - Clock::now();
     if (wait > Clock::duration::zero() && !sleepFor(wait)) break;
     {
       std::lock_guard lock(mutex_);

@@ -32,7 +32,7 @@ class DeviceRunner {
   /// `label` names the runner in logs (the device, or the bus).
   DeviceRunner(asio::io_context& io, std::string label, std::vector<Device> devices,
                std::function<void(const std::string&, const DeviceHealth&)> onHealth,
-               std::function<void(const std::string&, const Sample&)> onSample);
+               std::function<void(const std::string&, Sample)> onSample);
   ~DeviceRunner();
   DeviceRunner(const DeviceRunner&) = delete;
   DeviceRunner& operator=(const DeviceRunner&) = delete;
@@ -66,6 +66,7 @@ class DeviceRunner {
   // Waits up to `d`; false when stopping. Wakes early when a command arrives.
   bool sleepFor(std::chrono::steady_clock::duration d);
   void report(const std::string& device, const DeviceHealth& h);
+  void takeOutOfService(Slot& s, DeviceHealth health, const std::string& why);
   void runCommands();
   void finish(const CommandDone& done, CommandResult r);
 
@@ -73,7 +74,7 @@ class DeviceRunner {
   std::string label_;
   std::vector<std::unique_ptr<Slot>> slots_;
   std::function<void(const std::string&, const DeviceHealth&)> onHealth_;
-  std::function<void(const std::string&, const Sample&)> onSample_;
+  std::function<void(const std::string&, Sample)> onSample_;
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stop_ = false;

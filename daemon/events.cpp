@@ -2,15 +2,14 @@
 
 #include <array>
 #include <cstdio>
-#include <ctime>
 #include <random>
-
-#include <nlohmann/json.hpp>
 
 namespace lanegate {
 
+lane::LaneIdentity identityOf(const Config& config) { return {config.site, config.lane}; }
+
 std::string laneTopic(const Config& config, const std::string& suffix) {
-  return "lanegate/v1/" + config.site + "/" + config.lane + "/" + suffix;
+  return lane::laneTopic(identityOf(config), suffix);
 }
 
 std::string newEventId() {
@@ -30,40 +29,10 @@ std::string newEventId() {
   return out;
 }
 
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
-}
-
-std::string makeCloudEvent(const Config& config, const std::string& type, const std::string& id,
-                           std::uint64_t seq, const std::string& device,
-                           std::chrono::system_clock::time_point time, const std::string& dataJson) {
-  nlohmann::json e{
-      {"specversion", "1.0"},
-      {"type", type},
-      {"id", id},
-      {"source", "lanegate://" + config.site + "/" + config.lane + "/" + device},
-      {"time", rfc3339(time)},
-      {"datacontenttype", "application/json"},
-      {"seq", seq},
-      {"data", nlohmann::json::parse(dataJson)},
-  };
-  return e.dump();
-}
-
-std::string makeTestAlert(const Config& config, const std::string& id, std::uint64_t seq,
-                          std::chrono::system_clock::time_point time) {
-  nlohmann::json data{{"site", config.site},
-                      {"lane", config.lane},
-                      {"message", "test alert requested by a technician; no action needed"}};
-  return makeCloudEvent(config, "org.lanegate.test", id, seq, "lanegated", time, data.dump());
+std::string makeTestAlert(const lane::LaneIdentity& identity, const std::string& id,
+                          std::uint64_t seq, std::chrono::system_clock::time_point time) {
+  return lane::cloudEvent(identity, "org.lanegate.test", id, seq, "lanegated", time,
+                          lane::testAlertData(identity));
 }
 
 }  // namespace lanegate

@@ -1,26 +1,24 @@
 #pragma once
-// Topics and CloudEvents envelopes (Contract 5).
+// The daemon's side of Contract 5: the lane's identity and topics from its config, event
+// ids, and the test alert. Payloads themselves are lane/payloads.h.
 
 #include <chrono>
 #include <cstdint>
 #include <string>
 
 #include "daemon/config.h"
+#include "lane/payloads.h"
 
 namespace lanegate {
 
+/// The lane's site and lane names.
+lane::LaneIdentity identityOf(const Config& config);
 /// lanegate/v1/{site}/{lane}/{suffix}
 std::string laneTopic(const Config& config, const std::string& suffix);
 /// A random UUID (version 4), the CloudEvents id of a new event.
 std::string newEventId();
-/// RFC 3339 UTC time with milliseconds.
-std::string rfc3339(std::chrono::system_clock::time_point t);
-/// A structured-mode CloudEvent JSON text.
-std::string makeCloudEvent(const Config& config, const std::string& type, const std::string& id,
-                           std::uint64_t seq, const std::string& device,
-                           std::chrono::system_clock::time_point time, const std::string& dataJson);
 /// The `org.lanegate.test` alert a technician fires with `lanegatectl test-alert`.
-std::string makeTestAlert(const Config& config, const std::string& id, std::uint64_t seq,
-                          std::chrono::system_clock::time_point time);
+std::string makeTestAlert(const lane::LaneIdentity& identity, const std::string& id,
+                          std::uint64_t seq, std::chrono::system_clock::time_point time);
 
 }  // namespace lanegate

@@ -19,16 +19,22 @@ std::string defaultSubstanceLibrary() {
   return LANEGATE_SOURCE_DIR "/config/ims/substances.yaml";
 }
 
+int offline(const std::vector<std::string>& args) {
+  const std::string& cmd = args.front();
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (cmd == "ims")
+    return lanegate::trace::imsCommand(rest, std::cout, std::cerr, defaultSubstanceLibrary());
+  return lanegate::vision::visionCommand(args, std::cout, std::cerr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty()) {
     const std::string& cmd = args.front();
-    const std::vector<std::string> rest(args.begin() + 1, args.end());
-    if (cmd == "analyze" || cmd == "eval" || cmd == "phantoms" || cmd == "qa")
-      return lanegate::vision::visionCommand(args, std::cout, std::cerr);
-    if (cmd == "ims") return lanegate::trace::imsCommand(rest, std::cout, std::cerr, defaultSubstanceLibrary());
+    if (cmd == "analyze" || cmd == "eval" || cmd == "phantoms" || cmd == "qa" || cmd == "ims")
+      return offline(args);
   }
-  return lanegate::ctlMain(argc, argv);
+  return lanegate::ctlMain(argc, argv, offline);
 }

@@ -1,41 +1,32 @@
 #include "daemon/main_daemon.h"
 
-#include <cstring>
 #include <iostream>
 #include <string>
+
+#include <CLI/CLI.hpp>
 
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
 
 namespace lanegate {
-namespace {
-constexpr const char* kUsage =
-    "usage: lanegated [-c FILE] [--check-config]\n"
-    "  -c, --config FILE   configuration (default /etc/lanegate/lanegate.yaml)\n"
-    "  --check-config      validate the configuration, print errors as file:line: message, exit 0 or 1\n"
-    "  --version           print the version\n";
-}
 
 int daemonMain(int argc, char** argv) {
+  CLI::App app(
+      "lanegated: the gateway daemon of a customs inspection lane (scanner and trace detectors to\n"
+      "the targeting centre over MQTT).",
+      "lanegated");
+  app.set_version_flag("--version", "lanegated " LANEGATE_VERSION);
   std::string path = "/etc/lanegate/lanegate.yaml";
   bool check = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if ((a == "-c" || a == "--config") && i + 1 < argc) {
-      path = argv[++i];
-    } else if (a == "--check-config" || a == "-t") {
-      check = true;
-    } else if (a == "--version") {
-      std::cout << "lanegated " << LANEGATE_VERSION << "\n";
-      return 0;
-    } else if (a == "-h" || a == "--help") {
-      std::cout << kUsage;
-      return 0;
-    } else {
-      std::cerr << "lanegated: unknown argument '" << a << "'\n" << kUsage;
-      return 2;
-    }
+  app.add_option("-c,--config", path, "configuration file")->capture_default_str();
+  app.add_flag("-t,--check-config", check,
+               "validate the configuration, print errors as file:line: message, exit 0 or 1");
+  app.footer("exit codes: 0 ok, 1 invalid configuration or a start-up failure, 2 usage");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e, std::cout, std::cerr) == 0 ? 0 : 2;  // --help, --version: stdout, 0
   }
   auto config = loadConfig(path);
   if (!config) {

@@ -67,12 +67,9 @@ class MqttPublisher final : public Publisher {
   std::vector<std::function<void()>> hooks_;
   std::vector<std::pair<std::string, std::function<void(const std::string&, const std::string&)>>> subscriptions_;
   std::deque<Queued> queue_;
-  int window_ = 20;
-  int inflight_ = 0;
-  unsigned attempt_ = 0;
-  bool connected_ = false;
-  bool connecting_ = false;
-  bool stopping_ = false;
+  int window_ = 20, inflight_ = 0;  // publishes in flight: at most window_
+  unsigned attempt_ = 0;            // reconnect attempts since the last connection
+  bool connected_ = false, connecting_ = false, stopping_ = false;
   std::uint64_t connections_ = 0;
   std::string lastError_;
 };

@@ -1,5 +1,7 @@
 #include "daemon/outbox.h"
 
+#include <sqlite3.h>
+
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 

@@ -5,8 +5,6 @@
 // go pending → published (on PUBACK) → acked (the control room's ack), per lane in seq
 // order, alerts before status before telemetry.
 
-#include <sqlite3.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -22,6 +20,9 @@
 
 #include "daemon/alert_sink.h"
 #include "daemon/asio.h"
+
+// SQLite's connection handle; only outbox.cpp includes <sqlite3.h>.
+struct sqlite3;
 
 namespace lanegate {
 

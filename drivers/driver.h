@@ -5,12 +5,15 @@
 // crosses this boundary: every outcome is a value that tells the caller what to do.
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
+
+#include "drivers/events.h"
 
 namespace lanegate {
 
@@ -23,24 +26,17 @@ enum class DriverAction {
 
 /// A device's health as published on its retained status topic.
 struct DeviceHealth {
-  std::string state = "unknown";            ///< ok, fault, offline, calibration_due, ...
+  std::string state = "unknown";  ///< ok, fault, offline, out_of_service, calibration_due, ...
   std::string detail;                       ///< one readable sentence when not ok
   std::map<std::string, double> readings;   ///< e.g. drift_temp_k, pressure_hpa
   std::uint64_t faults = 0;                 ///< bad replies and rejected samples so far
-};
-
-/// One result a device produced (a trace sample, a scan notification, ...).
-struct Sample {
-  std::string kind;      ///< e.g. "trace", "scan", "mock"
-  std::string json;      ///< the typed payload, serialised; the lane decodes by kind
-  std::chrono::system_clock::time_point time;
 };
 
 /// What one poll returned.
 struct PollResult {
   DriverAction action = DriverAction::ok;
   DeviceHealth health;
-  std::vector<Sample> samples;
+  std::vector<Sample> samples;  ///< typed events, in the order they were read
   std::string error;  ///< set when action is not ok
 };
 

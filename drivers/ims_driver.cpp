@@ -1,13 +1,9 @@
 #include "drivers/ims_driver.h"
 
-#include <filesystem>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
 #include "drivers/ims_profile.h"
-#include "drivers/modbus_command.h"
-#include "drivers/modbus_link.h"
+#include "drivers/modbus_device.h"
 
 namespace lanegate {
 namespace {
@@ -15,68 +11,25 @@ namespace {
 using std::chrono::milliseconds;
 
 struct ImsSettings {
-  std::string name;
-  LinkConfig link;
-  int unitId = 1;
-  std::string profilePath;
-  milliseconds interval{500};
+  ModbusDeviceSettings device;
   int snapshotRetries = 5;
   milliseconds snapshotRetryDelay{20};
-  milliseconds commandTimeout{60'000};
 };
-
-// A relative profile path is relative to the config file that names it, so a config
-// directory (/etc/lanegate, or config/ in the source tree) carries its profiles along.
-std::string resolveProfile(const std::string& configFile, const std::string& path) {
-  const std::filesystem::path p(path);
-  if (p.is_absolute() || configFile.empty()) return path;
-  return (std::filesystem::path(configFile).parent_path() / p).lexically_normal().string();
-}
 
 ImsSettings readImsSettings(SettingsReader& s) {
   ImsSettings m;
-  m.name = s.string("name", std::string("ims"));
-  m.link = readLinkConfig(s);
-  m.unitId = static_cast<int>(s.integer("unit_id", 1, 0, 247));
-  m.profilePath =
-      resolveProfile(s.file(), s.string("profile", std::string("profiles/ims-generic-v1.yaml")));
-  m.interval = milliseconds(s.integer("poll_interval_ms", 500, 10, 3'600'000));
+  m.device = readModbusDeviceSettings(s, {"ims", "profiles/ims-generic-v1.yaml", 500, 60'000});
   m.snapshotRetries = static_cast<int>(s.integer("snapshot_retries", 5, 1, 100));
   m.snapshotRetryDelay = milliseconds(s.integer("snapshot_retry_ms", 20, 0, 10'000));
-  m.commandTimeout = milliseconds(s.integer("command_timeout_ms", 60'000, 100, 3'600'000));
   return m;
 }
 
-class ImsDriver final : public Driver {
+class ImsDriver final : public ModbusDevice {
  public:
   ImsDriver(ImsSettings settings, ImsProfile profile)
-      : settings_(std::move(settings)),
-        profile_(std::move(profile)),
-        link_(acquireLink(settings_.link)) {}
-
-  DriverAction open(std::string& error) override {
-    if (auto r = link_->connect(); !r) {
-      error = r.error().message;
-      return DriverAction::retry;
-    }
-    if (profile_.versionAddress) {
-      auto v = link_->read(settings_.unitId, profile_.table, *profile_.versionAddress, 1,
-                           kMaxRegistersPerRead, timeout());
-      if (!v) {
-        if (v.error().kind == LinkErrorKind::exception || v.error().kind == LinkErrorKind::badData)
-          ++faults_;
-        error = v.error().message;
-        return DriverAction::retry;
-      }
-      if ((*v)[0] != profile_.expectedVersion) {
-        // Reading another layout as this one would publish nonsense: stop until fixed.
-        error = "device reports profile_version " + std::to_string((*v)[0]) + ", profile '" +
-                profile_.name + "' expects " + std::to_string(profile_.expectedVersion);
-        return DriverAction::outOfService;
-      }
-    }
-    return DriverAction::ok;
-  }
+      : ModbusDevice(settings.device, profile, "device", "verify, calibrate, clear_fault"),
+        settings_(std::move(settings)),
+        profile_(std::move(profile)) {}
 
   PollResult poll() override {
     PollResult r;
@@ -90,52 +43,19 @@ class ImsDriver final : public Driver {
     if (seq % 2 == 0 && fresh && points > 0) {
       auto sample = readSnapshot(std::move(*header));
       if (!sample) return failed(std::move(r), sample.error());
-      Sample s;
-      s.kind = "trace";
-      s.json = std::move(*sample);
+      Sample& s = r.samples.emplace_back();  // in place: see xray_driver.cpp
       s.time = std::chrono::system_clock::now();
-      r.samples.push_back(std::move(s));
+      s.event = std::move(*sample);
       r.health.readings["last_sample_time"] = static_cast<double>(lastSampleTime_);
     }
     r.health.faults = faults_;
     return r;
   }
 
-  CommandResult command(const Command& cmd) override {
-    return runModbusCommand(*link_,
-                            commandSpecOf(profile_, "device", "verify, calibrate, clear_fault", settings_.unitId, timeout(),
-                                          settings_.interval, settings_.commandTimeout),
-                            cmd);
-  }
-
-  void close() override {
-    // A serial bus is shared with the other devices on it: only a TCP link is ours to close.
-    if (settings_.link.transport == "tcp") link_->close();
-  }
-
-  [[nodiscard]] milliseconds pollInterval() const override { return settings_.interval; }
-
  private:
-  // This device's response timeout, also when its serial bus was opened by another.
-  [[nodiscard]] milliseconds timeout() const { return settings_.link.responseTimeout; }
-
   LinkResult<std::vector<std::uint16_t>> readHeader() {
-    return link_->read(settings_.unitId, profile_.table, profile_.headerFirst(),
+    return link().read(settings().unitId, profile_.table, profile_.headerFirst(),
                        profile_.headerCount(), profile_.maxPerRead, timeout());
-  }
-
-
-  PollResult failed(PollResult r, const LinkError& e) {
-    const bool fault = e.kind == LinkErrorKind::exception || e.kind == LinkErrorKind::badData ||
-                       e.kind == LinkErrorKind::invalid;
-    if (fault) ++faults_;
-    r.action = e.needsReconnect() ? DriverAction::retry : DriverAction::ok;
-    r.error = e.message;
-    r.health.state = fault ? "fault" : "offline";
-    r.health.detail = e.message;
-    r.health.faults = faults_;
-    r.samples.clear();
-    return r;
   }
 
   void fillHealth(DeviceHealth& h, std::span<const std::uint16_t> header) const {
@@ -186,9 +106,9 @@ class ImsDriver final : public Driver {
     return "";
   }
 
-  // The json of a consistent sample, or why there is none (link failure, rejected data,
+  // A consistent sample, or why there is none (link failure, rejected data,
   // no consistent snapshot; the last two are `invalid`: the device is alive).
-  LinkResult<std::string> readSnapshot(std::vector<std::uint16_t> header) {
+  LinkResult<TraceSample> readSnapshot(std::vector<std::uint16_t> header) {
     for (int attempt = 0; attempt < settings_.snapshotRetries; ++attempt) {
       if (attempt > 0) {
         std::this_thread::sleep_for(settings_.snapshotRetryDelay);
@@ -205,16 +125,16 @@ class ImsDriver final : public Driver {
             LinkErrorKind::invalid, "rejected sample " + std::to_string(seq) + ": " + why});
       }
       const int points = profile_.at(header, profile_.points);
-      auto spectrum = link_->read(settings_.unitId, profile_.table, profile_.spectrum, points,
+      auto spectrum = link().read(settings().unitId, profile_.table, profile_.spectrum, points,
                                   profile_.maxPerRead, timeout());
       if (!spectrum) return tl::make_unexpected(spectrum.error());
-      auto again = link_->read(settings_.unitId, profile_.table, profile_.sampleSeq, 1,
+      auto again = link().read(settings().unitId, profile_.table, profile_.sampleSeq, 1,
                                kMaxRegistersPerRead, timeout());
       if (!again) return tl::make_unexpected(again.error());
       if ((*again)[0] != seq) continue;  // a new sample began while we read
       lastSeq_ = seq;
       lastSampleTime_ = profile_.u32At(header, profile_.sampleTime);
-      return toJson(header, *spectrum);
+      return toSample(header, std::move(*spectrum));
     }
     return tl::make_unexpected(
         LinkError{LinkErrorKind::invalid, "no consistent snapshot after " +
@@ -222,72 +142,49 @@ class ImsDriver final : public Driver {
                                               " attempts (sample_seq kept changing)"});
   }
 
-  std::string toJson(std::span<const std::uint16_t> header,
-                     const std::vector<std::uint16_t>& spectrum) const {
-    const std::uint16_t status = profile_.at(header, profile_.status);
-    nlohmann::json j;
-    j["device"] = settings_.name;
-    j["sample_seq"] = profile_.at(header, profile_.sampleSeq);
-    j["sample_time"] = profile_.u32At(header, profile_.sampleTime);
-    j["status"] = status;
-    j["mode"] = ImsProfile::bitSet(status, profile_.bits.negativeMode) ? "negative" : "positive";
-    j["drift_temp_k"] =
-        profile_.driftTempK.decode(profile_.at(header, profile_.driftTempK.address));
-    j["pressure_hpa"] =
-        profile_.pressureHpa.decode(profile_.at(header, profile_.pressureHpa.address));
-    j["desorber_temp_c"] =
-        profile_.desorberTempC.decode(profile_.at(header, profile_.desorberTempC.address));
-    j["period_ns"] = profile_.at(header, profile_.periodNs);
-    j["segments"] = profile_.at(header, profile_.segments);
-    nlohmann::json alarms = nlohmann::json::array();
-    const int count = profile_.at(header, profile_.alarmCount);
+  TraceSample toSample(std::span<const std::uint16_t> header,
+                       std::vector<std::uint16_t> spectrum) const {
+    const auto& p = profile_;
+    TraceSample t;
+    t.sampleSeq = p.at(header, p.sampleSeq);
+    t.sampleTime = p.u32At(header, p.sampleTime);
+    t.status = p.at(header, p.status);
+    t.mode = ImsProfile::bitSet(t.status, p.bits.negativeMode) ? IonPolarity::negative
+                                                               : IonPolarity::positive;
+    t.driftTempK = p.driftTempK.decode(p.at(header, p.driftTempK.address));
+    t.pressureHpa = p.pressureHpa.decode(p.at(header, p.pressureHpa.address));
+    t.desorberTempC = p.desorberTempC.decode(p.at(header, p.desorberTempC.address));
+    t.periodNs = p.at(header, p.periodNs);
+    t.segments = p.at(header, p.segments);
+    const int count = p.at(header, p.alarmCount);
     for (int i = 0; i < count; ++i) {
-      const int code = profile_.at(header, profile_.alarms + 2 * i);
-      const auto name = profile_.alarmCodes.find(code);
-      alarms.push_back(
-          {{"code", code},
-           {"substance", name == profile_.alarmCodes.end() ? nlohmann::json(nullptr)
-                                                           : nlohmann::json(name->second)},
-           {"amplitude", profile_.at(header, profile_.alarms + 2 * i + 1)}});
+      DeviceAlarm a;
+      a.code = p.at(header, p.alarms + 2 * i);
+      if (const auto name = p.alarmCodes.find(a.code); name != p.alarmCodes.end())
+        a.substance = name->second;
+      a.amplitude = p.at(header, p.alarms + 2 * i + 1);
+      t.alarms.push_back(std::move(a));
     }
-    j["alarms"] = std::move(alarms);
-    j["points"] = spectrum;
-    return j.dump();
+    // The profile says which bit is the device's alarm (generic: 2, ACME T2: 5).
+    t.alarmed = ImsProfile::bitSet(t.status, p.bits.alarm) || !t.alarms.empty();
+    t.points = std::move(spectrum);
+    return t;
   }
 
   ImsSettings settings_;
   ImsProfile profile_;
-  std::shared_ptr<ModbusLink> link_;
   std::optional<std::uint32_t> lastSeq_;  // last sample_seq accepted (or rejected)
   std::uint32_t lastSampleTime_ = 0;
-  std::uint64_t faults_ = 0;
 };
 
 }  // namespace
 
 void validateImsDriver(SettingsReader& settings) {
-  const ImsSettings s = readImsSettings(settings);
-  auto profile = loadImsProfile(s.profilePath);
-  if (!profile) {
-    for (const auto& e : profile.error().all()) settings.errors().add(e.file, e.line, e.message);
-    settings.errors().add(
-        settings.file(), settings.lineOfKey("profile"),
-        "device '" + s.name + "': profile '" + s.profilePath + "' is not usable (see above)");
-  }
+  validateModbusDevice(settings, readImsSettings, parseImsProfile);
 }
 
 std::unique_ptr<Driver> createImsDriver(const DeviceSpec& spec) {
-  ConfigErrors ignored;  // validated before; defaults stand in for anything odd
-  SettingsReader reader(spec.file, spec.settings, "device", ignored);
-  reader.allow("type");
-  ImsSettings s = readImsSettings(reader);
-  s.name = spec.name.empty() ? s.name : spec.name;
-  auto profile = loadImsProfile(s.profilePath);
-  if (!profile) {
-    // Validation loads the profile too; it can only vanish between the two.
-    return outOfServiceDriver(profile.error().str());
-  }
-  return std::make_unique<ImsDriver>(std::move(s), std::move(*profile));
+  return createModbusDevice<ImsDriver>(spec, readImsSettings, parseImsProfile);
 }
 
 }  // namespace lanegate

@@ -35,22 +35,12 @@
 // device whose profile_version differs from the profile's is DriverAction::outOfService.
 // command() may block up to command_timeout_ms; call it on the device's thread.
 //
-// Each accepted sample becomes a Sample of kind "trace" (time = when it was read) whose
-// json is one object:
-//   {"device": "ims-1",              the device's config name
-//    "sample_seq": 42,               even, as read (wraps at 65536)
-//    "sample_time": 1795000000,      the device's clock, unix seconds
-//    "status": 5,                    raw status register
-//    "mode": "positive",             "positive" | "negative" (profile's negative_mode bit)
-//    "drift_temp_k": 383.1, "pressure_hpa": 1013.2, "desorber_temp_c": 250.0,
-//    "period_ns": 12500, "segments": 16,
-//    "alarms": [{"code": 1, "substance": "cocaine", "amplitude": 800}],
-//                                    the device's own alarms; substance null when the
-//                                    profile's alarm_codes has no name for the code
-//    "points": [412, 415, ...]}      the spectrum, u16, length 1..max_points
-// Its "points", "period_ns", "mode", "drift_temp_k" and "pressure_hpa" are exactly the
-// fields of Contract 6 SPECTRUM.json, so trace::parseSpectrumJson reads a copy holding
-// just those.
+// Each accepted sample becomes a TraceSample (drivers/events.h; Sample::time = when it
+// was read): sample_seq, sample_time (the device's clock), the raw status, the mode (the
+// profile's negative_mode bit), the readings decoded with the profile's scaling, period_ns,
+// segments, the device's own alarms (substance names from the profile's alarm_codes, none
+// when a code has no name), `alarmed` (the profile's alarm status bit, whichever bit the
+// vendor chose, or any alarm in the list) and the spectrum's points.
 //
 // DeviceHealth: state "ok" | "offline" | "fault" (device fault bit, or this poll's data
 // was rejected) | "verification_failed" | "calibration_due" | "not_ready"; readings

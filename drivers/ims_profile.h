@@ -15,6 +15,7 @@
 #include <tl/expected.hpp>
 
 #include "drivers/modbus_link.h"
+#include "drivers/modbus_profile.h"
 #include "drivers/settings.h"
 
 namespace lanegate {
@@ -37,36 +38,25 @@ struct ImsStatusBits {
       negativeMode;
 };
 
-/// One IMS register map.
-struct ImsProfile {
-  std::string name;                              ///< the profile's `profile:` key
-  std::string file;                              ///< where it was loaded from
-  RegisterTable table = RegisterTable::holding;  ///< table of every readable register
-  bool highWordFirst = true;                     ///< word order of 32-bit values
-  int maxPerRead = kMaxRegistersPerRead;         ///< registers per read request (≤ 125)
-  int maxPoints = 4000;                          ///< points above this are rejected
-  std::optional<int> versionAddress;             ///< profile_version register
-  int expectedVersion = 0;                       ///< value it must hold
-  int status = 1;                                ///< status bits register
-  int sampleSeq = 2;                             ///< sequence lock register
-  int sampleTime = 3;                            ///< u32 unix seconds (two registers)
-  ScaledRegister driftTempK{5, 0.1};             ///< drift-tube temperature → K
-  ScaledRegister pressureHpa{6, 0.1};            ///< ambient pressure → hPa
-  ScaledRegister desorberTempC{7, 0.1};          ///< desorber temperature → °C
-  int points = 8;                                ///< spectrum length register
-  int periodNs = 9;                              ///< drift-time step register, ns
-  int segments = 10;                             ///< scans averaged
-  int alarmCount = 11;                           ///< alarms the device raised
-  int alarms = 12;                               ///< first (code, amplitude) pair
-  int maxAlarms = 8;                             ///< pairs in the alarm block
-  int spectrum = 100;                            ///< first spectrum register
-  ImsStatusBits bits;                            ///< status bit numbers
-  std::map<int, std::string> alarmCodes;         ///< device alarm code → substance name
-  int commandRegister = 40;                      ///< holding register a command is written to
-  int commandResult = 41;                        ///< register the device reports progress in
-  RegisterTable commandResultTable = RegisterTable::holding;  ///< its table
-  std::map<std::string, int> commandCodes;  ///< verify, calibrate, clear_fault → code
-  int resultIdle = 0, resultRunning = 1, resultOk = 2, resultFailed = 3;  ///< result codes
+/// One IMS register map (the shared part: name, table, profile_version, status, commands).
+struct ImsProfile : ModbusProfile {
+  bool highWordFirst = true;              ///< word order of 32-bit values
+  int maxPerRead = kMaxRegistersPerRead;  ///< registers per read request (≤ 125)
+  int maxPoints = 4000;                   ///< points above this are rejected
+  int sampleSeq = 2;                      ///< sequence lock register
+  int sampleTime = 3;                     ///< u32 unix seconds (two registers)
+  ScaledRegister driftTempK{5, 0.1};      ///< drift-tube temperature → K
+  ScaledRegister pressureHpa{6, 0.1};     ///< ambient pressure → hPa
+  ScaledRegister desorberTempC{7, 0.1};   ///< desorber temperature → °C
+  int points = 8;                         ///< spectrum length register
+  int periodNs = 9;                       ///< drift-time step register, ns
+  int segments = 10;                      ///< scans averaged
+  int alarmCount = 11;                    ///< alarms the device raised
+  int alarms = 12;                        ///< first (code, amplitude) pair
+  int maxAlarms = 8;                      ///< pairs in the alarm block
+  int spectrum = 100;                     ///< first spectrum register
+  ImsStatusBits bits;                     ///< status bit numbers
+  std::map<int, std::string> alarmCodes;  ///< device alarm code → substance name
 
   /// First register of the header block (everything but the spectrum and commands).
   [[nodiscard]] int headerFirst() const;
@@ -78,8 +68,6 @@ struct ImsProfile {
   [[nodiscard]] std::uint32_t u32At(std::span<const std::uint16_t> header, int address) const;
   /// Writes a 32-bit value at regs[address], in the profile's word order.
   void putU32(std::span<std::uint16_t> regs, int address, std::uint32_t value) const;
-  /// True when the status word has bit `bit` set (false when the profile lacks it).
-  [[nodiscard]] static bool bitSet(std::uint16_t word, const std::optional<int>& bit);
   /// The alarm code of a substance name, or nullopt.
   [[nodiscard]] std::optional<int> alarmCodeOf(std::string_view substance) const;
   /// Highest register address the profile uses (for sizing a simulator's map).
@@ -89,7 +77,5 @@ struct ImsProfile {
 /// Parses a profile; every error is located in `file`.
 [[nodiscard]] tl::expected<ImsProfile, ConfigErrors> parseImsProfile(std::string_view yamlText,
                                                                      const std::string& file);
-/// Reads and parses a profile file.
-[[nodiscard]] tl::expected<ImsProfile, ConfigErrors> loadImsProfile(const std::string& path);
 
 }  // namespace lanegate

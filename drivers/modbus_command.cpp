@@ -8,23 +8,22 @@ namespace lanegate {
 CommandResult runModbusCommand(ModbusLink& link, const ModbusCommandSpec& spec, const Command& cmd) {
   using Clock = std::chrono::steady_clock;
   using std::chrono::milliseconds;
-  const auto code = spec.codes == nullptr ? std::nullopt : [&]() -> std::optional<int> {
-    const auto it = spec.codes->find(cmd.name);
-    return it == spec.codes->end() ? std::nullopt : std::optional<int>(it->second);
-  }();
-  if (!code) return {false, "unknown command '" + cmd.name + "' (" + spec.known + ")"};
-  if (auto c = link.connect(); !c) return {false, cmd.name + ": " + c.error().message};
+  const ProfileCommands& c = *spec.commands;
+  const auto found = c.codes.find(cmd.name);
+  if (found == c.codes.end())
+    return {false, "unknown command '" + cmd.name + "' (" + spec.known + ")"};
+  if (auto up = link.connect(); !up) return {false, cmd.name + ": " + up.error().message};
   auto readResult = [&]() -> LinkResult<std::uint16_t> {
-    auto v = link.read(spec.unitId, spec.commandResultTable, spec.commandResult, 1, kMaxRegistersPerRead,
+    auto v = link.read(spec.unitId, c.resultTable, c.resultRegister, 1, kMaxRegistersPerRead,
                        spec.responseTimeout);
     if (!v) return tl::make_unexpected(v.error());
     return (*v)[0];
   };
   const auto before = readResult();
   if (!before) return {false, cmd.name + ": cannot read command_result: " + before.error().message};
-  if (*before == spec.resultRunning)
+  if (*before == c.running)
     return {false, cmd.name + ": the " + spec.what + " is still running another command"};
-  if (auto w = link.write(spec.unitId, spec.commandRegister, static_cast<std::uint16_t>(*code),
+  if (auto w = link.write(spec.unitId, c.commandRegister, static_cast<std::uint16_t>(found->second),
                           spec.responseTimeout);
       !w) {
     return {false, cmd.name + ": cannot write the command register: " + w.error().message};
@@ -35,7 +34,7 @@ CommandResult runModbusCommand(ModbusLink& link, const ModbusCommandSpec& spec, 
     std::this_thread::sleep_for(spec.pollStep);
     const auto now = readResult();
     if (!now) return {false, cmd.name + ": lost the " + spec.what + ": " + now.error().message};
-    if (*now == spec.resultRunning) {
+    if (*now == c.running) {
       sawRunning = true;
       continue;
     }
@@ -44,8 +43,9 @@ CommandResult runModbusCommand(ModbusLink& link, const ModbusCommandSpec& spec, 
     const bool fresh = sawRunning || *now != *before || Clock::now() - start > milliseconds(1000);
     if (!fresh) continue;
     const auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start).count();
-    if (*now == spec.resultOk) return {true, cmd.name + " ok (" + std::to_string(took) + " ms)"};
-    if (*now == spec.resultFailed) return {false, cmd.name + " failed: the " + spec.what + " reported failure"};
+    if (*now == c.ok) return {true, cmd.name + " ok (" + std::to_string(took) + " ms)"};
+    if (*now == c.failed)
+      return {false, cmd.name + " failed: the " + spec.what + " reported failure"};
   }
   return {false, cmd.name + ": no result within " + std::to_string(spec.commandTimeout.count()) + " ms"};
 }

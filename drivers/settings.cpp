@@ -156,25 +156,19 @@ std::string SettingsReader::choice(const std::string& key,
 }
 
 YAML::Node SettingsReader::map(const std::string& key, bool required) {
-  const auto found = lookup(key, required);
-  if (!found) return YAML::Node(YAML::NodeType::Map);
-  const YAML::Node& v = *found;
-  if (!v.IsMap()) {
-    typeError(key, v, "a map");
-    return YAML::Node(YAML::NodeType::Map);
-  }
-  return v;
+  return container(key, required, YAML::NodeType::Map, "a map");
 }
 
 YAML::Node SettingsReader::sequence(const std::string& key, bool required) {
+  return container(key, required, YAML::NodeType::Sequence, "a list");
+}
+
+YAML::Node SettingsReader::container(const std::string& key, bool required,
+                                     YAML::NodeType::value type, const char* expected) {
   const auto found = lookup(key, required);
-  if (!found) return YAML::Node(YAML::NodeType::Sequence);
-  const YAML::Node& v = *found;
-  if (!v.IsSequence()) {
-    typeError(key, v, "a list");
-    return YAML::Node(YAML::NodeType::Sequence);
-  }
-  return v;
+  if (found && found->Type() == type) return *found;
+  if (found) typeError(key, *found, expected);
+  return YAML::Node(type);
 }
 
 void SettingsReader::finish() {

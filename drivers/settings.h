@@ -84,6 +84,8 @@ class SettingsReader {
 
  private:
   std::optional<YAML::Node> lookup(const std::string& key, bool required);
+  YAML::Node container(const std::string& key, bool required, YAML::NodeType::value type,
+                       const char* expected);
   void typeError(const std::string& key, const YAML::Node& value, const char* expected);
 
   std::string file_;

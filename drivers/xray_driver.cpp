@@ -2,10 +2,7 @@
 
 #include <filesystem>
 
-#include <nlohmann/json.hpp>
-
-#include "drivers/modbus_command.h"
-#include "drivers/modbus_link.h"
+#include "drivers/modbus_device.h"
 #include "drivers/xray_profile.h"
 
 namespace lanegate {
@@ -14,149 +11,77 @@ namespace {
 using std::chrono::milliseconds;
 
 struct XrayDriverSettings {
-  std::string name;
-  LinkConfig link;
-  int unitId = 1;
-  std::string profilePath;
-  milliseconds interval{200};
-  milliseconds commandTimeout{120'000};
+  ModbusDeviceSettings device;
 };
 
-// A relative path is relative to the config file that names it, so a config directory
-// (/etc/lanegate, or config/ in the source tree) carries its profiles and inbox along.
-std::string resolvePath(const std::string& configFile, const std::string& path) {
-  const std::filesystem::path p(path);
-  if (path.empty() || p.is_absolute() || configFile.empty()) return path;
-  return (std::filesystem::path(configFile).parent_path() / p).lexically_normal().string();
-}
-
 XrayDriverSettings readDriverSettings(SettingsReader& s) {
-  XrayDriverSettings m;
-  m.name = s.string("name", std::string("xray"));
-  m.link = readLinkConfig(s);
-  m.unitId = static_cast<int>(s.integer("unit_id", 1, 0, 247));
-  m.profilePath =
-      resolvePath(s.file(), s.string("profile", std::string("profiles/xray-generic-v1.yaml")));
-  m.interval = milliseconds(s.integer("poll_interval_ms", 200, 10, 3'600'000));
-  m.commandTimeout = milliseconds(s.integer("command_timeout_ms", 120'000, 100, 3'600'000));
-  return m;
+  return {readModbusDeviceSettings(s, {"xray", "profiles/xray-generic-v1.yaml", 200, 120'000})};
 }
 
-class XrayDriver final : public Driver {
+class XrayDriver final : public ModbusDevice {
  public:
   XrayDriver(XrayDriverSettings settings, XrayProfile profile)
-      : settings_(std::move(settings)),
-        profile_(std::move(profile)),
-        link_(acquireLink(settings_.link)) {}
-
-  DriverAction open(std::string& error) override {
-    fresh_ = true;  // the first poll of a connection re-announces the PLC's state
-    if (auto r = link_->connect(); !r) {
-      error = r.error().message;
-      return DriverAction::retry;
-    }
-    if (profile_.versionAddress) {
-      auto v = link_->read(settings_.unitId, profile_.table, *profile_.versionAddress, 1,
-                           kMaxRegistersPerRead, timeout());
-      if (!v) {
-        if (v.error().kind == LinkErrorKind::exception || v.error().kind == LinkErrorKind::badData)
-          ++faults_;
-        error = v.error().message;
-        return DriverAction::retry;
-      }
-      if ((*v)[0] != profile_.expectedVersion) {
-        // Reading another layout as this one would follow the wrong registers: stop until fixed.
-        error = "device reports profile_version " + std::to_string((*v)[0]) + ", profile '" +
-                profile_.name + "' (" + profile_.file + ") expects " +
-                std::to_string(profile_.expectedVersion);
-        return DriverAction::outOfService;
-      }
-    }
-    return DriverAction::ok;
-  }
+      : ModbusDevice(std::move(settings.device), profile, "scanner", "dark, air, clear_fault"),
+        profile_(std::move(profile)) {}
 
   PollResult poll() override {
     PollResult r;
-    auto block = link_->read(settings_.unitId, profile_.table, profile_.blockFirst(),
+    auto block = link().read(settings().unitId, profile_.table, profile_.blockFirst(),
                              profile_.blockCount(), kMaxRegistersPerRead, timeout());
     if (!block) return failed(std::move(r), block.error());
-    const std::uint16_t status = profile_.at(*block, profile_.status);
-    const std::uint16_t seq = profile_.at(*block, profile_.scanSeq);
-    const bool occupied = profile_.at(*block, profile_.laneOccupied) != 0;
-    fillHealth(r.health, status, seq, occupied);
-    if (fresh_ || seq != lastSeq_ || occupied != lastOccupied_) {
-      nlohmann::json j;
-      j["device"] = settings_.name;
-      j["scan_seq"] = seq;
-      j["lane_occupied"] = occupied;
-      j["status"] = status;
-      Sample s;
-      s.kind = "xray_plc";
-      s.json = j.dump();
+    const ScannerState state = stateOf(*block);
+    fillHealth(r.health, state);
+    if (fresh_ || state.scanSeq != last_.scanSeq || state.laneOccupied != last_.laneOccupied) {
+      // Built in place: moving a temporary variant trips GCC 12's -Wmaybe-uninitialized at -O2.
+      Sample& s = r.samples.emplace_back();
       s.time = std::chrono::system_clock::now();
-      r.samples.push_back(std::move(s));
+      s.event = state;
       fresh_ = false;
-      lastSeq_ = seq;
-      lastOccupied_ = occupied;
+      last_ = state;
     }
     return r;
   }
 
-  CommandResult command(const Command& cmd) override {
-    return runModbusCommand(*link_,
-                            commandSpecOf(profile_, "scanner", "dark, air, clear_fault", settings_.unitId, timeout(),
-                                          settings_.interval, settings_.commandTimeout),
-                            cmd);
-  }
-
-  void close() override {
-    // A serial bus is shared with the other devices on it: only a TCP link is ours to close.
-    if (settings_.link.transport == "tcp") link_->close();
-  }
-
-  [[nodiscard]] milliseconds pollInterval() const override { return settings_.interval; }
-
  private:
-  // This device's response timeout, also when its serial bus was opened by another.
-  [[nodiscard]] milliseconds timeout() const { return settings_.link.responseTimeout; }
+  void onOpen() override {
+    fresh_ = true;
+  }  // the first poll of a connection re-announces the PLC's state
 
-
-  PollResult failed(PollResult r, const LinkError& e) {
-    const bool fault = e.kind == LinkErrorKind::exception || e.kind == LinkErrorKind::badData ||
-                       e.kind == LinkErrorKind::invalid;
-    if (fault) ++faults_;
-    r.action = e.needsReconnect() ? DriverAction::retry : DriverAction::ok;
-    r.error = e.message;
-    r.health.state = fault ? "fault" : "offline";
-    r.health.detail = e.message;
-    r.health.faults = faults_;
-    return r;
+  ScannerState stateOf(std::span<const std::uint16_t> block) const {
+    const auto& b = profile_.bits;
+    ScannerState s;
+    s.status = profile_.at(block, profile_.status);
+    s.scanSeq = profile_.at(block, profile_.scanSeq);
+    s.laneOccupied = profile_.at(block, profile_.laneOccupied) != 0;
+    s.ready = XrayProfile::bitSet(s.status, b.ready);
+    s.scanning = XrayProfile::bitSet(s.status, b.scanning);
+    s.radiationOn = XrayProfile::bitSet(s.status, b.radiationOn);
+    s.interlockOpen = XrayProfile::bitSet(s.status, b.interlockOpen);
+    s.fault = XrayProfile::bitSet(s.status, b.fault);
+    s.calibrationDue = XrayProfile::bitSet(s.status, b.calibrationDue);
+    return s;
   }
 
-  void fillHealth(DeviceHealth& h, std::uint16_t status, std::uint16_t seq, bool occupied) const {
-    const auto& b = profile_.bits;
-    auto flag = [&](const std::optional<int>& bit) {
-      return XrayProfile::bitSet(status, bit) ? 1.0 : 0.0;
-    };
-    h.readings["status"] = status;
-    h.readings["scan_seq"] = seq;
-    h.readings["lane_occupied"] = occupied ? 1 : 0;
-    h.readings["ready"] = flag(b.ready);
-    h.readings["scanning"] = flag(b.scanning);
-    h.readings["radiation_on"] = flag(b.radiationOn);
-    h.readings["interlock_open"] = flag(b.interlockOpen);
-    h.readings["calibration_due"] = flag(b.calibrationDue);
+  void fillHealth(DeviceHealth& h, const ScannerState& s) const {
+    h.readings = {{"status", s.status},
+                  {"scan_seq", s.scanSeq},
+                  {"lane_occupied", s.laneOccupied ? 1 : 0},
+                  {"ready", s.ready ? 1 : 0},
+                  {"scanning", s.scanning ? 1 : 0},
+                  {"radiation_on", s.radiationOn ? 1 : 0},
+                  {"interlock_open", s.interlockOpen ? 1 : 0},
+                  {"calibration_due", s.calibrationDue ? 1 : 0}};
     h.faults = faults_;
-    if (XrayProfile::bitSet(status, b.fault)) {
+    if (s.fault) {
       h.state = "fault";
-      h.detail = "the scanner reports a fault (status " + std::to_string(status) + ")";
-    } else if (XrayProfile::bitSet(status, b.interlockOpen)) {
+      h.detail = "the scanner reports a fault (status " + std::to_string(s.status) + ")";
+    } else if (s.interlockOpen) {
       h.state = "interlock_open";
       h.detail = "a safety interlock is open: the scanner cannot scan";
-    } else if (XrayProfile::bitSet(status, b.calibrationDue)) {
+    } else if (s.calibrationDue) {
       h.state = "calibration_due";
       h.detail = "the scanner asks for a dark and air calibration";
-    } else if (b.ready && !XrayProfile::bitSet(status, b.ready)) {
+    } else if (profile_.bits.ready && !s.ready) {
       h.state = "not_ready";
       h.detail = "the scanner is not ready (warming up or busy)";
     } else {
@@ -164,15 +89,10 @@ class XrayDriver final : public Driver {
     }
   }
 
-  XrayDriverSettings settings_;
   XrayProfile profile_;
-  std::shared_ptr<ModbusLink> link_;
   bool fresh_ = true;
-  std::uint16_t lastSeq_ = 0;
-  bool lastOccupied_ = false;
-  std::uint64_t faults_ = 0;
+  ScannerState last_;
 };
-
 
 }  // namespace
 
@@ -188,7 +108,7 @@ XrayLaneSettings readXrayLaneSettings(SettingsReader& s) {
       s.errors().add(s.file(), s.lineOfKey("inbox"),
                      where + "'inbox' must not be the root directory");
   }
-  l.inbox = resolvePath(s.file(), inbox);
+  l.inbox = resolveConfigPath(s.file(), inbox);
   l.workers = static_cast<int>(s.integer("workers", 1, 1, 8));
   l.queue = static_cast<int>(s.integer("queue", 4, 1, 64));
   l.retentionDays = s.number("retention_days", 30.0, 0.0, 3650.0);
@@ -204,26 +124,12 @@ XrayLaneSettings readXrayLaneSettings(const DeviceSpec& spec) {
 }
 
 void validateXrayDriver(SettingsReader& settings) {
-  const XrayDriverSettings s = readDriverSettings(settings);
+  validateModbusDevice(settings, readDriverSettings, parseXrayProfile);
   readXrayLaneSettings(settings);
-  auto profile = loadXrayProfile(s.profilePath);
-  if (!profile) {
-    for (const auto& e : profile.error().all()) settings.errors().add(e.file, e.line, e.message);
-    settings.errors().add(
-        settings.file(), settings.lineOfKey("profile"),
-        "device '" + s.name + "': profile '" + s.profilePath + "' is not usable (see above)");
-  }
 }
 
 std::unique_ptr<Driver> createXrayDriver(const DeviceSpec& spec) {
-  ConfigErrors ignored;  // validated before; defaults stand in for anything odd
-  SettingsReader reader(spec.file, spec.settings, "device", ignored);
-  reader.allow("type");
-  XrayDriverSettings s = readDriverSettings(reader);
-  s.name = spec.name.empty() ? s.name : spec.name;
-  auto profile = loadXrayProfile(s.profilePath);
-  if (!profile) return outOfServiceDriver(profile.error().str());
-  return std::make_unique<XrayDriver>(std::move(s), std::move(*profile));
+  return createModbusDevice<XrayDriver>(spec, readDriverSettings, parseXrayProfile);
 }
 
 }  // namespace lanegate

@@ -16,7 +16,7 @@
 //   response_timeout_ms  whole reply (and TCP connect), 10..60000 [1000]
 //   byte_timeout_ms      between bytes of a reply, 0 = off [500]
 //   command_timeout_ms   how long a dark/air/clear_fault command may run, 100.. [120000]
-// Read by the daemon's lane (readXrayLaneSettings), validated here:
+// Read by the daemon's inbox watcher (readXrayLaneSettings), validated here:
 //   inbox                (required) directory the scanner writes bundles into; relative
 //                        to the config file's directory
 //   workers              analysis threads, 1..8 [1]
@@ -28,11 +28,11 @@
 //                        calibration_due, 0.1..8760 [24]
 //
 // Each poll reads status, scan_seq and lane_occupied in one request. The driver emits a
-// Sample of kind "xray_plc" on the first poll after each open() and whenever scan_seq or
-// lane_occupied changes; its json is
-//   {"device": "xray-1", "scan_seq": 17, "lane_occupied": true, "status": 7}
-// (scan_seq u16 as read, wraps at 65536; status the raw status register). A scan_seq
-// increment means a bundle is complete in the inbox; lane_occupied follows conveyances.
+// ScannerState (drivers/events.h: scan_seq u16 as read, wrapping at 65536; lane_occupied;
+// the raw status and its bits decoded with the profile) on the first poll after each
+// open() and whenever scan_seq or lane_occupied changes. A scan_seq increment means a
+// bundle is complete in the inbox; lane_occupied follows conveyances, and the lane's
+// correlator (lane/correlator.h) follows it.
 //
 // DeviceHealth: state "ok" | "offline" | "fault" (PLC fault bit, or a garbage/exception
 // reply) | "interlock_open" | "calibration_due" (the PLC's bit; the lane adds its own

@@ -5,7 +5,6 @@
 // serves with it, so both sides share one definition of a layout.
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -14,6 +13,7 @@
 #include <tl/expected.hpp>
 
 #include "drivers/modbus_link.h"
+#include "drivers/modbus_profile.h"
 #include "drivers/settings.h"
 
 namespace lanegate {
@@ -23,22 +23,11 @@ struct XrayStatusBits {
   std::optional<int> ready, scanning, radiationOn, interlockOpen, fault, calibrationDue;
 };
 
-/// One X-ray PLC register map.
-struct XrayProfile {
-  std::string name;                              ///< the profile's `profile:` key
-  std::string file;                              ///< where it was loaded from
-  RegisterTable table = RegisterTable::holding;  ///< table of the readable registers
-  std::optional<int> versionAddress;             ///< profile_version register
-  int expectedVersion = 0;                       ///< value it must hold
-  int status = 1;                                ///< status bits register
-  int scanSeq = 2;                               ///< scans completed (u16, wraps)
-  int laneOccupied = 3;                          ///< 1 while a conveyance is in the lane
-  XrayStatusBits bits;                           ///< status bit numbers
-  int commandRegister = 40;                      ///< holding register a command is written to
-  int commandResult = 41;                        ///< register the PLC reports progress in
-  RegisterTable commandResultTable = RegisterTable::holding;  ///< its table
-  std::map<std::string, int> commandCodes;                    ///< dark, air, clear_fault → code
-  int resultIdle = 0, resultRunning = 1, resultOk = 2, resultFailed = 3;  ///< result codes
+/// One X-ray PLC register map (the shared part: name, table, profile_version, status, commands).
+struct XrayProfile : ModbusProfile {
+  int scanSeq = 2;       ///< scans completed (u16, wraps)
+  int laneOccupied = 3;  ///< 1 while a conveyance is in the lane
+  XrayStatusBits bits;   ///< status bit numbers
 
   /// First register of the block read by each poll (status, scan_seq, lane_occupied).
   [[nodiscard]] int blockFirst() const;
@@ -46,16 +35,10 @@ struct XrayProfile {
   [[nodiscard]] int blockCount() const;
   /// A register of a block read from blockFirst() (0 when outside it).
   [[nodiscard]] std::uint16_t at(std::span<const std::uint16_t> block, int address) const;
-  /// True when the status word has bit `bit` set (false when the profile lacks it).
-  [[nodiscard]] static bool bitSet(std::uint16_t word, const std::optional<int>& bit);
-  /// The command name of a code, or "" when no command has it.
-  [[nodiscard]] std::string commandOf(int code) const;
 };
 
 /// Parses a profile; every error is located in `file`.
 [[nodiscard]] tl::expected<XrayProfile, ConfigErrors> parseXrayProfile(std::string_view yamlText,
                                                                        const std::string& file);
-/// Reads and parses a profile file.
-[[nodiscard]] tl::expected<XrayProfile, ConfigErrors> loadXrayProfile(const std::string& path);
 
 }  // namespace lanegate

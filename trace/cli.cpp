@@ -5,6 +5,8 @@
 #include <optional>
 #include <sstream>
 
+#include <CLI/CLI.hpp>
+
 #include "trace/analysis.h"
 #include "trace/library.h"
 #include "trace/spectrum.h"
@@ -18,12 +20,6 @@ constexpr int kExitBadInput = 1;
 constexpr int kExitUsage = 2;
 // A spectrum of 4000 points is about 30 kB; anything far bigger is not a spectrum.
 constexpr std::streamoff kMaxFileBytes = 16 * 1024 * 1024;
-
-constexpr const char* kUsage =
-    "usage: lanegatectl ims analyze SPECTRUM.json [--json] [--library FILE]\n"
-    "  analyse one IMS plasmagram offline (Contract 6)\n"
-    "  --json          print the analysis as JSON\n"
-    "  --library FILE  substance library (default: the installed substances.yaml)\n";
 
 std::optional<std::string> readFile(const std::string& path, std::string& error) {
   std::ifstream in(path, std::ios::binary);
@@ -126,49 +122,24 @@ void printTable(const std::string& file, const Spectrum& s, const Analysis& a, s
 
 int imsCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
                const std::string& defaultLibrary) {
-  if (args.empty()) {
-    err << kUsage;
-    return kExitUsage;
-  }
-  if (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-    out << kUsage;
-    return kExitOk;
-  }
-  if (args[0] != "analyze") {
-    err << "lanegatectl ims: unknown command '" << args[0] << "'\n" << kUsage;
-    return kExitUsage;
-  }
-  std::optional<std::string> spectrumPath;
+  CLI::App app("Offline IMS plasmagram analysis (Contract 6).", "lanegatectl ims");
+  app.failure_message(CLI::FailureMessage::help);  // a mistake shows the usage too
+  app.require_subcommand(1);
+  std::string spectrumPath;
   std::string libraryPath = defaultLibrary;
   bool json = false;
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "--json") {
-      json = true;
-    } else if (arg == "--library") {
-      if (i + 1 >= args.size()) {
-        err << "lanegatectl ims analyze: --library needs a FILE\n" << kUsage;
-        return kExitUsage;
-      }
-      libraryPath = args[++i];
-    } else if (arg.rfind("--library=", 0) == 0) {
-      libraryPath = arg.substr(10);
-    } else if (arg == "-h" || arg == "--help") {
-      out << kUsage;
-      return kExitOk;
-    } else if (!arg.empty() && arg[0] == '-' && arg != "-") {
-      err << "lanegatectl ims analyze: unknown option '" << arg << "'\n" << kUsage;
-      return kExitUsage;
-    } else if (spectrumPath) {
-      err << "lanegatectl ims analyze: one SPECTRUM.json at a time\n" << kUsage;
-      return kExitUsage;
-    } else {
-      spectrumPath = arg;
-    }
-  }
-  if (!spectrumPath) {
-    err << "lanegatectl ims analyze: SPECTRUM.json missing\n" << kUsage;
-    return kExitUsage;
+  CLI::App* sub =
+      app.add_subcommand("analyze", "analyse one plasmagram (SPECTRUM.json) against the library");
+  sub->add_option("SPECTRUM.json", spectrumPath, "the spectrum, Contract 6 SPECTRUM.json")
+      ->required();
+  sub->add_flag("--json", json, "print the analysis as JSON");
+  sub->add_option("--library", libraryPath, "substance library")->capture_default_str();
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them last first
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    // --help prints on `out` and exits 0; any other mistake is a usage error.
+    return app.exit(e, out, err) == 0 ? kExitOk : kExitUsage;
   }
   if (libraryPath.empty()) {
     err << "lanegatectl ims analyze: no substance library (use --library FILE)\n";
@@ -186,21 +157,21 @@ int imsCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << library.error() << "\n";
     return kExitBadInput;
   }
-  const auto spectrumText = readFile(*spectrumPath, error);
+  const auto spectrumText = readFile(spectrumPath, error);
   if (!spectrumText) {
-    err << *spectrumPath << ": " << error << "\n";
+    err << spectrumPath << ": " << error << "\n";
     return kExitBadInput;
   }
   auto spectrum = parseSpectrumJson(*spectrumText);
   if (!spectrum) {
-    err << *spectrumPath << ": " << spectrum.error() << "\n";
+    err << spectrumPath << ": " << spectrum.error() << "\n";
     return kExitBadInput;
   }
   const Analysis analysis = analyze(*spectrum, *library);
   if (json) {
     out << toJson(analysis) << "\n";
   } else {
-    printTable(*spectrumPath, *spectrum, analysis, out);
+    printTable(spectrumPath, *spectrum, analysis, out);
   }
   return kExitOk;
 }

@@ -2,15 +2,17 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <numbers>
 #include <random>
 #include <sstream>
+
+#include <CLI/CLI.hpp>
 
 #include "trace/synth.h"
 
@@ -19,22 +21,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-volatile std::sig_atomic_t gStop = 0;
-extern "C" void onStopSignal(int) { gStop = 1; }
-
-constexpr const char* kUsage =
-    "usage: lanegate-sim ims [--port N] [--host ADDR] [--unit-id N]\n"
-    "                        [--rtu DEVICE [--baud N] [--parity none|even|odd]]\n"
-    "                        [--profile FILE] [--library FILE] [--scenario FILE]\n"
-    "                        [--every-ms N] [--sequence ITEM,ITEM,...] [--once]\n"
-    "                        [--points N] [--seed N] [--command-ms N] [--fail-commands]\n"
-    "                        [--calibration-due] [--wait-for-client]\n"
-    "                        [--fault none|stall|disconnect|garbage|exception|device]\n"
-    "                        [--fault-after N]\n"
-    "  ITEM is 'clear' or SUBSTANCE:AMPLITUDE[+SUBSTANCE:AMPLITUDE...], e.g.\n"
-    "  --every-ms 2000 --sequence clear,cocaine:800,clear,fentanyl:400\n"
-    "  Prints 'listening on ADDR:PORT', then one line per sample, on stdout.\n";
 
 std::vector<std::string> splitList(const std::string& text, char sep) {
   std::vector<std::string> out;
@@ -45,16 +31,16 @@ std::vector<std::string> splitList(const std::string& text, char sep) {
   return out;
 }
 
-tl::expected<long long, std::string> toInt(const std::string& flag, const std::string& v,
-                                           long long min, long long max) {
+// A sequence item's amplitude, 1..65535.
+tl::expected<double, std::string> amplitudeOf(const std::string& part, const std::string& text) {
   try {
     std::size_t used = 0;
-    const long long n = std::stoll(v, &used);
-    if (used == v.size() && n >= min && n <= max) return n;
+    const long long n = std::stoll(text, &used);
+    if (used == text.size() && n >= 1 && n <= 65535) return static_cast<double>(n);
   } catch (const std::exception&) {
   }
-  return tl::make_unexpected(flag + ": expected an integer " + std::to_string(min) + ".." +
-                             std::to_string(max) + ", got '" + v + "'");
+  return tl::make_unexpected("--sequence " + part + ": expected an integer 1..65535, got '" + text +
+                             "'");
 }
 
 // A scenario file carries the same settings as the flags, as YAML keys.
@@ -97,94 +83,56 @@ tl::expected<void, std::string> loadScenario(const std::string& path, ImsSimOpti
   return {};
 }
 
+void addImsSimOptions(CLI::App& app, ImsSimOptions& o, std::string& scenario) {
+  addDeviceSimOptions(app, o);
+  app.add_option("--library", o.libraryPath, "substance library (K0s, alarm thresholds)")
+      ->capture_default_str();
+  app.add_option("--scenario", scenario,
+                 "YAML file with the keys every_ms, sequence, once, points, seed, command_ms, "
+                 "fail_commands, calibration_due, fault, fault_after (flags override it)");
+  app.add_option_function<long long>(
+         "--every-ms", [&o](long long ms) { o.every = milliseconds(ms); }, "time between samples")
+      ->check(CLI::Range(10LL, 86'400'000LL));
+  app.add_option_function<std::string>(
+         "--sequence", [&o](const std::string& text) { o.sequence = splitList(text, ','); },
+         "samples in turn: clear or SUBSTANCE:AMPLITUDE[+SUBSTANCE:AMPLITUDE...], comma-separated, "
+         "e.g. "
+         "clear,cocaine:800")
+      ->type_name("ITEM,...");
+  app.add_flag("--once", o.once, "stop producing after the sequence");
+  app.add_option("--points", o.points, "spectrum length")->check(CLI::Range(1, 4000));
+  app.add_flag("--wait-for-client", o.waitForClient, "start the sequence at the first request");
+}
+
 }  // namespace
+
+ImsSimOptions::ImsSimOptions() {
+  profilePath = std::string(LANEGATE_SOURCE_DIR) + "/config/profiles/ims-generic-v1.yaml";
+  libraryPath = std::string(LANEGATE_SOURCE_DIR) + "/config/ims/substances.yaml";
+}
 
 tl::expected<ImsSimOptions, std::string> parseImsSimArgs(std::span<const std::string> args) {
   ImsSimOptions o;
-  o.profilePath = std::string(LANEGATE_SOURCE_DIR) + "/config/profiles/ims-generic-v1.yaml";
-  o.libraryPath = std::string(LANEGATE_SOURCE_DIR) + "/config/ims/substances.yaml";
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    const bool hasValue = i + 1 < args.size();
-    auto value = [&]() -> const std::string& { return args[++i]; };
-    auto integer = [&](long long min, long long max) { return toInt(a, value(), min, max); };
-    if (a == "--once") {
-      o.once = true;
-      continue;
-    }
-    if (a == "--fail-commands") {
-      o.failCommands = true;
-      continue;
-    }
-    if (a == "--calibration-due") {
-      o.calibrationDue = true;
-      continue;
-    }
-    if (a == "--wait-for-client") {
-      o.waitForClient = true;
-      continue;
-    }
-    if (a == "-h" || a == "--help") return tl::make_unexpected(std::string());
-    if (!hasValue) return tl::make_unexpected(a + ": unknown flag or missing value");
-    if (a == "--port") {
-      auto n = integer(0, 65535);
-      if (!n) return tl::make_unexpected(n.error());
-      o.server.port = static_cast<int>(*n);
-    } else if (a == "--host") {
-      o.server.host = value();
-    } else if (a == "--unit-id") {
-      auto n = integer(1, 247);
-      if (!n) return tl::make_unexpected(n.error());
-      o.server.unitId = static_cast<int>(*n);
-    } else if (a == "--rtu") {
-      o.server.transport = "rtu";
-      o.server.device = value();
-    } else if (a == "--baud") {
-      auto n = integer(300, 4'000'000);
-      if (!n) return tl::make_unexpected(n.error());
-      o.server.baud = static_cast<int>(*n);
-    } else if (a == "--parity") {
-      const std::string& p = value();
-      if (p != "none" && p != "even" && p != "odd")
-        return tl::make_unexpected("--parity: none, even or odd");
-      o.server.parity = p == "none" ? 'N' : p == "even" ? 'E' : 'O';
-    } else if (a == "--profile") {
-      o.profilePath = value();
-    } else if (a == "--library") {
-      o.libraryPath = value();
-    } else if (a == "--scenario") {
-      if (auto r = loadScenario(value(), o); !r) return tl::make_unexpected(r.error());
-    } else if (a == "--every-ms") {
-      auto n = integer(10, 86'400'000);
-      if (!n) return tl::make_unexpected(n.error());
-      o.every = milliseconds(*n);
-    } else if (a == "--sequence") {
-      o.sequence = splitList(value(), ',');
-    } else if (a == "--points") {
-      auto n = integer(1, 4000);
-      if (!n) return tl::make_unexpected(n.error());
-      o.points = static_cast<std::size_t>(*n);
-    } else if (a == "--seed") {
-      auto n = integer(0, 1LL << 62);
-      if (!n) return tl::make_unexpected(n.error());
-      o.seed = static_cast<std::uint64_t>(*n);
-    } else if (a == "--command-ms") {
-      auto n = integer(0, 3'600'000);
-      if (!n) return tl::make_unexpected(n.error());
-      o.commandTime = milliseconds(*n);
-    } else if (a == "--fault") {
-      o.fault = value();
-    } else if (a == "--fault-after") {
-      auto n = integer(0, 1'000'000);
-      if (!n) return tl::make_unexpected(n.error());
-      o.faultAfter = static_cast<int>(*n);
-    } else {
-      return tl::make_unexpected(a + ": unknown flag");
-    }
+  std::string scenario;
+  CLI::App app(
+      "A simulated IMS trace detector: a register profile served over Modbus TCP or RTU.\n"
+      "Prints 'listening on ADDR:PORT', then one line per sample and command, on stdout.",
+      "lanegate-sim ims");
+  addImsSimOptions(app, o, scenario);
+  if (auto error = parseSimArgs(app, args)) return tl::make_unexpected(*error);
+  if (!scenario.empty()) {
+    // The scenario file sets what the command line leaves: read it, then the flags again.
+    ImsSimOptions fromFile;
+    if (auto r = loadScenario(scenario, fromFile); !r) return tl::make_unexpected(r.error());
+    CLI::App again("", "lanegate-sim ims");
+    addImsSimOptions(again, fromFile, scenario);
+    if (auto error = parseSimArgs(again, args)) return tl::make_unexpected(*error);
+    o = std::move(fromFile);
   }
-  if (o.fault != "device" && !parseServerFault(o.fault))
-    return tl::make_unexpected("--fault: none, stall, disconnect, garbage, exception or device");
   if (o.sequence.empty()) return tl::make_unexpected(std::string("--sequence: no samples"));
+  if (std::find(faultNames().begin(), faultNames().end(), o.fault) == faultNames().end())
+    return tl::make_unexpected(
+        "fault: none, stall, disconnect, garbage, exception or device, not '" + o.fault + "'");
   if (o.every < milliseconds(10)) return tl::make_unexpected(std::string("every_ms: at least 10"));
   return o;
 }
@@ -192,7 +140,7 @@ tl::expected<ImsSimOptions, std::string> parseImsSimArgs(std::span<const std::st
 tl::expected<std::unique_ptr<ImsSimulator>, std::string> ImsSimulator::create(
     ImsSimOptions options) {
   std::unique_ptr<ImsSimulator> sim(new ImsSimulator(std::move(options)));
-  auto profile = loadImsProfile(sim->options_.profilePath);
+  auto profile = loadProfile(sim->options_.profilePath, parseImsProfile);
   if (!profile) return tl::make_unexpected(profile.error().str());
   sim->profile_ = std::move(*profile);
   if (sim->options_.points > static_cast<std::size_t>(sim->profile_.maxPoints))
@@ -213,9 +161,9 @@ tl::expected<std::unique_ptr<ImsSimulator>, std::string> ImsSimulator::create(
         const auto colon = part.find(':');
         Ion ion{part.substr(0, colon), 1000.0};
         if (colon != std::string::npos) {
-          auto amp = toInt("--sequence " + part, part.substr(colon + 1), 1, 65535);
+          auto amp = amplitudeOf(part, part.substr(colon + 1));
           if (!amp) return tl::make_unexpected(amp.error());
-          ion.amplitude = static_cast<double>(*amp);
+          ion.amplitude = *amp;
         }
         if (sim->library_.find(ion.name) == nullptr)
           return tl::make_unexpected("--sequence: no substance '" + ion.name + "' in " +
@@ -229,14 +177,11 @@ tl::expected<std::unique_ptr<ImsSimulator>, std::string> ImsSimulator::create(
   auto server = ModbusServer::start(sim->options_.server);
   if (!server) return tl::make_unexpected(server.error());
   sim->server_ = std::move(*server);
+  sim->registers_ = std::make_unique<ProfileRegisters>(*sim->server_, sim->profile_);
   {
     auto lock = sim->server_->lock();
     const ImsProfile& p = sim->profile_;
-    if (p.versionAddress)
-      sim->table()[static_cast<std::size_t>(*p.versionAddress)] =
-          static_cast<std::uint16_t>(p.expectedVersion);
-    sim->setStatusBit(p.bits.ready, true);
-    sim->setStatusBit(p.bits.calibrationDue, sim->options_.calibrationDue);
+    sim->registers_->initialise(p.bits.ready, p.bits.calibrationDue, sim->options_.calibrationDue);
     sim->table()[static_cast<std::size_t>(p.driftTempK.address)] = p.driftTempK.encode(383.15);
     sim->table()[static_cast<std::size_t>(p.pressureHpa.address)] = p.pressureHpa.encode(1013.25);
     sim->table()[static_cast<std::size_t>(p.desorberTempC.address)] = p.desorberTempC.encode(250.0);
@@ -244,30 +189,9 @@ tl::expected<std::unique_ptr<ImsSimulator>, std::string> ImsSimulator::create(
   ImsSimulator* self = sim.get();
   sim->server_->setAfterHook([self](const ServerRequest& r) { self->afterRequest(r); });
   sim->start_ = sim->next_ = Clock::now();
-  if (sim->options_.faultAfter == 0) sim->applyFault();
+  if (sim->options_.faultAfter == 0)
+    applyFault(*sim->server_, *sim->registers_, sim->profile_.bits.fault, sim->options_.fault);
   return sim;
-}
-
-std::span<std::uint16_t> ImsSimulator::table() {
-  return profile_.table == RegisterTable::input ? server_->input() : server_->holding();
-}
-
-void ImsSimulator::setStatusBit(const std::optional<int>& bit, bool on) {
-  if (!bit) return;
-  auto& status = table()[static_cast<std::size_t>(profile_.status)];
-  const auto mask = static_cast<std::uint16_t>(1U << static_cast<unsigned>(*bit));
-  status =
-      on ? static_cast<std::uint16_t>(status | mask) : static_cast<std::uint16_t>(status & ~mask);
-}
-
-void ImsSimulator::applyFault() {
-  if (options_.fault == "device") {
-    auto lock = server_->lock();
-    deviceFault_ = true;
-    setStatusBit(profile_.bits.fault, true);
-    return;
-  }
-  server_->setFault(parseServerFault(options_.fault).value_or(ServerFault::none));
 }
 
 void ImsSimulator::step(milliseconds slice) {
@@ -281,7 +205,7 @@ void ImsSimulator::step(milliseconds slice) {
       ++seq_;
       table()[static_cast<std::size_t>(profile_.sampleSeq)] = seq_;
       writing_ = false;
-      setStatusBit(profile_.bits.analysing, false);
+      registers_->setStatusBit(profile_.bits.analysing, false);
       fault = produced_ == options_.faultAfter && options_.faultAfter > 0;
       if (producedHook_) producedHook_(seq_);
     } else if (now >= next_ && (clientSeen_ || !options_.waitForClient) &&
@@ -292,17 +216,12 @@ void ImsSimulator::step(milliseconds slice) {
     }
     if (command_ && now >= command_->second) {
       const auto& p = profile_;
-      auto& result = (p.commandResultTable == RegisterTable::input
-                          ? server_->input()
-                          : server_->holding())[static_cast<std::size_t>(p.commandResult)];
-      result = static_cast<std::uint16_t>(options_.failCommands ? p.resultFailed : p.resultOk);
+      registers_->result() =
+          static_cast<std::uint16_t>(options_.failCommands ? p.commands.failed : p.commands.ok);
       if (!options_.failCommands) {
-        if (command_->first == "calibrate") setStatusBit(p.bits.calibrationDue, false);
-        if (command_->first == "verify") setStatusBit(p.bits.verificationFailed, false);
-        if (command_->first == "clear_fault") {
-          deviceFault_ = false;
-          setStatusBit(p.bits.fault, false);
-        }
+        if (command_->first == "calibrate") registers_->setStatusBit(p.bits.calibrationDue, false);
+        if (command_->first == "verify") registers_->setStatusBit(p.bits.verificationFailed, false);
+        if (command_->first == "clear_fault") registers_->setStatusBit(p.bits.fault, false);
       }
       if (options_.printEvents)
         std::cout << "command " << command_->first << " "
@@ -310,7 +229,7 @@ void ImsSimulator::step(milliseconds slice) {
       command_.reset();
     }
   }
-  if (fault) applyFault();
+  if (fault) applyFault(*server_, *registers_, profile_.bits.fault, options_.fault);
 }
 
 void ImsSimulator::produce(Clock::time_point now) {
@@ -353,7 +272,7 @@ void ImsSimulator::produce(Clock::time_point now) {
   ++seq_;  // odd: writing
   regs[static_cast<std::size_t>(p.sampleSeq)] = seq_;
   writing_ = true;
-  setStatusBit(p.bits.analysing, true);
+  registers_->setStatusBit(p.bits.analysing, true);
   const auto unix = std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
@@ -373,9 +292,8 @@ void ImsSimulator::produce(Clock::time_point now) {
   }
   std::copy(spectrum.points.begin(), spectrum.points.end(),
             regs.begin() + static_cast<std::ptrdiff_t>(p.spectrum));
-  setStatusBit(p.bits.alarm, !alarms.empty());
-  setStatusBit(p.bits.negativeMode, mode == trace::IonMode::kNegative);
-  setStatusBit(p.bits.fault, deviceFault_);
+  registers_->setStatusBit(p.bits.alarm, !alarms.empty());
+  registers_->setStatusBit(p.bits.negativeMode, mode == trace::IonMode::kNegative);
   ++produced_;
   const std::string& what =
       options_.sequence[static_cast<std::size_t>(produced_ - 1) % items_.size()];
@@ -385,52 +303,23 @@ void ImsSimulator::produce(Clock::time_point now) {
 }
 
 void ImsSimulator::afterRequest(const ServerRequest& req) {
-  const ImsProfile& p = profile_;
   if (!clientSeen_) {
     clientSeen_ = true;
     if (options_.waitForClient) next_ = Clock::now();  // the scenario starts now
   }
-  if (req.function != 6 && req.function != 16) return;
-  if (req.address > p.commandRegister || req.address + req.count <= p.commandRegister) return;
-  auto& reg = server_->holding()[static_cast<std::size_t>(p.commandRegister)];
-  const int code = reg;
-  reg = 0;
-  auto& result = (p.commandResultTable == RegisterTable::input
-                      ? server_->input()
-                      : server_->holding())[static_cast<std::size_t>(p.commandResult)];
-  for (const auto& [name, c] : p.commandCodes) {
-    if (c != code) continue;
-    result = static_cast<std::uint16_t>(p.resultRunning);
-    command_ = std::make_pair(name, Clock::now() + options_.commandTime);
+  const auto command = registers_->takeCommand(req);
+  if (!command) return;
+  if (command->empty()) {
+    registers_->result() =
+        static_cast<std::uint16_t>(profile_.commands.failed);  // an unknown command code
     return;
   }
-  result = static_cast<std::uint16_t>(p.resultFailed);  // an unknown command code
+  registers_->result() = static_cast<std::uint16_t>(profile_.commands.running);
+  command_ = std::make_pair(*command, Clock::now() + options_.commandTime);
 }
 
 int runImsSim(std::span<const std::string> args) {
-  auto options = parseImsSimArgs(args);
-  if (!options) {
-    if (!options.error().empty()) std::cerr << "lanegate-sim ims: " << options.error() << "\n";
-    std::cerr << kUsage;
-    return 2;
-  }
-  struct sigaction sa {};
-  sa.sa_handler = onStopSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-
-  options->printEvents = true;
-  auto sim = ImsSimulator::create(std::move(*options));
-  if (!sim) {
-    std::cerr << "lanegate-sim ims: " << sim.error() << "\n";
-    return 1;
-  }
-  std::cout << "listening on " << (*sim)->server().where() << std::endl;
-  while (gStop == 0) (*sim)->step(milliseconds(20));
-  std::cout << "stopping" << std::endl;
-  return 0;
+  return runSimulator<ImsSimulator>("lanegate-sim ims", parseImsSimArgs(args));
 }
 
 }  // namespace lanegate::sim

@@ -19,31 +19,24 @@
 
 #include "drivers/ims_profile.h"
 #include "drivers/sim/modbus_server.h"
+#include "drivers/sim/sim_device.h"
 #include "trace/library.h"
 
 namespace lanegate::sim {
 
-/// What the simulator does.
-struct ImsSimOptions {
-  ServerOptions server;                         ///< where to serve
-  std::string profilePath;                      ///< register map (default: Contract 3)
+/// What the simulator does (server, profile, seed, commands and faults: DeviceSimOptions).
+struct ImsSimOptions : DeviceSimOptions {
+  ImsSimOptions();
   std::string libraryPath;                      ///< substance library (K0s, thresholds)
   std::chrono::milliseconds every{2000};        ///< time between samples
   std::vector<std::string> sequence{"clear"};   ///< samples: "clear" or "name:amp[+name:amp]"
   bool once = false;                            ///< stop producing after the sequence
   std::size_t points = 2000;                    ///< spectrum length
-  std::uint64_t seed = 1;                       ///< spectra are reproducible per seed
-  std::chrono::milliseconds commandTime{1000};  ///< how long a command runs
-  bool failCommands = false;                    ///< commands end in "failed"
-  bool calibrationDue = false;                  ///< starts with calibration_due set
   bool waitForClient = false;                   ///< the scenario starts at the first request
-  std::string fault = "none";                   ///< none|stall|disconnect|garbage|exception|device
-  int faultAfter = 0;                           ///< samples produced before the fault starts
-  bool printEvents = false;                     ///< one stdout line per sample and command
 };
 
-/// Reads `lanegate-sim ims` flags (and a --scenario file) into options; an error
-/// message for bad usage.
+/// Reads `lanegate-sim ims` flags and a --scenario file (which the flags override) into
+/// options; the message of a usage error ("" for --help, printed on stdout).
 tl::expected<ImsSimOptions, std::string> parseImsSimArgs(std::span<const std::string> args);
 
 /// The simulated detector.
@@ -71,20 +64,18 @@ class ImsSimulator {
   explicit ImsSimulator(ImsSimOptions options) : options_(std::move(options)) {}
   void produce(std::chrono::steady_clock::time_point now);  // write the next sample
   void afterRequest(const ServerRequest& req);              // command register
-  void applyFault();
-  std::span<std::uint16_t> table();  // the profile's table
-  void setStatusBit(const std::optional<int>& bit, bool on);
+  std::span<std::uint16_t> table() { return registers_->table(); }  // the profile's table
 
   ImsSimOptions options_;
   ImsProfile profile_;
   trace::SubstanceLibrary library_;
   std::vector<std::vector<Ion>> items_;
   std::unique_ptr<ModbusServer> server_;
+  std::unique_ptr<ProfileRegisters> registers_;
   std::chrono::steady_clock::time_point start_, next_;
   int produced_ = 0;
   std::uint16_t seq_ = 0;
-  bool writing_ = false;  // seq is odd until the next step
-  bool deviceFault_ = false;
+  bool writing_ = false;     // seq is odd until the next step
   bool clientSeen_ = false;  // some client has sent a request
   std::optional<std::pair<std::string, std::chrono::steady_clock::time_point>> command_;
   std::function<void(std::uint16_t)> producedHook_;

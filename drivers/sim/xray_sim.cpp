@@ -3,15 +3,16 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <iterator>
 #include <random>
 #include <sstream>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -26,45 +27,10 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-volatile std::sig_atomic_t gStop = 0;
-extern "C" void onXraySimStopSignal(int) { gStop = 1; }
-
-constexpr const char* kUsage =
-    "usage: lanegate-sim xray --inbox DIR [--port N] [--host ADDR] [--unit-id N]\n"
-    "                         [--rtu DEVICE [--baud N] [--parity none|even|odd]]\n"
-    "                         [--profile FILE] [--every-ms N] [--count N] [--seed N]\n"
-    "                         [--mix natural|KIND:WEIGHT,...] [--pixel-mm MM] [--raw] [--single]\n"
-    "                         [--truth-dir DIR] [--pregenerate N] [--id-prefix P]\n"
-    "                         [--scanner NAME]\n"
-    "                         [--command-ms N] [--fail-commands] [--calibration-due]\n"
-    "                         [--fault none|stall|disconnect|garbage|exception|device]\n"
-    "                         [--fault-after N]\n"
-    "  --count N: scans to make (default: no end; 0 = none, the PLC and commands only).\n"
-    "  Scan ids are PREFIX-NNNN (--id-prefix, default xr-<UTC start time>); calibration\n"
-    "  bundles cal-dark-N / cal-air-N. --pregenerate N renders N scans first and cycles them\n"
-    "  (for rates above what rendering keeps up with).\n"
-    "  KIND is clear, concealment, empty or empty_content; the default mix is\n"
-    "  clear:70,concealment:20,empty:5,empty_content:5 ('natural' = the generator's own).\n"
-    "  Prints 'listening on ADDR:PORT', then one line per scan\n"
-    "  ('scan N SCAN_ID kind=... vehicle=... ...') and per command\n"
-    "  ('command NAME ok [BUNDLE_ID]' or 'command NAME failed'), on stdout.\n";
-
 // Calibration frames: pulses recorded with the beam off (dark) or on with the lane empty (air).
 constexpr int kCalibrationColumns = 200;
 // The phantom generator's raw scale: open beam sits near 52,000 counts over the dark offset.
 constexpr double kRawOpenBeamCounts = 52000.0;
-
-tl::expected<long long, std::string> toInt(const std::string& flag, const std::string& v,
-                                           long long min, long long max) {
-  try {
-    std::size_t used = 0;
-    const long long n = std::stoll(v, &used);
-    if (used == v.size() && n >= min && n <= max) return n;
-  } catch (const std::exception&) {
-  }
-  return tl::make_unexpected(flag + ": expected an integer " + std::to_string(min) + ".." +
-                             std::to_string(max) + ", got '" + v + "'");
-}
 
 tl::expected<double, std::string> toNumber(const std::string& flag, const std::string& v,
                                            double min, double max) {
@@ -116,17 +82,10 @@ std::string summarize(const vision::Phantom& p, ScanKind kind) {
 }  // namespace
 
 const char* scanKindName(ScanKind kind) {
-  switch (kind) {
-    case ScanKind::clear:
-      return "clear";
-    case ScanKind::concealment:
-      return "concealment";
-    case ScanKind::empty:
-      return "empty";
-    case ScanKind::emptyContent:
-      return "empty_content";
-  }
-  return "clear";
+  // In the order of the enum.
+  static constexpr const char* kNames[] = {"clear", "concealment", "empty", "empty_content"};
+  const auto i = static_cast<std::size_t>(kind);
+  return i < std::size(kNames) ? kNames[i] : "clear";
 }
 
 tl::expected<ScanMix, std::string> parseScanMix(const std::string& text) {
@@ -161,105 +120,59 @@ tl::expected<ScanMix, std::string> parseScanMix(const std::string& text) {
   return m;
 }
 
+XraySimOptions::XraySimOptions() {
+  profilePath = std::string(LANEGATE_SOURCE_DIR) + "/config/profiles/xray-generic-v1.yaml";
+  commandTime = milliseconds(2000);
+}
+
 tl::expected<XraySimOptions, std::string> parseXraySimArgs(std::span<const std::string> args) {
   XraySimOptions o;
-  o.profilePath = std::string(LANEGATE_SOURCE_DIR) + "/config/profiles/xray-generic-v1.yaml";
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    const bool hasValue = i + 1 < args.size();
-    auto value = [&]() -> const std::string& { return args[++i]; };
-    auto integer = [&](long long min, long long max) { return toInt(a, value(), min, max); };
-    if (a == "--raw") {
-      o.raw = true;
-      continue;
-    }
-    if (a == "--single") {
-      o.single = true;
-      continue;
-    }
-    if (a == "--fail-commands") {
-      o.failCommands = true;
-      continue;
-    }
-    if (a == "--calibration-due") {
-      o.calibrationDue = true;
-      continue;
-    }
-    if (a == "-h" || a == "--help") return tl::make_unexpected(std::string());
-    if (!hasValue) return tl::make_unexpected(a + ": unknown flag or missing value");
-    if (a == "--port") {
-      auto n = integer(0, 65535);
-      if (!n) return tl::make_unexpected(n.error());
-      o.server.port = static_cast<int>(*n);
-    } else if (a == "--host") {
-      o.server.host = value();
-    } else if (a == "--unit-id") {
-      auto n = integer(1, 247);
-      if (!n) return tl::make_unexpected(n.error());
-      o.server.unitId = static_cast<int>(*n);
-    } else if (a == "--rtu") {
-      o.server.transport = "rtu";
-      o.server.device = value();
-    } else if (a == "--baud") {
-      auto n = integer(300, 4'000'000);
-      if (!n) return tl::make_unexpected(n.error());
-      o.server.baud = static_cast<int>(*n);
-    } else if (a == "--parity") {
-      const std::string& p = value();
-      if (p != "none" && p != "even" && p != "odd")
-        return tl::make_unexpected("--parity: none, even or odd");
-      o.server.parity = p == "none" ? 'N' : p == "even" ? 'E' : 'O';
-    } else if (a == "--profile") {
-      o.profilePath = value();
-    } else if (a == "--inbox") {
-      o.inbox = value();
-    } else if (a == "--truth-dir") {
-      o.truthDir = value();
-    } else if (a == "--every-ms") {
-      auto n = integer(10, 86'400'000);
-      if (!n) return tl::make_unexpected(n.error());
-      o.every = milliseconds(*n);
-    } else if (a == "--count") {
-      auto n = integer(0, 100'000'000);
-      if (!n) return tl::make_unexpected(n.error());
-      o.count = static_cast<int>(*n);
-    } else if (a == "--seed") {
-      auto n = integer(0, 1LL << 62);
-      if (!n) return tl::make_unexpected(n.error());
-      o.seed = static_cast<std::uint64_t>(*n);
-    } else if (a == "--mix") {
-      auto m = parseScanMix(value());
-      if (!m) return tl::make_unexpected(m.error());
-      o.mix = *m;
-    } else if (a == "--pixel-mm") {
-      auto n = toNumber(a, value(), 2.0, 50.0);
-      if (!n) return tl::make_unexpected(n.error());
-      o.pixelMm = *n;
-    } else if (a == "--pregenerate") {
-      auto n = integer(0, 1000);
-      if (!n) return tl::make_unexpected(n.error());
-      o.pregenerate = static_cast<int>(*n);
-    } else if (a == "--id-prefix") {
-      o.idPrefix = value();
-    } else if (a == "--scanner") {
-      o.scanner = value();
-    } else if (a == "--command-ms") {
-      auto n = integer(0, 3'600'000);
-      if (!n) return tl::make_unexpected(n.error());
-      o.commandTime = milliseconds(*n);
-    } else if (a == "--fault") {
-      o.fault = value();
-    } else if (a == "--fault-after") {
-      auto n = integer(0, 1'000'000);
-      if (!n) return tl::make_unexpected(n.error());
-      o.faultAfter = static_cast<int>(*n);
-    } else {
-      return tl::make_unexpected(a + ": unknown flag");
-    }
-  }
-  if (o.inbox.empty()) return tl::make_unexpected(std::string("--inbox DIR is required"));
-  if (o.fault != "device" && !parseServerFault(o.fault))
-    return tl::make_unexpected("--fault: none, stall, disconnect, garbage, exception or device");
+  CLI::App app(
+      "A simulated cargo X-ray scanner: its PLC serves a register profile over Modbus TCP or RTU, "
+      "and\n"
+      "generated Contract 1 scan bundles are written to the inbox. Scan ids are PREFIX-NNNN,\n"
+      "calibration bundles cal-dark-N / cal-air-N. Prints 'listening on ADDR:PORT', then one line "
+      "per\n"
+      "scan ('scan N SCAN_ID kind=... vehicle=... ...') and per command ('command NAME ok "
+      "[BUNDLE_ID]'\n"
+      "or 'command NAME failed'), on stdout.",
+      "lanegate-sim xray");
+  addDeviceSimOptions(app, o);
+  app.add_option("--inbox", o.inbox, "where bundles are written")->required();
+  app.add_option("--truth-dir", o.truthDir, "where <scan_id>.truth.json go (never the inbox)");
+  app.add_option_function<long long>(
+         "--every-ms", [&o](long long ms) { o.every = milliseconds(ms); },
+         "time between scan starts")
+      ->check(CLI::Range(10LL, 86'400'000LL));
+  app.add_option_function<long long>(
+         "--dwell-ms", [&o](long long ms) { o.dwell = milliseconds(ms); },
+         "how long a conveyance stays in the lane (lane_occupied) after its scan; default half the "
+         "scan period, "
+         "at most 500 ms")
+      ->check(CLI::Range(0LL, 86'400'000LL));
+  app.add_option("--count", o.count,
+                 "scans to make (default: no end; 0 = none, the PLC and commands only)")
+      ->check(CLI::Range(0, 100'000'000));
+  app.add_option_function<std::string>(
+         "--mix",
+         [&o](const std::string& text) {
+           auto m = parseScanMix(text);
+           if (!m) throw CLI::ValidationError("--mix", m.error());
+           o.mix = *m;
+         },
+         "natural, or KIND:WEIGHT,... with KIND clear, concealment, empty or empty_content; "
+         "default "
+         "clear:70,concealment:20,empty:5,empty_content:5")
+      ->type_name("MIX");
+  app.add_option("--pixel-mm", o.pixelMm, "pitch, both directions")->check(CLI::Range(2.0, 50.0));
+  app.add_flag("--raw", o.raw, "detector counts (signal raw) instead of transmission");
+  app.add_flag("--single", o.single, "single energy instead of dual");
+  app.add_option("--pregenerate", o.pregenerate, "render N scans first, then write them in turn")
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--id-prefix", o.idPrefix,
+                 "scan ids are PREFIX-NNNN (default xr-<UTC start time>)");
+  app.add_option("--scanner", o.scanner, "the bundles' scanner name")->capture_default_str();
+  if (auto error = parseSimArgs(app, args)) return tl::make_unexpected(*error);
   return o;
 }
 
@@ -267,7 +180,7 @@ tl::expected<std::unique_ptr<XraySimulator>, std::string> XraySimulator::create(
     XraySimOptions options) {
   std::unique_ptr<XraySimulator> sim(new XraySimulator(std::move(options)));
   const XraySimOptions& o = sim->options_;
-  auto profile = loadXrayProfile(o.profilePath);
+  auto profile = loadProfile(o.profilePath, parseXrayProfile);
   if (!profile) return tl::make_unexpected(profile.error().str());
   sim->profile_ = std::move(*profile);
   for (const std::string& dir : {o.inbox, o.truthDir}) {
@@ -291,19 +204,16 @@ tl::expected<std::unique_ptr<XraySimulator>, std::string> XraySimulator::create(
   auto server = ModbusServer::start(o.server);
   if (!server) return tl::make_unexpected(server.error());
   sim->server_ = std::move(*server);
+  sim->registers_ = std::make_unique<ProfileRegisters>(*sim->server_, sim->profile_);
   {
     auto lock = sim->server_->lock();
-    const XrayProfile& p = sim->profile_;
-    if (p.versionAddress)
-      sim->table()[static_cast<std::size_t>(*p.versionAddress)] =
-          static_cast<std::uint16_t>(p.expectedVersion);
-    sim->setStatusBit(p.bits.ready, true);
-    sim->setStatusBit(p.bits.calibrationDue, o.calibrationDue);
-    sim->resultRegister() = static_cast<std::uint16_t>(p.resultIdle);
+    sim->registers_->initialise(sim->profile_.bits.ready, sim->profile_.bits.calibrationDue,
+                                o.calibrationDue);
   }
   XraySimulator* self = sim.get();
   sim->server_->setAfterHook([self](const ServerRequest& r) { self->afterRequest(r); });
-  if (o.faultAfter == 0) sim->applyFault();
+  if (o.faultAfter == 0)
+    applyFault(*sim->server_, *sim->registers_, sim->profile_.bits.fault, o.fault);
   sim->worker_ = std::thread([self] { self->run(); });
   return sim;
 }
@@ -327,34 +237,6 @@ std::vector<std::string> XraySimulator::calibrations() const {
   return calibrations_;
 }
 
-std::span<std::uint16_t> XraySimulator::table() {
-  return profile_.table == RegisterTable::input ? server_->input() : server_->holding();
-}
-
-std::uint16_t& XraySimulator::resultRegister() {
-  return (profile_.commandResultTable == RegisterTable::input
-              ? server_->input()
-              : server_->holding())[static_cast<std::size_t>(profile_.commandResult)];
-}
-
-void XraySimulator::setStatusBit(const std::optional<int>& bit, bool on) {
-  if (!bit) return;
-  auto& status = table()[static_cast<std::size_t>(profile_.status)];
-  const auto mask = static_cast<std::uint16_t>(1U << static_cast<unsigned>(*bit));
-  status =
-      on ? static_cast<std::uint16_t>(status | mask) : static_cast<std::uint16_t>(status & ~mask);
-}
-
-void XraySimulator::applyFault() {
-  if (options_.fault == "device") {
-    auto lock = server_->lock();
-    deviceFault_ = true;
-    setStatusBit(profile_.bits.fault, true);
-    return;
-  }
-  server_->setFault(parseServerFault(options_.fault).value_or(ServerFault::none));
-}
-
 void XraySimulator::print(const std::string& line) {
   if (options_.printEvents) std::cout << line << std::endl;  // flushed: tests read it
 }
@@ -371,22 +253,17 @@ void XraySimulator::step(milliseconds slice) {
 }
 
 void XraySimulator::afterRequest(const ServerRequest& req) {
-  const XrayProfile& p = profile_;
-  if (req.function != 6 && req.function != 16) return;
-  if (req.address > p.commandRegister || req.address + req.count <= p.commandRegister) return;
-  auto& reg = server_->holding()[static_cast<std::size_t>(p.commandRegister)];
-  const int code = reg;
-  reg = 0;
-  const std::string name = p.commandOf(code);
+  const auto command = registers_->takeCommand(req);
+  if (!command) return;
   std::lock_guard l(mutex_);
   if (busy_) return;  // one command at a time; the driver checks command_result first
-  if (name.empty()) {
-    resultRegister() = static_cast<std::uint16_t>(p.resultFailed);  // an unknown code
+  if (command->empty()) {
+    registers_->result() = static_cast<std::uint16_t>(profile_.commands.failed);  // an unknown code
     return;
   }
-  resultRegister() = static_cast<std::uint16_t>(p.resultRunning);
+  registers_->result() = static_cast<std::uint16_t>(profile_.commands.running);
   busy_ = true;
-  commands_.push_back(name);
+  commands_.push_back(*command);
   wake_.notify_all();
 }
 
@@ -515,14 +392,14 @@ void XraySimulator::scanOnce(std::unique_lock<std::mutex>& l) {
   ++produced_;
   const bool fault = produced_.load() == options_.faultAfter && options_.faultAfter > 0;
   // The conveyance leaves the lane a little after its scan.
-  const auto leave = std::min(options_.every / 2, milliseconds(500));
+  const auto leave = options_.dwell.value_or(std::min(options_.every / 2, milliseconds(500)));
   wake_.wait_for(l, leave, [&] { return stop_; });
   l.unlock();
   {
     auto lock = server_->lock();
     table()[static_cast<std::size_t>(profile_.laneOccupied)] = 0;
   }
-  if (fault) applyFault();
+  if (fault) applyFault(*server_, *registers_, profile_.bits.fault, options_.fault);
   l.lock();
 }
 
@@ -634,16 +511,14 @@ void XraySimulator::runCommand(const std::string& name, std::unique_lock<std::mu
   l.unlock();
   {
     auto lock = server_->lock();
-    resultRegister() = static_cast<std::uint16_t>(ok ? profile_.resultOk : profile_.resultFailed);
+    registers_->result() =
+        static_cast<std::uint16_t>(ok ? profile_.commands.ok : profile_.commands.failed);
     if (calibration) {
       setStatusBit(profile_.bits.scanning, false);
       setStatusBit(profile_.bits.radiationOn, false);
     }
     if (ok && calibrated) setStatusBit(profile_.bits.calibrationDue, false);
-    if (ok && name == "clear_fault") {
-      deviceFault_ = false;
-      setStatusBit(profile_.bits.fault, false);
-    }
+    if (ok && name == "clear_fault") setStatusBit(profile_.bits.fault, false);
   }
   if (!error.empty()) std::cerr << "lanegate-sim xray: " << name << ": " << error << std::endl;
   print("command " + name + (ok ? " ok" : " failed") + (bundle.empty() ? "" : " " + bundle));
@@ -653,30 +528,7 @@ void XraySimulator::runCommand(const std::string& name, std::unique_lock<std::mu
 }
 
 int runXraySim(std::span<const std::string> args) {
-  auto options = parseXraySimArgs(args);
-  if (!options) {
-    if (!options.error().empty()) std::cerr << "lanegate-sim xray: " << options.error() << "\n";
-    std::cerr << kUsage;
-    return 2;
-  }
-  struct sigaction sa {};
-  sa.sa_handler = onXraySimStopSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-
-  options->printEvents = true;
-  auto sim = XraySimulator::create(std::move(*options));
-  if (!sim) {
-    std::cerr << "lanegate-sim xray: " << sim.error() << "\n";
-    return 1;
-  }
-  std::cout << "listening on " << (*sim)->server().where() << std::endl;
-  while (gStop == 0) (*sim)->step(milliseconds(20));
-  sim->reset();  // lets the worker finish the file it is writing, and its line
-  std::cout << "stopping" << std::endl;
-  return 0;
+  return runSimulator<XraySimulator>("lanegate-sim xray", parseXraySimArgs(args));
 }
 
 }  // namespace lanegate::sim

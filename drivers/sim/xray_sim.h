@@ -9,7 +9,8 @@
 // generated; `<scan_id>.truth.json` goes to the truth directory (if any, never the inbox);
 // the bundle is written with vision::writeBundle (TIFF, then JSON by rename); only then
 // scan_seq is incremented and scanning/radiation_on cleared; lane_occupied drops back to 0
-// a little later (half the scan period, at most 500 ms).
+// when the conveyance has moved on (--dwell-ms; by default half the scan period, at most
+// 500 ms).
 //
 // A dark or air command: command_result = running, the scanning bit (and radiation_on for
 // air) set; a calibration bundle `cal-dark-N` / `cal-air-N` is written into the inbox
@@ -40,6 +41,7 @@
 #include <tl/expected.hpp>
 
 #include "drivers/sim/modbus_server.h"
+#include "drivers/sim/sim_device.h"
 #include "drivers/xray_profile.h"
 #include "vision/phantom.h"
 
@@ -66,15 +68,15 @@ struct ScanMix {
 /// Parses "natural" or "KIND:WEIGHT[,KIND:WEIGHT...]" (kinds not named weigh 0).
 tl::expected<ScanMix, std::string> parseScanMix(const std::string& text);
 
-/// What the simulator does.
-struct XraySimOptions {
-  ServerOptions server;                         ///< where the PLC serves
-  std::string profilePath;                      ///< register map (default: Contract 4)
+/// What the simulator does (server, profile, seed, commands and faults: DeviceSimOptions).
+struct XraySimOptions : DeviceSimOptions {
+  XraySimOptions();
   std::string inbox;                            ///< (required) where bundles are written
   std::string truthDir;                         ///< where `<scan_id>.truth.json` go; "" = nowhere
   std::chrono::milliseconds every{5000};        ///< time between scan starts
-  int count = -1;                               ///< scans to make; -1 = no end, 0 = none
-  std::uint64_t seed = 1;                       ///< scans are reproducible per seed
+  std::optional<std::chrono::milliseconds> dwell;  ///< lane occupied after a scan; default
+                                                   ///< half the scan period, at most 500 ms
+  int count = -1;                                  ///< scans to make; -1 = no end, 0 = none
   ScanMix mix;                                  ///< kinds of load
   double pixelMm = 10.0;                        ///< pitch, both directions
   bool raw = false;                             ///< detector counts instead of transmission
@@ -82,15 +84,10 @@ struct XraySimOptions {
   int pregenerate = 0;                          ///< render this many scans first, then cycle them
   std::string idPrefix;                         ///< scan ids are PREFIX-NNNN; "" = xr-<UTC time>
   std::string scanner = "xray-sim";             ///< the bundles' `scanner`
-  std::chrono::milliseconds commandTime{2000};  ///< how long a command runs (at least)
-  bool failCommands = false;                    ///< commands end in "failed"
-  bool calibrationDue = false;                  ///< starts with calibration_due set
-  std::string fault = "none";                   ///< none|stall|disconnect|garbage|exception|device
-  int faultAfter = 0;                           ///< scans completed before the fault starts
-  bool printEvents = false;                     ///< one stdout line per scan and command
 };
 
-/// Reads `lanegate-sim xray` flags into options; an error message for bad usage ("" for --help).
+/// Reads `lanegate-sim xray` flags into options; the message of a usage error ("" for
+/// --help, printed on stdout).
 tl::expected<XraySimOptions, std::string> parseXraySimArgs(std::span<const std::string> args);
 
 /// One scan as produced (for tests and the printed line).
@@ -132,10 +129,10 @@ class XraySimulator {
   void scanOnce(std::unique_lock<std::mutex>& l);  // one scan, l held on entry and exit
   void runCommand(const std::string& name, std::unique_lock<std::mutex>& l);
   void afterRequest(const ServerRequest& req);  // command register (server lock held)
-  void applyFault();
-  void setStatusBit(const std::optional<int>& bit, bool on);  // server lock held
-  std::span<std::uint16_t> table();
-  std::uint16_t& resultRegister();
+  void setStatusBit(const std::optional<int>& bit, bool on) {
+    registers_->setStatusBit(bit, on);
+  }                                                                 // server lock held
+  std::span<std::uint16_t> table() { return registers_->table(); }  // server lock held
   ScanKind pickKind(int number);
   int findIndex(ScanKind kind);        // next phantom index of that kind
   vision::Phantom render(int number);  // the phantom of scan `number`
@@ -147,6 +144,7 @@ class XraySimulator {
   XraySimOptions options_;
   XrayProfile profile_;
   std::unique_ptr<ModbusServer> server_;
+  std::unique_ptr<ProfileRegisters> registers_;
   std::string prefix_;
 
   // Worker state, guarded by mutex_ (taken after the server lock, never before it).
@@ -164,7 +162,6 @@ class XraySimulator {
   int cursor_ = 0;  // next phantom index to consider
   std::optional<vision::Calibration> detector_;
   std::vector<vision::Phantom> cache_;  // --pregenerate
-  bool deviceFault_ = false;            // server lock held
 
   std::atomic<int> produced_{0};
   std::thread worker_;

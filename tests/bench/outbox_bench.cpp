@@ -38,11 +38,8 @@ RecordDraft alertDraft(const Config& c, std::size_t payloadBytes) {
   RecordDraft d;
   d.id = newEventId();
   d.topic = laneTopic(c, "alerts");
-  Config identity;
-  identity.site = c.site;
-  identity.lane = c.lane;
   const std::string pad(payloadBytes, 'x');
-  d.render = [identity, id = d.id, pad](std::uint64_t seq) {
+  d.render = [identity = identityOf(c), id = d.id, pad](std::uint64_t seq) {
     auto s = makeTestAlert(identity, id, seq, std::chrono::system_clock::now());
     return s.substr(0, s.size() - 1) + ",\"pad\":\"" + pad + "\"}";
   };
@@ -54,16 +51,26 @@ double percentile(std::vector<double> v, double p) {
   return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
 }
 
-// N accepts submitted at once; how long until all are durable.
-void acceptRate(const std::string& dir, std::size_t n, bool oneAtATime) {
-  const std::string path = dir + "/bench-outbox.db";
+// Removes an outbox database and its WAL files.
+void removeOutbox(const std::string& path) {
   for (const char* s : {"", "-wal", "-shm"}) std::remove((path + s).c_str());
-  asio::io_context io;
-  auto guard = asio::make_work_guard(io);
+}
+
+// A fresh outbox at `path` with no free-disk floor (benches measure, they do not guard).
+OutboxOptions benchOutbox(const std::string& path) {
+  removeOutbox(path);
   OutboxOptions o;
   o.path = path;
   o.minFreeBytes = 0;
-  Outbox ob(io, o);
+  return o;
+}
+
+// N accepts submitted at once; how long until all are durable.
+void acceptRate(const std::string& dir, std::size_t n, bool oneAtATime) {
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  const std::string path = dir + "/bench-outbox.db";
+  Outbox ob(io, benchOutbox(path));
   const Config c = benchConfig("tcp://127.0.0.1:1");
   std::size_t done = 0;
   const auto t0 = Clock::now();
@@ -82,7 +89,7 @@ void acceptRate(const std::string& dir, std::size_t n, bool oneAtATime) {
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf("| accept, %s | %zu | %.0f alerts/s |\n", oneAtATime ? "one at a time (fsync each)" : "all at once (group commit)", n,
               static_cast<double>(n) / s);
-  for (const char* sfx : {"", "-wal", "-shm"}) std::remove((path + sfx).c_str());
+  removeOutbox(path);
 }
 
 // Accepts `count` alerts at `rate` per second; latency from accept() to the subscriber.
@@ -90,7 +97,6 @@ void latency(const std::string& dir, double rate, std::size_t count) {
   test::TempDir tmp;
   test::Broker broker(tmp, "max_queued_messages 100000\n");
   const std::string path = dir + "/bench-latency.db";
-  for (const char* s : {"", "-wal", "-shm"}) std::remove((path + s).c_str());
   const Config c = benchConfig(broker.uri());
 
   std::mutex m;
@@ -119,10 +125,7 @@ void latency(const std::string& dir, double rate, std::size_t count) {
 
   asio::io_context io;
   auto guard = asio::make_work_guard(io);
-  OutboxOptions o;
-  o.path = path;
-  o.minFreeBytes = 0;
-  Outbox ob(io, o);
+  Outbox ob(io, benchOutbox(path));
   MqttPublisher pub(io, c, [] { return std::string("{\"state\":\"online\"}"); });
   Delivery delivery(ob, pub);
   pub.start();
@@ -159,7 +162,7 @@ void latency(const std::string& dir, double rate, std::size_t count) {
   sub->disconnect(500);
   std::printf("| accept → subscriber at %.0f alerts/s | %zu (%zu received) | p50 %.2f ms, p99 %.2f ms, max %.2f ms |\n", rate, count,
               ms.size(), percentile(ms, 0.50), percentile(ms, 0.99), percentile(ms, 1.0));
-  for (const char* sfx : {"", "-wal", "-shm"}) std::remove((path + sfx).c_str());
+  removeOutbox(path);
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // X-ray lane bench (issue 6, acceptance 5): from a bundle's JSON appearing in the inbox
 // (renamed in, as scanners do) to its org.lanegate.xray.hit alert at a subscriber, through
-// the real lane (inotify, vision on the worker pool, overlay), the durable outbox, the
-// publisher and a real mosquitto on loopback. 3600×900 dual-energy scans.
-// Run: build/release/tests/bench/xray_bench [STATE_DIR] [WORKERS]   (STATE_DIR on a real disk)
+// the real inbox and X-ray pipeline (inotify, vision on the worker pool, overlay), the durable
+// outbox, the publisher and a real mosquitto on loopback. 3600×900 dual-energy scans. Run:
+// build/release/tests/bench/xray_bench [STATE_DIR] [WORKERS]   (STATE_DIR on a real disk)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -23,7 +23,7 @@
 #include "daemon/log.h"
 #include "daemon/mqtt_publisher.h"
 #include "daemon/outbox.h"
-#include "daemon/xray_lane.h"
+#include "daemon/xray_inbox.h"
 #include "tests/support/harness.h"
 #include "vision/analysis.h"
 #include "vision/decode.h"
@@ -136,12 +136,12 @@ void run(const std::string& dir, double rate, std::size_t count, int workers,
   Outbox ob(io, oo);
   MqttPublisher pub(io, c, [] { return std::string("{\"state\":\"online\"}"); });
   Delivery delivery(ob, pub);
-  XrayLaneOptions lo;
+  XrayInboxOptions lo;
   lo.device = "xray-1";
   lo.inbox = inbox;
   lo.stateDir = state;
   lo.workers = workers;
-  XrayLane lane(io, lo, ob, c);
+  XrayInbox lane(io, lo, ob, identityOf(c));
   pub.start();
   std::string err;
   asio::post(io, [&] { err = lane.start(); });

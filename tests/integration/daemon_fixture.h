@@ -2,10 +2,12 @@
 // A lanegated under test: its config in a temp dir, the real binary, lanegatectl calls.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/harness.h"
@@ -68,6 +70,95 @@ class Daemon {
   std::unique_ptr<Process> process_;
 };
 
+/// How often `what` occurs in `text`.
+inline std::size_t countOf(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size()))
+    ++n;
+  return n;
+}
+
+/// The IMS substance library line of a config with trace detectors.
+inline const std::string kImsLibrary =
+    "ims_library: " LANEGATE_SOURCE_DIR "/config/ims/substances.yaml\n";
+
+/// One `ims` entry of a `devices:` list: a detector at 127.0.0.1:port, polled every 100 ms.
+inline std::string imsEntry(const std::string& name, int port,
+                            const std::string& profile = LANEGATE_SOURCE_DIR
+                            "/config/profiles/ims-generic-v1.yaml") {
+  return "  - name: " + name +
+         "\n    type: ims\n    host: 127.0.0.1\n    port: " + std::to_string(port) +
+         "\n    poll_interval_ms: 100\n    profile: " + profile + "\n";
+}
+
+/// One `xray` entry of a `devices:` list: xray-1, its PLC at 127.0.0.1:port, its inbox.
+inline std::string xrayEntry(const std::string& inbox, int port) {
+  return "  - name: xray-1\n    type: xray\n    host: 127.0.0.1\n    port: " +
+         std::to_string(port) + "\n    poll_interval_ms: 50\n    inbox: " + inbox +
+         "\n    profile: " LANEGATE_SOURCE_DIR "/config/profiles/xray-generic-v1.yaml\n";
+}
+
+/// The port a simulator printed ("listening on 127.0.0.1:PORT"); 0 when it did not in time.
+inline int simPort(Process& sim) {
+  int port = 0;
+  waitFor(
+      [&] {
+        const std::string out = sim.out();
+        const auto at = out.find("listening on 127.0.0.1:");
+        if (at != std::string::npos) port = std::atoi(out.c_str() + at + 23);
+        return port != 0 || !sim.running();
+      },
+      15s);
+  return port;
+}
+
+/// A `lanegate-sim` process (its arguments after the binary) on a free port.
+class SimProcess : public Process {
+ public:
+  SimProcess(std::vector<std::string> args, const std::string& logPrefix)
+      : Process(withBinary(std::move(args)), logPrefix), port(simPort(*this)) {
+    EXPECT_NE(port, 0) << err();
+  }
+  const int port;  ///< where it serves (0 when it did not start)
+
+ private:
+  static std::vector<std::string> withBinary(std::vector<std::string> args) {
+    args.insert(args.begin(), LANEGATE_SIM_BIN);
+    args.insert(args.begin() + 2, {"--port", "0"});
+    return args;
+  }
+};
+
+/// True once a device's retained status (lanegate/v1/it/lane-1/devices/DEVICE/status)
+/// holds `text`, within `limit`.
+inline bool deviceStatusShows(const Broker& broker, const std::string& device,
+                              const std::string& text, std::chrono::milliseconds limit = 20s) {
+  return waitFor(
+      [&] {
+        return retained(broker, "lanegate/v1/it/lane-1/devices/" + device + "/status", 1s)
+                   .find(text) != std::string::npos;
+      },
+      limit);
+}
+
+/// Validates `text` (a JSON document, or JSON lines) against config/schemas/<schema>.json
+/// with tests/support/validate_json.py; its exit code and what it said.
+inline RunResult validated(const TempDir& dir, const std::string& schema, const std::string& text) {
+  const bool lines = std::count(text.begin(), text.end(), '\n') > 1;
+  writeFile(dir.file("validate.json"), text);
+  std::vector<std::string> argv{LANEGATE_SYSTEM_PYTHON,
+                                LANEGATE_SOURCE_DIR "/tests/support/validate_json.py", "--schemas",
+                                LANEGATE_SOURCE_DIR "/config/schemas", schema};
+  if (lines) argv.push_back("--jsonl");
+  argv.push_back(dir.file("validate.json"));
+  return run(argv);
+}
+
+/// Expects `text` to validate against config/schemas/<schema>.json.
+inline void expectValid(const TempDir& dir, const std::string& schema, const std::string& text) {
+  const auto v = validated(dir, schema, text);
+  EXPECT_EQ(v.code, 0) << schema << ": " << v.out << v.err;
+}
 
 inline bool statusIs(const Broker& b, const std::string& state) {
   const auto r = retained(b, kStatusTopic, 1s);

@@ -2,12 +2,12 @@
 // scenario order, both profiles, commands, injected faults, clean exit on signals.
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
-#include <nlohmann/json.hpp>
 
 #include <csignal>
 #include <filesystem>
 #include <map>
 #include <regex>
+#include <variant>
 
 #include "drivers/registry.h"
 #include "tests/support/harness.h"
@@ -15,7 +15,6 @@
 namespace lanegate::test {
 namespace {
 
-using Json = nlohmann::json;
 const std::string kSim = LANEGATE_SIM_BIN;
 const std::string kSource = LANEGATE_SOURCE_DIR;
 const std::string kAcme = kSource + "/config/profiles/ims-acme-t2.yaml";
@@ -54,16 +53,23 @@ std::unique_ptr<Driver> driver(int port, const std::string& profile = kGeneric,
   return findDriverType("ims")->create(spec);
 }
 
+// A driver opened (a test failure when it does not open).
+std::unique_ptr<Driver> opened(std::unique_ptr<Driver> d) {
+  std::string err;
+  EXPECT_EQ(d->open(err), DriverAction::ok) << err;
+  return d;
+}
+
 // The alarm substances of each sample ("" for a clear one), in arrival order.
 std::vector<std::string> readScenario(Driver& d, std::size_t count,
-                                      std::vector<Json>* all = nullptr) {
+                                      std::vector<TraceSample>* all = nullptr) {
   std::vector<std::string> seen;
   waitFor(
       [&] {
         for (const auto& s : d.poll().samples) {
-          const Json j = Json::parse(s.json);
-          if (all != nullptr) all->push_back(j);
-          seen.push_back(j["alarms"].empty() ? "" : j["alarms"][0]["substance"].get<std::string>());
+          const TraceSample& t = std::get<TraceSample>(s.event);
+          if (all != nullptr) all->push_back(t);
+          seen.push_back(t.alarms.empty() ? "" : t.alarms[0].substance.value_or("?"));
         }
         return seen.size() >= count;
       },
@@ -75,15 +81,13 @@ TEST(ImsSim, ServesTheScenarioInOrderAndExitsOnSigterm) {
   TempDir dir;
   Sim sim(dir,
           {"--every-ms", "400", "--once", "--sequence", "clear,cocaine:800,clear,fentanyl:400"});
-  auto d = driver(sim.port);
-  std::string err;
-  ASSERT_EQ(d->open(err), DriverAction::ok) << err;
-  std::vector<Json> samples;
+  auto d = opened(driver(sim.port));
+  std::vector<TraceSample> samples;
   const auto seen = readScenario(*d, 4, &samples);
   EXPECT_EQ(seen, (std::vector<std::string>{"", "cocaine", "", "fentanyl"}));
   ASSERT_EQ(samples.size(), 4u);
-  EXPECT_EQ(samples[1]["alarms"][0]["amplitude"], 800);
-  EXPECT_EQ(samples[3]["alarms"][0]["code"], 6);
+  EXPECT_EQ(samples[1].alarms[0].amplitude, 800);
+  EXPECT_EQ(samples[3].alarms[0].code, 6);
   // --once: no fifth sample; the last one stays served.
   EXPECT_FALSE(waitFor([&] { return !d->poll().samples.empty(); }, 600ms));
   EXPECT_EQ(d->poll().action, DriverAction::ok);
@@ -98,15 +102,13 @@ TEST(ImsSim, ReadsAScenarioFileAndServesAnotherProfile) {
       dir.file("scenario.yaml"),
       "every_ms: 300\nsequence: [clear, 'heroin:900', 'TNT:700']\nonce: true\npoints: 1500\n");
   Sim sim(dir, {"--profile", kAcme, "--scenario", dir.file("scenario.yaml")});
-  auto d = driver(sim.port, kAcme);
-  std::string err;
-  ASSERT_EQ(d->open(err), DriverAction::ok) << err;
-  std::vector<Json> samples;
+  auto d = opened(driver(sim.port, kAcme));
+  std::vector<TraceSample> samples;
   EXPECT_EQ(readScenario(*d, 3, &samples), (std::vector<std::string>{"", "heroin", "TNT"}));
   ASSERT_EQ(samples.size(), 3u);
-  EXPECT_EQ(samples[0]["points"].size(), 1500u);
-  EXPECT_EQ(samples[1]["alarms"][0]["code"], 102);
-  EXPECT_EQ(samples[2]["mode"], "negative");
+  EXPECT_EQ(samples[0].points.size(), 1500u);
+  EXPECT_EQ(samples[1].alarms[0].code, 102);
+  EXPECT_EQ(samples[2].mode, IonPolarity::negative);
   sim.process->signal(SIGINT);
   EXPECT_EQ(sim.process->wait(5s), 0);
 }
@@ -114,9 +116,7 @@ TEST(ImsSim, ReadsAScenarioFileAndServesAnotherProfile) {
 TEST(ImsSim, ObeysTheCommandRegister) {
   TempDir dir;
   Sim sim(dir, {"--command-ms", "100"});
-  auto d = driver(sim.port, kGeneric, "command_timeout_ms: 5000");
-  std::string err;
-  ASSERT_EQ(d->open(err), DriverAction::ok) << err;
+  auto d = opened(driver(sim.port, kGeneric, "command_timeout_ms: 5000"));
   const CommandResult r = d->command({"calibrate"});
   EXPECT_TRUE(r.ok) << r.message;
   EXPECT_TRUE(waitFor(
@@ -207,27 +207,30 @@ TEST(Interop, DriverReadsAPymodbusServer) {
   const int port = freeLoopbackPort();
   Process server({kPython, dir.file("server.py"), std::to_string(port)}, dir.file("pymodbus"));
   ASSERT_TRUE(waitFor([&] { return portOpen(port); }, 20s)) << server.err();
-  auto d = driver(port);
+  auto d = opened(driver(port));
   std::string err;
-  ASSERT_EQ(d->open(err), DriverAction::ok) << err;
   const PollResult r = d->poll();
   ASSERT_EQ(r.samples.size(), 1u) << r.error;
-  const Json j = Json::parse(r.samples[0].json);
-  EXPECT_EQ(j["sample_seq"], 10);
-  EXPECT_EQ(j["sample_time"], 1795000000);
-  EXPECT_EQ(j["status"], 65);
-  EXPECT_EQ(j["mode"], "negative");
-  EXPECT_DOUBLE_EQ(j["drift_temp_k"].get<double>(), 383.2);
-  EXPECT_DOUBLE_EQ(j["pressure_hpa"].get<double>(), 1010.0);
-  EXPECT_DOUBLE_EQ(j["desorber_temp_c"].get<double>(), 240.0);
-  EXPECT_EQ(j["period_ns"], 12500);
-  EXPECT_EQ(j["segments"], 4);
-  ASSERT_EQ(j["alarms"].size(), 2u);
-  EXPECT_EQ(j["alarms"][0], Json::parse(R"({"code": 21, "substance": "RDX", "amplitude": 321})"));
-  EXPECT_EQ(j["alarms"][1], Json::parse(R"({"code": 99, "substance": null, "amplitude": 5})"));
-  ASSERT_EQ(j["points"].size(), 1000u);
+  const TraceSample& t = std::get<TraceSample>(r.samples[0].event);
+  EXPECT_EQ(t.sampleSeq, 10);
+  EXPECT_EQ(t.sampleTime, 1795000000u);
+  EXPECT_EQ(t.status, 65);
+  EXPECT_EQ(t.mode, IonPolarity::negative);
+  EXPECT_DOUBLE_EQ(t.driftTempK, 383.2);
+  EXPECT_DOUBLE_EQ(t.pressureHpa, 1010.0);
+  EXPECT_DOUBLE_EQ(t.desorberTempC, 240.0);
+  EXPECT_EQ(t.periodNs, 12500);
+  EXPECT_EQ(t.segments, 4);
+  ASSERT_EQ(t.alarms.size(), 2u);
+  EXPECT_EQ(t.alarms[0].code, 21);
+  EXPECT_EQ(t.alarms[0].substance, "RDX");
+  EXPECT_EQ(t.alarms[0].amplitude, 321);
+  EXPECT_EQ(t.alarms[1].code, 99);
+  EXPECT_EQ(t.alarms[1].substance, std::nullopt);
+  EXPECT_EQ(t.alarms[1].amplitude, 5);
+  ASSERT_EQ(t.points.size(), 1000u);
   for (int i = 0; i < 1000; ++i)
-    ASSERT_EQ(j["points"][static_cast<std::size_t>(i)], (i * 7) % 65536) << i;
+    ASSERT_EQ(t.points[static_cast<std::size_t>(i)], (i * 7) % 65536) << i;
   EXPECT_TRUE(d->poll().samples.empty()) << "the same sample is not delivered twice";
 }
 
@@ -248,19 +251,17 @@ TEST(Interop, MbpollReadsTheSimulator) {
   if (!std::filesystem::exists(kMbpoll)) GTEST_SKIP() << "mbpoll is not installed (make deps)";
   TempDir dir;
   Sim sim(dir, {"--every-ms", "600000", "--sequence", "cocaine:900"});
-  auto d = driver(sim.port);
-  std::string err;
-  ASSERT_EQ(d->open(err), DriverAction::ok) << err;
-  std::vector<Json> samples;
+  auto d = opened(driver(sim.port));
+  std::vector<TraceSample> samples;
   readScenario(*d, 1, &samples);
   ASSERT_EQ(samples.size(), 1u);
-  const Json& j = samples[0];
+  const TraceSample& t = samples[0];
 
   const auto header = mbpoll(sim.port, 0, 16);
   ASSERT_EQ(header.size(), 16u);
   EXPECT_EQ(header.at(0), 1) << "profile_version";
-  EXPECT_EQ(header.at(2), j["sample_seq"]);
-  EXPECT_EQ((static_cast<std::int64_t>(header.at(3)) << 16) | header.at(4), j["sample_time"]);
+  EXPECT_EQ(header.at(2), t.sampleSeq);
+  EXPECT_EQ((static_cast<std::int64_t>(header.at(3)) << 16) | header.at(4), t.sampleTime);
   EXPECT_EQ(header.at(8), 2000);
   EXPECT_EQ(header.at(9), 12500);
   EXPECT_EQ(header.at(11), 1);
@@ -269,7 +270,7 @@ TEST(Interop, MbpollReadsTheSimulator) {
   const auto tail = mbpoll(sim.port, 100 + 1900, 100);
   ASSERT_EQ(tail.size(), 100u);
   for (int i = 0; i < 100; ++i)
-    EXPECT_EQ(tail.at(2000 + i), j["points"][static_cast<std::size_t>(1900 + i)]);
+    EXPECT_EQ(tail.at(2000 + i), t.points[static_cast<std::size_t>(1900 + i)]);
 }
 
 }  // namespace

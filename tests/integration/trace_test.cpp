@@ -13,61 +13,32 @@
 namespace lanegate::test {
 namespace {
 
-int simPort(Process& sim) {
-  int port = 0;
-  waitFor([&] {
-    std::smatch m;
-    const std::string out = sim.out();
-    if (std::regex_search(out, m, std::regex("listening on 127\\.0\\.0\\.1:([0-9]+)"))) port = std::stoi(m[1]);
-    return port != 0 || !sim.running();
-  }, 15s);
-  return port;
-}
-
 std::string imsDevice(int port, const std::string& extra = "") {
-  return "ims_library: " LANEGATE_SOURCE_DIR "/config/ims/substances.yaml\n"
-         "devices:\n  - name: ims-1\n    type: ims\n    host: 127.0.0.1\n    port: " +
-         std::to_string(port) + "\n    poll_interval_ms: 100\n    profile: " LANEGATE_SOURCE_DIR
-         "/config/profiles/ims-generic-v1.yaml\n" + extra;
-}
-
-std::size_t countOf(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
-  return n;
+  return kImsLibrary + "devices:\n" + imsEntry("ims-1", port) + extra;
 }
 
 TEST(TraceIT, SimulatedCocaineSampleArrivesAsAValidTraceHit) {
   TempDir dir;
   Broker broker(dir);
-  Process sim({LANEGATE_SIM_BIN, "ims", "--port", "0", "--every-ms", "300", "--sequence", "clear,cocaine:900",
-               "--library", LANEGATE_SOURCE_DIR "/config/ims/substances.yaml"},
-              dir.file("sim"));
-  const int port = simPort(sim);
-  ASSERT_NE(port, 0) << sim.err();
+  SimProcess sim({"ims", "--every-ms", "300", "--sequence", "clear,cocaine:900", "--library",
+                  LANEGATE_SOURCE_DIR "/config/ims/substances.yaml"},
+                 dir.file("sim"));
+  const int port = sim.port;
+  ASSERT_NE(port, 0);
   Process watch({LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1", "--json",
                  "--count", "1"},
                 dir.file("watch"));
   ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s)) << watch.err();
-  const std::string devices = "ims_library: " LANEGATE_SOURCE_DIR "/config/ims/substances.yaml\n"
-                              "devices:\n  - name: ims-1\n    type: ims\n    host: 127.0.0.1\n    port: " +
-                              std::to_string(port) + "\n    poll_interval_ms: 100\n    profile: " LANEGATE_SOURCE_DIR
-                              "/config/profiles/ims-generic-v1.yaml\n";
-  Daemon d(dir, configText(dir, broker.uri(), devices));
+  Daemon d(dir, configText(dir, broker.uri(), imsDevice(port)));
   ASSERT_EQ(watch.wait(30s), 0) << d.process().err();
   const auto alert = nlohmann::json::parse(watch.out().substr(0, watch.out().find('\n')));
   EXPECT_EQ(alert["type"], "org.lanegate.trace.hit");
   EXPECT_EQ(alert["source"], "lanegate://it/lane-1/ims-1");
   EXPECT_EQ(alert["data"]["verdict"], "hit");
   EXPECT_NE(alert["data"]["substances"].dump().find("cocaine"), std::string::npos) << alert["data"]["substances"];
-  writeFile(dir.file("alert.json"), alert.dump());
-  const auto v = run({LANEGATE_SYSTEM_PYTHON, LANEGATE_SOURCE_DIR "/tests/support/validate_json.py", "--schemas",
-                      LANEGATE_SOURCE_DIR "/config/schemas", "alert", dir.file("alert.json")});
-  EXPECT_EQ(v.code, 0) << v.out << v.err;
+  expectValid(dir, "alert", alert.dump());
   // The device's health reaches its retained status topic.
-  EXPECT_TRUE(waitFor([&] {
-    return retained(broker, "lanegate/v1/it/lane-1/devices/ims-1/status", 1s).find("\"ok\"") != std::string::npos;
-  }, 15s));
+  EXPECT_TRUE(deviceStatusShows(broker, "ims-1", "\"ok\""));
 }
 
 // Acceptance 2 of issue 4: the scenario's hits reach the broker, and nothing else: clear
@@ -76,11 +47,11 @@ TEST(TraceIT, ScenarioDeliversItsHitsAndNothingElse) {
   TempDir dir;
   Broker broker(dir);
   // The scenario starts when the daemon first reads the detector, however late it starts.
-  Process sim({LANEGATE_SIM_BIN, "ims", "--port", "0", "--every-ms", "400", "--once", "--wait-for-client",
-               "--sequence", "clear,cocaine:900,clear,clear,fentanyl:700,clear"},
-              dir.file("sim"));
-  const int port = simPort(sim);
-  ASSERT_NE(port, 0) << sim.err();
+  SimProcess sim({"ims", "--every-ms", "400", "--once", "--wait-for-client", "--sequence",
+                  "clear,cocaine:900,clear,clear,fentanyl:700,clear"},
+                 dir.file("sim"));
+  const int port = sim.port;
+  ASSERT_NE(port, 0);
   Process watch({LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1", "--json"},
                 dir.file("watch"));
   ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s)) << watch.err();
@@ -114,11 +85,10 @@ TEST(TraceIT, ScenarioDeliversItsHitsAndNothingElse) {
 TEST(TraceIT, CalibrateThroughTheControlSocket) {
   TempDir dir;
   Broker broker(dir);
-  Process sim({LANEGATE_SIM_BIN, "ims", "--port", "0", "--every-ms", "60000", "--calibration-due", "--command-ms",
-               "500"},
-              dir.file("sim"));
-  const int port = simPort(sim);
-  ASSERT_NE(port, 0) << sim.err();
+  SimProcess sim({"ims", "--every-ms", "60000", "--calibration-due", "--command-ms", "500"},
+                 dir.file("sim"));
+  const int port = sim.port;
+  ASSERT_NE(port, 0);
   Daemon d(dir, configText(dir, broker.uri(), imsDevice(port)));
   const std::string topic = "lanegate/v1/it/lane-1/devices/ims-1/status";
   ASSERT_TRUE(waitFor([&] { return retained(broker, topic, 1s).find("\"calibration_due\"") != std::string::npos; },
@@ -150,18 +120,12 @@ TEST(TraceIT, CalibrateThroughTheControlSocket) {
 
 TEST(TraceIT, FailedCalibrationIsReportedAndAnOfflineDeviceRefusesAtOnce) {
   TempDir dir;
+  const int deadPort = freeLoopbackPort();  // ims-2: nothing listens there
+  SimProcess sim({"ims", "--every-ms", "60000", "--fail-commands", "--command-ms", "200"},
+                 dir.file("sim"));
   Broker broker(dir);
-  Process sim({LANEGATE_SIM_BIN, "ims", "--port", "0", "--every-ms", "60000", "--fail-commands", "--command-ms",
-               "200"},
-              dir.file("sim"));
-  const int port = simPort(sim);
-  ASSERT_NE(port, 0) << sim.err();
-  const int deadPort = freeLoopbackPort();
-  Daemon d(dir, configText(dir, broker.uri(),
-                           imsDevice(port, "  - name: ims-2\n    type: ims\n    host: 127.0.0.1\n    port: " +
-                                               std::to_string(deadPort) +
-                                               "\n    profile: " LANEGATE_SOURCE_DIR
-                                               "/config/profiles/ims-generic-v1.yaml\n")));
+  const int port = sim.port;
+  Daemon d(dir, configText(dir, broker.uri(), imsDevice(port, imsEntry("ims-2", deadPort))));
   ASSERT_TRUE(waitFor([&] { return d.up(); }, 15s)) << d.process().err();
   const auto failed = d.ctl({"calibrate", "ims", "ims-1"});
   EXPECT_EQ(failed.code, 1) << failed.out << failed.err;
@@ -170,6 +134,45 @@ TEST(TraceIT, FailedCalibrationIsReportedAndAnOfflineDeviceRefusesAtOnce) {
   const auto offline = d.ctl({"calibrate", "ims", "ims-2"});
   EXPECT_EQ(offline.code, 1) << offline.out << offline.err;
   EXPECT_NE(offline.err.find("not connected"), std::string::npos) << offline.err;
+}
+
+// Issue 12: a detector that reports another register layout than its profile is out of
+// service (its own state, not "offline"), is not opened again on its own, and comes back
+// when a reload names the right profile.
+TEST(TraceIT, ADetectorOfAnotherLayoutIsOutOfServiceUntilAReload) {
+  TempDir dir;
+  Broker broker(dir);
+  SimProcess sim({"ims", "--every-ms", "60000"}, dir.file("sim"));
+  const int port = sim.port;
+  ASSERT_NE(port, 0);
+  std::string profile = readFile(LANEGATE_SOURCE_DIR "/config/profiles/ims-generic-v1.yaml");
+  profile.replace(profile.find("expect: 1"), 9, "expect: 2");
+  writeFile(dir.file("ims-v2.yaml"), profile);
+  Daemon d(dir, configText(
+                    dir, broker.uri(),
+                    kImsLibrary + "devices:\n" + imsEntry("ims-1", port, dir.file("ims-v2.yaml"))));
+  const std::string topic = "lanegate/v1/it/lane-1/devices/ims-1/status";
+  ASSERT_TRUE(waitFor(
+      [&] { return retained(broker, topic, 1s).find("\"out_of_service\"") != std::string::npos; },
+      20s))
+      << retained(broker, topic, 1s) << d.process().err();
+  const auto status = d.status();
+  EXPECT_EQ(status["devices"]["ims-1"]["state"], "out_of_service");
+  EXPECT_NE(status["devices"]["ims-1"]["detail"].get<std::string>().find("profile_version 1"),
+            std::string::npos)
+      << status.dump();
+  EXPECT_EQ(countOf(d.process().err(), "out of service until a reload or restart"), 1u)
+      << "not retried";
+  const auto cal = d.ctl({"calibrate", "ims", "ims-1"});
+  EXPECT_EQ(cal.code, 1);
+  EXPECT_NE(cal.err.find("out of service"), std::string::npos) << cal.err;
+
+  writeFile(d.configPath(), configText(dir, broker.uri(), imsDevice(port)));
+  ASSERT_EQ(d.ctl({"reload"}).code, 0);
+  EXPECT_TRUE(waitFor(
+      [&] { return retained(broker, topic, 1s).find("\"state\":\"ok\"") != std::string::npos; },
+      20s))
+      << retained(broker, topic, 1s) << d.process().err();
 }
 
 // Two detectors on one serial bus (socat links two pseudo-terminals): one thread takes
@@ -201,9 +204,7 @@ TEST(TraceIT, TwoDetectorsOnOneSerialBus) {
   EXPECT_NE(watch.out().find("heroin"), std::string::npos) << watch.out();
   EXPECT_NE(d.process().err().find("serial bus " + dir.file("B") + ": 2 devices share one thread"), std::string::npos)
       << d.process().err();
-  EXPECT_TRUE(waitFor([&] {
-    return retained(broker, "lanegate/v1/it/lane-1/devices/ims-2/status", 1s).find("\"offline\"") != std::string::npos;
-  }, 15s));
+  EXPECT_TRUE(deviceStatusShows(broker, "ims-2", "\"offline\""));
   const auto cal = d.ctl({"calibrate", "ims", "ims-1", "verify"});
   EXPECT_EQ(cal.code, 0) << cal.out << cal.err;
   EXPECT_NE(sim.out().find("command verify ok"), std::string::npos) << sim.out();

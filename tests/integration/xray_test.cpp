@@ -37,31 +37,31 @@ std::vector<std::string> flaggedScans(const std::string& dir, std::size_t want) 
   return ids;
 }
 
+// `count` generated bundles in DIR/gen (lanegatectl phantoms, 20 mm pixels); DIR/gen.
+std::string phantoms(const TempDir& dir, int count, int seed) {
+  const std::string gen = dir.file("gen");
+  const auto made = run({LANEGATECTL_BIN, "phantoms", "--out", gen, "--count",
+                         std::to_string(count), "--seed", std::to_string(seed), "--pixel-mm", "20"},
+                        120s);
+  EXPECT_EQ(made.code, 0) << made.out << made.err;
+  return gen;
+}
+
 void copyBundle(const std::string& from, const std::string& id, const std::string& inbox) {
   fs::copy_file(from + "/" + id + ".tiff", inbox + "/" + id + ".tiff", fs::copy_options::overwrite_existing);
   fs::copy_file(from + "/" + id + ".json", inbox + "/." + id + ".json.part", fs::copy_options::overwrite_existing);
   fs::rename(inbox + "/." + id + ".json.part", inbox + "/" + id + ".json");  // the JSON last, by rename
 }
 
-std::string xrayDevice(const std::string& inbox, int deadPort) {
-  return "devices:\n  - name: xray-1\n    type: xray\n    host: 127.0.0.1\n    port: " + std::to_string(deadPort) +
-         "\n    inbox: " + inbox + "\n    profile: " LANEGATE_SOURCE_DIR "/config/profiles/xray-generic-v1.yaml\n";
-}
-
-std::size_t count(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
-  return n;
+std::string xrayDevice(const std::string& inbox, int port) {
+  return "devices:\n" + xrayEntry(inbox, port);
 }
 
 TEST(XrayIT, InboxBundlesBecomeAlertsWithVerifiedImagesAcrossRestartsAndGarbage) {
   TempDir dir;
-  const std::string gen = dir.file("gen"), inbox = dir.file("inbox"), images = dir.file("images");
+  const std::string gen = phantoms(dir, 12, 606);
+  const std::string inbox = dir.file("inbox"), images = dir.file("images");
   fs::create_directories(inbox);
-  const auto made = run({LANEGATECTL_BIN, "phantoms", "--out", gen, "--count", "12", "--seed", "606", "--pixel-mm",
-                         "20"},
-                        120s);
-  ASSERT_EQ(made.code, 0) << made.out << made.err;
   const auto ids = flaggedScans(gen, 3);
   ASSERT_EQ(ids.size(), 3u) << "the vision module flags fewer than 3 of 12 generated scans";
 
@@ -120,10 +120,7 @@ TEST(XrayIT, InboxBundlesBecomeAlertsWithVerifiedImagesAcrossRestartsAndGarbage)
   EXPECT_TRUE(waitFor([&] { return fs::exists(images + "/" + id2 + ".jpg"); }, 10s)) << watch.err();
 
   // Every alert validates against its schema (data: xray-hit-data.schema.json).
-  writeFile(dir.file("alerts.jsonl"), all);
-  const auto v = run({LANEGATE_SYSTEM_PYTHON, LANEGATE_SOURCE_DIR "/tests/support/validate_json.py", "--schemas",
-                      LANEGATE_SOURCE_DIR "/config/schemas", "alert", "--jsonl", dir.file("alerts.jsonl")});
-  EXPECT_EQ(v.code, 0) << v.out << v.err;
+  expectValid(dir, "alert", all);
 }
 
 // Issue 6, acceptance 1: the real simulator → daemon → mosquitto → subscriber. Every scan
@@ -138,18 +135,12 @@ TEST(XrayIT, SimulatorScansArriveAsAlertsWithMatchingImages) {
                  "--save-images", images},
                 dir.file("watch"));
   ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s)) << watch.err();
-  Process sim({LANEGATE_SIM_BIN, "xray", "--port", "0", "--inbox", inbox, "--every-ms", "300", "--count", "8",
-               "--pixel-mm", "20", "--seed", "77", "--mix", "clear:30,concealment:50,empty_content:20",
-               "--truth-dir", dir.file("truth")},
-              dir.file("sim"));
-  int port = 0;
-  ASSERT_TRUE(waitFor([&] {
-    const std::string out = sim.out();
-    const auto at = out.find("listening on 127.0.0.1:");
-    if (at != std::string::npos) port = std::atoi(out.c_str() + at + 23);
-    return port != 0 || !sim.running();
-  }, 15s)) << sim.err();
-  ASSERT_NE(port, 0) << sim.err();
+  SimProcess sim(
+      {"xray", "--inbox", inbox, "--every-ms", "300", "--count", "8", "--pixel-mm", "20", "--seed",
+       "77", "--mix", "clear:30,concealment:50,empty_content:20", "--truth-dir", dir.file("truth")},
+      dir.file("sim"));
+  const int port = sim.port;
+  ASSERT_NE(port, 0);
   Daemon d(dir, configText(dir, broker.uri(), xrayDevice(inbox, port)));
   // All eight scans written by the simulator and taken out of the inbox by the daemon.
   const std::string archive = dir.file("state") + "/scans/xray-1";
@@ -182,25 +173,20 @@ TEST(XrayIT, SimulatorScansArriveAsAlertsWithMatchingImages) {
   }
   EXPECT_EQ(got, expected);
   EXPECT_EQ(watch.err().find("MISMATCH"), std::string::npos) << watch.err();
-  EXPECT_TRUE(waitFor([&] { return count(watch.err(), "SHA-256 verified") >= expected.size(); }, 10s))
+  EXPECT_TRUE(
+      waitFor([&] { return countOf(watch.err(), "SHA-256 verified") >= expected.size(); }, 10s))
       << watch.err();
-  EXPECT_EQ(count(watch.err(), "SHA-256 verified"), expected.size()) << watch.err();
-  writeFile(dir.file("alerts.jsonl"), all);
-  const auto v = run({LANEGATE_SYSTEM_PYTHON, LANEGATE_SOURCE_DIR "/tests/support/validate_json.py", "--schemas",
-                      LANEGATE_SOURCE_DIR "/config/schemas", "alert", "--jsonl", dir.file("alerts.jsonl")});
-  EXPECT_EQ(v.code, 0) << v.out << v.err;
+  EXPECT_EQ(countOf(watch.err(), "SHA-256 verified"), expected.size()) << watch.err();
+  expectValid(dir, "alert", all);
 }
 
 // Issue 6, acceptance 4: a trace hit while a flagged conveyance is in the lane carries
 // its container id, names the X-ray alert and is raised to high priority.
 TEST(XrayIT, ATraceHitOnAFlaggedConveyanceNamesTheXrayAlert) {
   TempDir dir;
-  const std::string gen = dir.file("gen"), inbox = dir.file("inbox");
+  const std::string gen = phantoms(dir, 8, 4242);
+  const std::string inbox = dir.file("inbox");
   fs::create_directories(inbox);
-  const auto made = run({LANEGATECTL_BIN, "phantoms", "--out", gen, "--count", "8", "--seed", "4242", "--pixel-mm",
-                         "20"},
-                        120s);
-  ASSERT_EQ(made.code, 0) << made.out << made.err;
   const auto ids = flaggedScans(gen, 1);
   ASSERT_EQ(ids.size(), 1u);
   auto meta = nlohmann::json::parse(readFile(gen + "/" + ids[0] + ".json"));
@@ -212,7 +198,7 @@ TEST(XrayIT, ATraceHitOnAFlaggedConveyanceNamesTheXrayAlert) {
   Process watch({LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1", "--json"},
                 dir.file("watch"));
   ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s)) << watch.err();
-  const std::string library = "ims_library: " LANEGATE_SOURCE_DIR "/config/ims/substances.yaml\n";
+  const std::string library = kImsLibrary;
   const std::string xrayDevices = xrayDevice(inbox, freeLoopbackPort());
   Daemon d(dir, configText(dir, broker.uri(), library + xrayDevices));
   copyBundle(gen, ids[0], inbox);
@@ -220,20 +206,11 @@ TEST(XrayIT, ATraceHitOnAFlaggedConveyanceNamesTheXrayAlert) {
   ASSERT_TRUE(waitFor([&] { return watch.out().find(xrayId) != std::string::npos; }, 60s)) << d.process().err();
 
   // The container is in the lane; now a detector swabs it and finds cocaine.
-  Process sim({LANEGATE_SIM_BIN, "ims", "--port", "0", "--every-ms", "300", "--sequence", "cocaine:900"},
-              dir.file("sim"));
-  int port = 0;
-  ASSERT_TRUE(waitFor([&] {
-    const std::string out = sim.out();
-    const auto at = out.find("listening on 127.0.0.1:");
-    if (at != std::string::npos) port = std::atoi(out.c_str() + at + 23);
-    return port != 0;
-  }, 15s)) << sim.err();
-  writeFile(d.configPath(), configText(dir, broker.uri(),
-                                       library + xrayDevices + "  - name: ims-1\n    type: ims\n    host: 127.0.0.1\n"
-                                           "    port: " + std::to_string(port) +
-                                           "\n    poll_interval_ms: 100\n    profile: " LANEGATE_SOURCE_DIR
-                                           "/config/profiles/ims-generic-v1.yaml\n"));
+  SimProcess sim({"ims", "--every-ms", "300", "--sequence", "cocaine:900"}, dir.file("sim"));
+  const int port = sim.port;
+  ASSERT_NE(port, 0);
+  writeFile(d.configPath(),
+            configText(dir, broker.uri(), library + xrayDevices + imsEntry("ims-1", port)));
   ASSERT_EQ(d.ctl({"reload"}).code, 0);
   ASSERT_TRUE(waitFor([&] { return watch.out().find("org.lanegate.trace.hit") != std::string::npos; }, 30s))
       << d.process().err();
@@ -248,10 +225,7 @@ TEST(XrayIT, ATraceHitOnAFlaggedConveyanceNamesTheXrayAlert) {
   EXPECT_EQ(data["correlated_alerts"], nlohmann::json::array({xrayId}));
   EXPECT_EQ(data["conveyance"]["ids"], nlohmann::json::array({"CSQU3054383"}));
   EXPECT_EQ(data["conveyance"]["id_checks"][0]["valid"], true);
-  writeFile(dir.file("trace.json"), trace.dump());
-  const auto v = run({LANEGATE_SYSTEM_PYTHON, LANEGATE_SOURCE_DIR "/tests/support/validate_json.py", "--schemas",
-                      LANEGATE_SOURCE_DIR "/config/schemas", "alert", dir.file("trace.json")});
-  EXPECT_EQ(v.code, 0) << v.out << v.err;
+  expectValid(dir, "alert", trace.dump());
 }
 
 // `lanegatectl calibrate xray dark|air` through the daemon to the scanner's PLC (the real
@@ -262,17 +236,11 @@ TEST(XrayIT, CalibrateThroughTheScanner) {
   const std::string inbox = dir.file("inbox");
   fs::create_directories(inbox);
   Broker broker(dir);
-  Process sim({LANEGATE_SIM_BIN, "xray", "--port", "0", "--inbox", inbox, "--count", "0", "--raw", "--pixel-mm",
-               "20", "--command-ms", "200", "--calibration-due"},
-              dir.file("sim"));
-  int port = 0;
-  ASSERT_TRUE(waitFor([&] {
-    const std::string out = sim.out();
-    const auto at = out.find("listening on 127.0.0.1:");
-    if (at != std::string::npos) port = std::atoi(out.c_str() + at + 23);
-    return port != 0 || !sim.running();
-  }, 15s)) << sim.err();
-  ASSERT_NE(port, 0) << sim.err();
+  SimProcess sim({"xray", "--inbox", inbox, "--count", "0", "--raw", "--pixel-mm", "20",
+                  "--command-ms", "200", "--calibration-due"},
+                 dir.file("sim"));
+  const int port = sim.port;
+  ASSERT_NE(port, 0);
   Daemon d(dir, configText(dir, broker.uri(), xrayDevice(inbox, port)));
   const std::string topic = "lanegate/v1/it/lane-1/devices/xray-1/status";
   ASSERT_TRUE(waitFor([&] { return retained(broker, topic, 1s).find("calibration_due") != std::string::npos; }, 20s))

@@ -17,8 +17,8 @@
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
+#include <variant>
 
 #include "drivers/registry.h"
 #include "drivers/sim/ims_sim.h"
@@ -121,7 +121,8 @@ inline std::vector<DeviceLatency> measureImsLatency(const std::vector<std::strin
           {
             std::lock_guard l(raw->mutex);
             for (const auto& s : r.samples) {
-              const int seq = nlohmann::json::parse(s.json).value("sample_seq", -1);
+              const auto* trace = std::get_if<TraceSample>(&s.event);
+              const int seq = trace != nullptr ? trace->sampleSeq : -1;
               raw->seen.seqs.push_back(seq);
               if (auto p = raw->produced.find(seq); p != raw->produced.end())
                 raw->seen.latencyMs.push_back(

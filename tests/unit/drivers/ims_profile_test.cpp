@@ -11,7 +11,7 @@ namespace lanegate::test {
 namespace {
 
 TEST(ImsProfile, GenericProfileIsContract3) {
-  auto p = loadImsProfile(kGenericProfile);
+  auto p = loadProfile(kGenericProfile, parseImsProfile);
   ASSERT_TRUE(p) << p.error().str();
   EXPECT_EQ(p->name, "ims-generic-v1");
   EXPECT_EQ(p->table, RegisterTable::holding);
@@ -29,22 +29,22 @@ TEST(ImsProfile, GenericProfileIsContract3) {
   EXPECT_EQ(p->headerFirst(), 0);
   EXPECT_EQ(p->headerCount(), 28) << "registers 0..27 in one read";
   EXPECT_EQ(p->bits.negativeMode, 6);
-  EXPECT_EQ(p->commandRegister, 40);
-  EXPECT_EQ(p->commandResult, 41);
-  EXPECT_EQ(p->commandCodes.at("calibrate"), 2);
+  EXPECT_EQ(p->commands.commandRegister, 40);
+  EXPECT_EQ(p->commands.resultRegister, 41);
+  EXPECT_EQ(p->commands.codes.at("calibrate"), 2);
   EXPECT_EQ(p->alarmCodes.at(1), "cocaine");
   EXPECT_EQ(p->alarmCodeOf("fentanyl"), 6);
   EXPECT_EQ(p->alarmCodeOf("tea"), std::nullopt);
 }
 
 TEST(ImsProfile, SecondProfileHasAnotherLayout) {
-  auto p = loadImsProfile(kAcmeProfile);
+  auto p = loadProfile(kAcmeProfile, parseImsProfile);
   ASSERT_TRUE(p) << p.error().str();
   EXPECT_EQ(p->table, RegisterTable::input);
   EXPECT_FALSE(p->highWordFirst);
   EXPECT_EQ(p->maxPerRead, 100);
   EXPECT_FALSE(p->versionAddress.has_value());
-  EXPECT_EQ(p->commandResultTable, RegisterTable::input);
+  EXPECT_EQ(p->commands.resultTable, RegisterTable::input);
   EXPECT_NEAR(p->driftTempK.decode(static_cast<std::uint16_t>(1100)), 383.15, 1e-9)
       << "0.1 °C + 273.15";
   EXPECT_NEAR(p->driftTempK.decode(p->driftTempK.encode(260.0)), 260.0, 0.05)
@@ -97,11 +97,27 @@ TEST(ImsProfile, ErrorsNameFileAndLine) {
   auto syntax = parseImsProfile("profile: [unclosed\n", "s.yaml");
   ASSERT_FALSE(syntax);
   EXPECT_EQ(syntax.error().all().front().file, "s.yaml");
-  EXPECT_FALSE(loadImsProfile("/nonexistent/profile.yaml"));
+  EXPECT_FALSE(loadProfile("/nonexistent/profile.yaml", parseImsProfile));
+}
+
+// One parser reads what the IMS and X-ray profiles share: both refuse two commands on one
+// code, and result values that coincide (the IMS parser once let them through).
+TEST(ImsProfile, RejectsCommandsSharingACodeAsTheXrayProfileDoes) {
+  auto text = readFile(kGenericProfile);
+  text.replace(text.find("clear_fault: 3}"), 15, "clear_fault: 2}");
+  text.replace(text.find("failed: 3}"), 10, "failed: 2}");
+  auto bad = parseImsProfile(text, "dup.yaml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().str().find("commands calibrate and clear_fault share code 2"),
+            std::string::npos)
+      << bad.error().str();
+  EXPECT_NE(bad.error().str().find("command results idle, running, ok, failed must differ"),
+            std::string::npos)
+      << bad.error().str();
 }
 
 TEST(ImsProfile, RejectsASpectrumOverlappingTheHeader) {
-  auto p = loadImsProfile(kGenericProfile);
+  auto p = loadProfile(kGenericProfile, parseImsProfile);
   ASSERT_TRUE(p);
   std::string text =
       "profile: overlap\nregisters: {status: 1, sample_seq: 2, sample_time: 3, "

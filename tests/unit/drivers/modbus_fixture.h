@@ -13,11 +13,11 @@
 
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
-#include <nlohmann/json.hpp>
 
 #include "drivers/registry.h"
 #include "drivers/sim/ims_sim.h"
 #include "drivers/sim/modbus_server.h"
+#include "drivers/sim/xray_sim.h"
 #include "tests/support/harness.h"
 
 namespace lanegate::test {
@@ -28,6 +28,20 @@ inline std::string sourcePath(const std::string& rel) {
 inline const std::string kGenericProfile = sourcePath("config/profiles/ims-generic-v1.yaml");
 inline const std::string kAcmeProfile = sourcePath("config/profiles/ims-acme-t2.yaml");
 inline const std::string kLibrary = sourcePath("config/ims/substances.yaml");
+
+/// The trace sample a driver emitted (a failure, and an empty one, when it is not one).
+inline const TraceSample& traceOf(const Sample& s) {
+  static const TraceSample none;
+  EXPECT_TRUE(std::holds_alternative<TraceSample>(s.event)) << "not a trace sample";
+  return std::holds_alternative<TraceSample>(s.event) ? std::get<TraceSample>(s.event) : none;
+}
+
+/// The scanner state a driver emitted (a failure, and a default one, when it is not one).
+inline const ScannerState& scannerOf(const Sample& s) {
+  static const ScannerState none;
+  EXPECT_TRUE(std::holds_alternative<ScannerState>(s.event)) << "not a scanner state";
+  return std::holds_alternative<ScannerState>(s.event) ? std::get<ScannerState>(s.event) : none;
+}
 
 /// Calls `step` in a loop on its own thread until destroyed.
 class Looper {
@@ -68,14 +82,14 @@ struct ServedServer {
   [[nodiscard]] int port() const { return server ? server->port() : 0; }
 };
 
-/// A simulated detector served on its own thread.
-struct ServedSim {
-  std::unique_ptr<sim::ImsSimulator> sim;
+/// A simulator (sim::ImsSimulator, sim::XraySimulator) served on its own thread; it stops
+/// serving before the simulator goes.
+template <typename Simulator, typename Options>
+struct Served {
+  std::unique_ptr<Simulator> sim;
   std::unique_ptr<Looper> looper;
-  explicit ServedSim(sim::ImsSimOptions o) {
-    if (o.profilePath.empty()) o.profilePath = kGenericProfile;
-    if (o.libraryPath.empty()) o.libraryPath = kLibrary;
-    auto s = sim::ImsSimulator::create(std::move(o));
+  explicit Served(Options o) {
+    auto s = Simulator::create(std::move(o));
     if (!s)
       ADD_FAILURE() << s.error();
     else
@@ -83,32 +97,117 @@ struct ServedSim {
     if (sim)
       looper = std::make_unique<Looper>([p = sim.get()] { p->step(std::chrono::milliseconds(5)); });
   }
-  ~ServedSim() { looper.reset(); }
+  ~Served() {
+    looper.reset();
+    sim.reset();
+  }
+  Served(const Served&) = delete;
+  Served& operator=(const Served&) = delete;
   [[nodiscard]] int port() { return sim ? sim->server().port() : 0; }
 };
+/// A simulated detector (Contract 3 and the shipped library unless the options say otherwise).
+using ServedSim = Served<sim::ImsSimulator, sim::ImsSimOptions>;
+/// A simulated scanner (Contract 4 unless the options say otherwise).
+using ServedXray = Served<sim::XraySimulator, sim::XraySimOptions>;
 
-/// An `ims` driver through the registry, as the daemon would create it from YAML.
-inline std::unique_ptr<Driver> imsDriver(const std::string& name, int port,
-                                         const std::string& extra = "",
-                                         const std::string& profile = kGenericProfile) {
+/// A driver through the registry, validated and created as the daemon does from a
+/// `devices:` entry: `entry` is the entry as a YAML flow map's keys, `extra` more keys
+/// (they win).
+inline std::unique_ptr<Driver> registryDriver(const std::string& entry,
+                                              const std::string& extra = "") {
   DeviceSpec spec;
-  spec.name = name;
-  spec.type = "ims";
   spec.file = "test.yaml";
-  spec.settings =
-      YAML::Load("{name: " + name + ", type: ims, host: 127.0.0.1, port: " + std::to_string(port) +
-                 ", profile: '" + profile + "', poll_interval_ms: 10, response_timeout_ms: 1000}");
+  spec.settings = YAML::Load("{" + entry + "}");
   for (const auto& kv : YAML::Load("{" + extra + "}")) spec.settings[kv.first.Scalar()] = kv.second;
-  const DriverType* t = findDriverType("ims");
+  spec.name = spec.settings["name"].Scalar();
+  spec.type = spec.settings["type"].Scalar();
+  const DriverType* t = findDriverType(spec.type);
   if (t == nullptr) return nullptr;
   ConfigErrors errors;
-  SettingsReader reader(spec.file, spec.settings, "device '" + name + "'", errors);
+  SettingsReader reader(spec.file, spec.settings, "device '" + spec.name + "'", errors);
   reader.allow("name");
   reader.allow("type");
   t->validate(reader);
   reader.finish();
   EXPECT_TRUE(errors.empty()) << errors.str();
   return t->create(spec);
+}
+
+/// What validating a `devices:` entry (YAML text, as it stands in `file`) reports through
+/// the registry, one "file:line: message" a line ("" when it is valid).
+inline std::string validationErrors(const std::string& entry,
+                                    const std::string& file = "lanegate.yaml") {
+  const YAML::Node n = YAML::Load(entry);
+  ConfigErrors errors;
+  SettingsReader r(file, n, "device '" + n["name"].Scalar() + "'", errors);
+  r.allow("name");
+  r.allow("type");
+  const DriverType* t = findDriverType(n["type"].Scalar());
+  EXPECT_NE(t, nullptr) << n["type"].Scalar();
+  if (t != nullptr) t->validate(r);
+  r.finish();
+  return errors.str();
+}
+
+/// Expects every one of `wanted` in `all`.
+inline void expectEach(const std::string& all, std::initializer_list<const char*> wanted) {
+  for (const char* want : wanted)
+    EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\nin:\n" << all;
+}
+
+/// An `ims` driver through the registry, as the daemon would create it from YAML.
+inline std::unique_ptr<Driver> imsDriver(const std::string& name, int port,
+                                         const std::string& extra = "",
+                                         const std::string& profile = kGenericProfile) {
+  return registryDriver(
+      "name: " + name + ", type: ims, host: 127.0.0.1, port: " + std::to_string(port) +
+          ", profile: '" + profile + "', poll_interval_ms: 10, response_timeout_ms: 1000",
+      extra);
+}
+
+/// A driver opened (a test failure, and the driver as it is, when it does not open).
+inline std::unique_ptr<Driver> opened(std::unique_ptr<Driver> d) {
+  std::string err;
+  EXPECT_EQ(d->open(err), DriverAction::ok) << err;
+  return d;
+}
+
+// Hand-driven registers, for tests that need a device to say exactly this.
+// A hand-driven Contract 3 device: one sample of `points` registers of `value`.
+inline void writeSample(sim::ModbusServer& s, std::uint16_t seq, std::uint16_t points,
+                        std::uint16_t value, std::uint16_t alarms = 0) {
+  auto regs = s.holding();
+  regs[0] = 1;
+  regs[1] = 1;
+  regs[2] = seq;
+  regs[3] = 0x6A00;
+  regs[4] = 0x0001;
+  regs[5] = 3831;
+  regs[6] = 10132;
+  regs[7] = 2500;
+  regs[8] = points;
+  regs[9] = 12500;
+  regs[10] = 8;
+  regs[11] = alarms;
+  for (std::size_t i = 0; i < points && i < 4000; ++i) regs[100 + i] = value;
+}
+
+// The PLC registers of Contract 4.
+inline void setPlc(sim::ModbusServer& s, std::uint16_t status, std::uint16_t seq,
+                   std::uint16_t occupied) {
+  auto lock = s.lock();
+  auto regs = s.holding();
+  regs[0] = 1;
+  regs[1] = status;
+  regs[2] = seq;
+  regs[3] = occupied;
+}
+
+/// The scanner states a poll emitted.
+inline std::vector<ScannerState> plcSamples(const PollResult& r) {
+  std::vector<ScannerState> out;
+  for (const auto& s : r.samples) out.push_back(scannerOf(s));
+  return out;
 }
 
 // Runs a driver as the daemon's DeviceRunner does: own thread, open, poll, retry.
@@ -182,8 +281,7 @@ class DeviceThread {
         {
           std::lock_guard l(mutex_);
           faults_ = std::max(faults_, r.health.faults);
-          for (const auto& s : r.samples)
-            seqs_.push_back(nlohmann::json::parse(s.json)["sample_seq"].get<int>());
+          for (const auto& s : r.samples) seqs_.push_back(traceOf(s).sampleSeq);
         }
         if (r.action != DriverAction::ok) {
           note(r.error);

@@ -68,34 +68,39 @@ TEST(ModbusLink, RejectsImpossibleRequestsWithoutSending) {
   EXPECT_TRUE(link.connected());
 }
 
-TEST(ModbusLink, ExceptionRepliesKeepTheLink) {
-  ServedServer s;
-  s.server->setFault(sim::ServerFault::exception);
-  ModbusLink link(tcp(s.port()));
-  ASSERT_TRUE(link.connect());
+// The first read of a link to a server playing `fault`: it fails.
+LinkError firstReadWith(ServedServer& s, sim::ServerFault fault, ModbusLink& link) {
+  s.server->setFault(fault);
+  EXPECT_TRUE(link.connect());
   auto v = link.read(1, RegisterTable::holding, 0, 10);
-  ASSERT_FALSE(v);
-  EXPECT_EQ(v.error().kind, LinkErrorKind::exception) << v.error().message;
-  EXPECT_FALSE(v.error().needsReconnect());
-  EXPECT_TRUE(link.connected());
-  s.server->setFault(sim::ServerFault::none);
-  EXPECT_TRUE(link.read(1, RegisterTable::holding, 0, 10));
+  EXPECT_FALSE(v);
+  return v ? LinkError{} : v.error();
 }
 
-TEST(ModbusLink, GarbageDropsTheConnectionSoNoStaleReplyPoisonsTheNext) {
-  ServedServer s;
-  s.server->setFault(sim::ServerFault::garbage);
-  ModbusLink link(tcp(s.port()));
-  ASSERT_TRUE(link.connect());
-  auto v = link.read(1, RegisterTable::holding, 0, 10);
-  ASSERT_FALSE(v);
-  EXPECT_EQ(v.error().kind, LinkErrorKind::badData) << v.error().message;
-  EXPECT_TRUE(v.error().needsReconnect());
-  EXPECT_FALSE(link.connected());
-  EXPECT_EQ(link.read(1, RegisterTable::holding, 0, 1).error().kind, LinkErrorKind::notConnected);
-  s.server->setFault(sim::ServerFault::none);
-  ASSERT_TRUE(link.connect());
-  EXPECT_TRUE(link.read(1, RegisterTable::holding, 0, 10));
+// An exception reply keeps the link (the device is alive); garbage drops it, so that no
+// stale reply poisons the next request, and the link works again once reconnected.
+TEST(ModbusLink, AnExceptionKeepsTheLinkGarbageDropsIt) {
+  struct Case {
+    sim::ServerFault fault;
+    LinkErrorKind kind;
+    bool reconnect;
+  };
+  for (const Case c : {Case{sim::ServerFault::exception, LinkErrorKind::exception, false},
+                       Case{sim::ServerFault::garbage, LinkErrorKind::badData, true}}) {
+    ServedServer s;
+    ModbusLink link(tcp(s.port()));
+    const LinkError e = firstReadWith(s, c.fault, link);
+    EXPECT_EQ(e.kind, c.kind) << e.message;
+    EXPECT_EQ(e.needsReconnect(), c.reconnect);
+    EXPECT_EQ(link.connected(), !c.reconnect);
+    if (c.reconnect) {
+      EXPECT_EQ(link.read(1, RegisterTable::holding, 0, 1).error().kind,
+                LinkErrorKind::notConnected);
+    }
+    s.server->setFault(sim::ServerFault::none);
+    EXPECT_TRUE(link.connect());
+    EXPECT_TRUE(link.read(1, RegisterTable::holding, 0, 10));
+  }
 }
 
 TEST(ModbusLink, AStalledServerTimesOut) {

@@ -59,19 +59,17 @@ class Rtu : public ::testing::Test {
 
 TEST_F(Rtu, ReadsSamplesOverASerialLine) {
   ServedSim sim(simOnA());
-  auto d = rtuDriver("ims-rtu", 1, 1000);
-  std::string err;
-  ASSERT_EQ(d->open(err), DriverAction::ok) << err;
-  std::vector<nlohmann::json> samples;
+  auto d = opened(rtuDriver("ims-rtu", 1, 1000));
+  std::vector<TraceSample> samples;
   ASSERT_TRUE(waitFor(
       [&] {
-        for (const auto& s : d->poll().samples) samples.push_back(nlohmann::json::parse(s.json));
+        for (const auto& s : d->poll().samples) samples.push_back(traceOf(s));
         return samples.size() >= 2;
       },
       10s));
-  for (const auto& j : samples) {
-    EXPECT_EQ(j["points"].size(), 300u);
-    EXPECT_EQ(j["sample_seq"].get<int>() % 2, 0);
+  for (const auto& t : samples) {
+    EXPECT_EQ(t.points.size(), 300u);
+    EXPECT_EQ(t.sampleSeq % 2, 0);
   }
   EXPECT_TRUE(d->command({"verify"}).ok);
   d->close();

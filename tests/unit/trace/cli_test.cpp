@@ -87,14 +87,14 @@ TEST_F(CliTest, BadInputExitsOneNamingFileAndProblem) {
 
 TEST_F(CliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(run({}), 2);
-  EXPECT_NE(err_.str().find("usage:"), std::string::npos);
+  EXPECT_NE(err_.str().find("Usage:"), std::string::npos);
   EXPECT_EQ(run({"analyse", path("hit.json")}), 2);
   EXPECT_EQ(run({"analyze"}), 2);
   EXPECT_EQ(run({"analyze", path("hit.json"), "--xml"}), 2);
   EXPECT_EQ(run({"analyze", path("hit.json"), path("hit.json")}), 2);
   EXPECT_EQ(run({"analyze", path("hit.json"), "--library"}), 2);
   EXPECT_EQ(run({"--help"}), 0);
-  EXPECT_NE(out_.str().find("usage:"), std::string::npos);
+  EXPECT_NE(out_.str().find("Usage:"), std::string::npos);
 }
 
 }  // namespace

@@ -1,15 +1,17 @@
 #pragma once
-// The X-ray scanner's inbox: Contract 1 bundles arrive as files (the JSON last, by
-// rename); inotify through Asio notices them, a rescan at start and periodically catches
-// anything written while the daemon was down or an event that was missed. Bundles are
-// analysed by the vision module on a bounded pool of worker threads (when it is busy,
-// bundles simply wait in the inbox). A scan with findings becomes an
-// org.lanegate.xray.hit alert whose overlay image is stored with it and published first;
-// its id is derived from the scan id, so a re-analysis after a crash yields the same id.
-// A bundle leaves the inbox only after its record is durable in the outbox: processed
-// bundles move to the state directory (kept by age and size), unreadable ones to
-// `rejected/` beside a `.error` file that says why.
+// An X-ray scanner's inbox: Contract 1 bundles arrive as files (the JSON last, by rename);
+// inotify through Asio notices them, a rescan at start and periodically catches anything
+// written while the daemon was down or an event that was missed. A bounded pool of worker
+// threads reads each bundle and runs the lane's X-ray pipeline on it (lane/xray_pipeline.h:
+// decode, analyse, render, hash; when the pool is busy, bundles simply wait in the inbox).
+// A scan with findings becomes an org.lanegate.xray.hit alert whose overlay image is stored
+// with it and published first; a clear scan becomes telemetry; a dark/air calibration
+// bundle goes to the scanner's calibration store (lane/calibration_store.h). A bundle
+// leaves the inbox only after its record is durable in the outbox: processed bundles move
+// to the state directory (kept by age and size), unreadable ones to `rejected/` beside a
+// `.error` file that says why.
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -22,13 +24,14 @@
 
 #include "daemon/alert_sink.h"
 #include "daemon/asio.h"
-#include "daemon/config.h"
-#include "vision/scan.h"
+#include "lane/calibration_store.h"
+#include "lane/conveyance.h"
+#include "lane/payloads.h"
 
 namespace lanegate {
 
 /// Where and how one scanner's bundles are taken in.
-struct XrayLaneOptions {
+struct XrayInboxOptions {
   std::string device;                    ///< the scanner's configured name
   std::string inbox;                     ///< where the scanner writes bundles
   std::string stateDir;                  ///< processed bundles go to <stateDir>/scans/<device>/
@@ -39,38 +42,34 @@ struct XrayLaneOptions {
   std::uint64_t retentionBytes = 2048ull << 20;  ///< and the oldest beyond this total (0: no limit)
 };
 
-/// One scanner's inbox, analysis and alerts; lives on the io thread.
-class XrayLane {
+/// One scanner's inbox; lives on the io thread.
+class XrayInbox {
  public:
   /// `identity` gives site and lane for alert ids, topics and CloudEvents.
-  XrayLane(asio::io_context& io, XrayLaneOptions options, AlertSink& sink, Config identity);
-  ~XrayLane();
-  XrayLane(const XrayLane&) = delete;
-  XrayLane& operator=(const XrayLane&) = delete;
+  XrayInbox(asio::io_context& io, XrayInboxOptions options, AlertSink& sink,
+            lane::LaneIdentity identity);
+  ~XrayInbox();
+  XrayInbox(const XrayInbox&) = delete;
+  XrayInbox& operator=(const XrayInbox&) = delete;
 
   /// Creates the inbox's `rejected/` and the state folders, starts watching and queues
   /// what is already there. Returns an error text when the inbox cannot be watched.
   std::string start();
   /// Stops watching and waits for analyses in progress (their bundles stay in the inbox).
   void stop();
-  /// Called on the io thread when a scan is done: its conveyance (the bundle's, with
-  /// id_checks, as JSON text) and its alert id once durable ("" for a clear scan).
-  using ScanDone = std::function<void(const std::string& scanId, const std::string& conveyanceJson,
-                                      const std::string& alertId)>;
+  /// Called on the io thread when a scan is done and its record durable: its conveyance
+  /// and its alert id ("" for a clear scan).
+  using ScanDone =
+      std::function<void(const lane::ConveyanceRecord& conveyance, const std::string& alertId)>;
   void onScan(ScanDone done) { onScan_ = std::move(done); }
-  /// Calibration (dark/air bundles the scanner writes on `lanegatectl calibrate xray`):
-  /// true when raw scans need one and the latest valid one is missing or older than
-  /// `maxAgeHours`; `why` says which.
+  /// Calibration: true when raw scans need one and the latest valid one is missing or
+  /// older than `maxAgeHours`; `why` says which.
   [[nodiscard]] bool calibrationDue(double maxAgeHours, std::string& why) const;
   /// The scanner's name.
   [[nodiscard]] const std::string& device() const { return options_.device; }
   /// Counters for the status: queued, analysing, analysed, alerts, clear, rejected,
   /// last_error, and the calibration (file, age, last problem).
   [[nodiscard]] nlohmann::json status() const;
-
-  /// The alert id of a scan: "xray:{site}:{lane}:{device}:{scan_id}" (no '/', so it can
-  /// be part of the image topic).
-  static std::string alertId(const Config& identity, const std::string& device, const std::string& scanId);
 
  private:
   struct Result;
@@ -80,17 +79,19 @@ class XrayLane {
   void consider(const std::string& fileName);
   void pump();
   void finished(std::shared_ptr<Result> r);
+  void accepted(const std::string& scanId, const std::string& error,
+                const lane::ConveyanceRecord& conveyance, const std::string& alertId);
   void reject(const std::string& scanId, const std::string& why);
   void archive(const std::string& scanId);
   void prune();
-  void loadLatestCalibration();
   void storeCalibration(const Result& r);
   void primeWorkers();
 
   asio::io_context& io_;
-  XrayLaneOptions options_;
+  XrayInboxOptions options_;
   AlertSink& sink_;
-  Config identity_;
+  lane::LaneIdentity identity_;
+  lane::CalibrationStore calibrations_;
   std::unique_ptr<asio::thread_pool> pool_;
   asio::posix::stream_descriptor inotify_;
   asio::steady_timer rescanTimer_;
@@ -103,14 +104,6 @@ class XrayLane {
   std::string lastError_;
   bool stopped_ = true;
   ScanDone onScan_;
-  // Calibration: the latest valid dark and air frames (per energy, per channel means) and
-  // the calibration made of them, which raw scans are analysed with.
-  struct Frames;
-  std::shared_ptr<const Frames> dark_, air_;
-  std::shared_ptr<const vision::Calibration> calibration_;
-  std::chrono::system_clock::time_point calibratedAt_{};
-  std::string calibrationFile_, calibrationError_;
-  bool sawRaw_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -1,8 +1,8 @@
-#include "daemon/identifiers.h"
+#include "lane/conveyance.h"
 
 #include <cctype>
 
-namespace lanegate {
+namespace lanegate::lane {
 namespace {
 
 std::string normalize(std::string_view text) {
@@ -86,4 +86,16 @@ IdentifierCheck checkAirWaybill(std::string_view text) {
   return r;
 }
 
-}  // namespace lanegate
+ConveyanceRecord checkedConveyance(const vision::ScanMeta& meta) {
+  ConveyanceRecord r;
+  r.conveyance = meta.conveyance;
+  r.scanId = meta.scanId;
+  for (const auto& id : meta.conveyance.ids)
+    r.idChecks.push_back({id, checkContainerNumber(id).valid, "iso6346"});
+  if (!meta.conveyance.awb.empty())
+    r.idChecks.push_back(
+        {meta.conveyance.awb, checkAirWaybill(meta.conveyance.awb).valid, "iata_awb"});
+  return r;
+}
+
+}  // namespace lanegate::lane

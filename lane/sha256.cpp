@@ -1,11 +1,11 @@
-#include "daemon/sha256.h"
+#include "lane/sha256.h"
 
 #include <openssl/evp.h>
 
 #include <array>
 #include <stdexcept>
 
-namespace lanegate {
+namespace lanegate::lane {
 
 std::string sha256Hex(std::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
@@ -22,4 +22,4 @@ std::string sha256Hex(std::string_view data) {
   return out;
 }
 
-}  // namespace lanegate
+}  // namespace lanegate::lane

@@ -3,21 +3,21 @@
 // with it, whose hashes match the files, and whose id comes from the scan id; a clear
 // scan raises nothing; a garbage bundle goes to rejected/ with its reason and the next
 // one is analysed; a bundle whose alert was not made durable stays in the inbox.
-#include "daemon/xray_lane.h"
+#include "daemon/xray_inbox.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <set>
 
 #include <opencv2/core.hpp>
 
-#include "daemon/identifiers.h"
-#include "daemon/sha256.h"
+#include "lane/conveyance.h"
+#include "lane/sha256.h"
 #include "tests/support/harness.h"
+#include "tests/unit/lane/lane_test_support.h"
 #include "vision/analysis.h"
 #include "vision/decode.h"
 #include "vision/phantom.h"
@@ -47,31 +47,13 @@ class RecordingSink : public AlertSink {
   std::uint64_t seq = 0;
 };
 
-Config identity() {
-  Config c;
-  c.site = "s1";
-  c.lane = "l1";
-  return c;
-}
+lane::LaneIdentity identity() { return {"s1", "l1"}; }
 
-// A generated scan the vision module does (or does not) flag, found by trying indices.
-vision::Phantom phantomWith(bool wantFindings, const std::string& scanId) {
-  vision::PhantomOptions o;
-  o.pixelMm = 20;
-  for (int i = 0; i < 40; ++i) {
-    auto p = vision::generatePhantom(77, i, o);
-    if (wantFindings != !p.truth.concealments.empty()) continue;
-    const auto f = vision::analyzeScan(p.bundle, vision::AnalysisParams{});
-    if (f.error.empty() && wantFindings == !f.findings.empty()) {
-      p.bundle.meta.scanId = scanId;
-      return p;
-    }
-  }
-  ADD_FAILURE() << "no generated scan with findings=" << wantFindings;
-  return {};
-}
+using lane::sha256Hex;
 
-class XrayLaneTest : public ::testing::Test {
+using lane::test::phantomWith;
+
+class XrayInboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
     fs::create_directories(inbox());
@@ -79,13 +61,13 @@ class XrayLaneTest : public ::testing::Test {
   }
   std::string inbox() const { return dir_.file("inbox"); }
   std::string state() const { return dir_.file("state"); }
-  std::unique_ptr<XrayLane> lane(int workers = 1) {
-    XrayLaneOptions o;
+  std::unique_ptr<XrayInbox> lane(int workers = 1) {
+    XrayInboxOptions o;
     o.device = "xray-1";
     o.inbox = inbox();
     o.stateDir = state();
     o.workers = workers;
-    auto l = std::make_unique<XrayLane>(io_, o, sink_, identity());
+    auto l = std::make_unique<XrayInbox>(io_, o, sink_, identity());
     EXPECT_EQ(l->start(), "");
     return l;
   }
@@ -121,13 +103,14 @@ TEST(Phantom, GeneratedContainerNumbersPassTheIso6346Check) {
     const auto p = vision::generatePhantom(5, i, o);
     for (const auto& id : p.bundle.meta.conveyance.ids) {
       ++containers;
-      EXPECT_TRUE(checkContainerNumber(id).valid) << id << ": " << checkContainerNumber(id).problem;
+      EXPECT_TRUE(lane::checkContainerNumber(id).valid)
+          << id << ": " << lane::checkContainerNumber(id).problem;
     }
   }
   EXPECT_GT(containers, 0);
 }
 
-TEST_F(XrayLaneTest, ABundlePresentAtStartBecomesOneAlertWithItsImage) {
+TEST_F(XrayInboxTest, ABundlePresentAtStartBecomesOneAlertWithItsImage) {
   const auto p = phantomWith(true, "scan-0001");
   write(p);
   const std::string tiffBytes = readFile(inbox() + "/scan-0001.tiff");
@@ -136,7 +119,7 @@ TEST_F(XrayLaneTest, ABundlePresentAtStartBecomesOneAlertWithItsImage) {
   ASSERT_TRUE(runUntil([&] { return sink_.drafts.size() == 1 && !exists(inbox() + "/scan-0001.json"); }));
   const auto& d = sink_.drafts[0];
   EXPECT_EQ(d.id, "xray:s1:l1:xray-1:scan-0001");
-  EXPECT_EQ(d.id, XrayLane::alertId(identity(), "xray-1", "scan-0001"));
+  EXPECT_EQ(d.id, lane::xrayAlertId(identity(), "xray-1", "scan-0001"));
   EXPECT_EQ(d.topic, "lanegate/v1/s1/l1/alerts");
   ASSERT_EQ(d.attachments.size(), 1u);
   EXPECT_EQ(d.attachments[0].topic, "lanegate/v1/s1/l1/alerts/" + d.id + "/image");
@@ -162,7 +145,7 @@ TEST_F(XrayLaneTest, ABundlePresentAtStartBecomesOneAlertWithItsImage) {
   EXPECT_EQ(l->status()["alerts"], 1);
 }
 
-TEST_F(XrayLaneTest, GarbageGoesToRejectedWithItsReasonAndTheNextBundleIsAnalysed) {
+TEST_F(XrayInboxTest, GarbageGoesToRejectedWithItsReasonAndTheNextBundleIsAnalysed) {
   auto l = lane();
   // Arrives while running (inotify): a TIFF that is not a TIFF.
   writeFile(inbox() + "/bad-1.tiff", "this is not a TIFF");
@@ -182,19 +165,19 @@ TEST_F(XrayLaneTest, GarbageGoesToRejectedWithItsReasonAndTheNextBundleIsAnalyse
   EXPECT_EQ(l->status()["rejected"], 1);
 }
 
-TEST_F(XrayLaneTest, ABurstLargerThanTheQueueWaitsInTheInboxAndIsAllTaken) {
+TEST_F(XrayInboxTest, ABurstLargerThanTheQueueWaitsInTheInboxAndIsAllTaken) {
   const auto p = phantomWith(true, "burst");
   for (int i = 0; i < 7; ++i) {
     auto b = p;
     b.bundle.meta.scanId = "burst-" + std::to_string(i);
     write(b);
   }
-  XrayLaneOptions o;
+  XrayInboxOptions o;
   o.device = "xray-1";
   o.inbox = inbox();
   o.stateDir = state();
   o.queue = 2;
-  XrayLane l(io_, o, sink_, identity());
+  XrayInbox l(io_, o, sink_, identity());
   ASSERT_EQ(l.start(), "");
   EXPECT_LE(l.status()["queued"].get<int>(), 2) << "at most `queue` bundles held, the rest in the inbox";
   ASSERT_TRUE(runUntil([&] { return sink_.drafts.size() == 7; })) << l.status().dump();
@@ -203,8 +186,8 @@ TEST_F(XrayLaneTest, ABurstLargerThanTheQueueWaitsInTheInboxAndIsAllTaken) {
   EXPECT_EQ(ids.size(), 7u);
 }
 
-TEST_F(XrayLaneTest, ProcessedBundlesAreKeptByAgeAndSize) {
-  XrayLaneOptions o;
+TEST_F(XrayInboxTest, ProcessedBundlesAreKeptByAgeAndSize) {
+  XrayInboxOptions o;
   o.device = "xray-1";
   o.inbox = inbox();
   o.stateDir = state();
@@ -222,7 +205,7 @@ TEST_F(XrayLaneTest, ProcessedBundlesAreKeptByAgeAndSize) {
   }
   std::uintmax_t oneBundle = fs::file_size(inbox() + "/recent-1.tiff") + fs::file_size(inbox() + "/recent-1.json");
   o.retentionBytes = oneBundle + oneBundle / 2;  // room for one bundle, not two
-  XrayLane l(io_, o, sink_, identity());
+  XrayInbox l(io_, o, sink_, identity());
   ASSERT_EQ(l.start(), "");
   ASSERT_TRUE(runUntil([&] { return sink_.drafts.size() == 2; }));
   ASSERT_TRUE(runUntil([&] { return !exists(archive + "/old-1.json"); }, std::chrono::seconds(10)))
@@ -235,7 +218,7 @@ TEST_F(XrayLaneTest, ProcessedBundlesAreKeptByAgeAndSize) {
   EXPECT_TRUE(exists(archive + "/recent-2.tiff") || exists(archive + "/recent-1.tiff")) << "the newest is kept";
 }
 
-TEST_F(XrayLaneTest, AClearScanIsTelemetryNotAnAlert) {
+TEST_F(XrayInboxTest, AClearScanIsTelemetryNotAnAlert) {
   write(phantomWith(false, "clear-1"));
   const std::string tiffBytes = readFile(inbox() + "/clear-1.tiff");
   auto l = lane();
@@ -256,7 +239,7 @@ TEST_F(XrayLaneTest, AClearScanIsTelemetryNotAnAlert) {
   EXPECT_EQ(v.code, 0) << v.out << v.err;
 }
 
-TEST_F(XrayLaneTest, ABundleWhoseAlertWasNotMadeDurableStaysInTheInbox) {
+TEST_F(XrayInboxTest, ABundleWhoseAlertWasNotMadeDurableStaysInTheInbox) {
   sink_.refuse = "disk full";
   write(phantomWith(true, "keep-1"));
   auto l = lane();
@@ -273,7 +256,7 @@ TEST_F(XrayLaneTest, ABundleWhoseAlertWasNotMadeDurableStaysInTheInbox) {
   EXPECT_EQ(sink_.drafts[0].id, "xray:s1:l1:xray-1:keep-1");
 }
 
-TEST_F(XrayLaneTest, InvalidContainerNumbersAreFlaggedNotDropped) {
+TEST_F(XrayInboxTest, InvalidContainerNumbersAreFlaggedNotDropped) {
   auto p = phantomWith(true, "ids-1");
   p.bundle.meta.conveyance.ids = {"CSQU3054383", "CSQU3054384"};
   p.bundle.meta.conveyance.awb = "020-12345670";
@@ -288,8 +271,8 @@ TEST_F(XrayLaneTest, InvalidContainerNumbersAreFlaggedNotDropped) {
   EXPECT_EQ(checks[2]["valid"], false);
 }
 
-// A scanner's calibration bundle (what it writes on a dark or air command): `columns`
-// pulses per channel at the calibration's dark or air level, with counting noise.
+// A scanner's calibration bundle (what it writes on a dark or air command), staged and
+// renamed into the inbox, the JSON last.
 void writeCalibrationBundle(const std::string& inbox, const std::string& staging, const std::string& id,
                             const std::string& kind, const vision::Calibration& cal, vision::ScanMeta meta,
                             bool beamOff = false) {
@@ -297,19 +280,7 @@ void writeCalibrationBundle(const std::string& inbox, const std::string& staging
   meta.scanId = id;
   meta.signal = vision::Signal::kRaw;
   b.meta = meta;
-  std::mt19937 rng(7);
-  std::normal_distribution<double> noise(0.0, 1.0);
-  for (const auto& e : cal.energies) {
-    cv::Mat plane(static_cast<int>(e.dark.size()), 100, CV_16UC1);
-    for (int y = 0; y < plane.rows; ++y) {
-      const double dark = static_cast<double>(e.dark[static_cast<std::size_t>(y)]);
-      const double level = kind == "air" && !beamOff ? static_cast<double>(e.air[static_cast<std::size_t>(y)]) : dark;
-      for (int x = 0; x < plane.cols; ++x)
-        plane.at<std::uint16_t>(y, x) = static_cast<std::uint16_t>(
-            std::clamp(level + noise(rng) * (std::sqrt(std::max(level - dark, 0.0)) + 2.0), 0.0, 65535.0));
-    }
-    b.planes.push_back(plane);
-  }
+  b.planes = lane::test::calibrationPlanes(kind, cal, beamOff);
   ASSERT_TRUE(vision::writeBundle(b, staging).has_value());
   auto j = nlohmann::json::parse(readFile(staging + "/" + id + ".json"));
   j["calibration"] = kind;
@@ -321,17 +292,9 @@ void writeCalibrationBundle(const std::string& inbox, const std::string& staging
 // Issue 6, acceptance 3: after a dark and an air calibration, raw scans analyse to the
 // same findings as their transmission twins; before it they are refused with the reason;
 // a bad calibration is refused and the good one stays; a restart keeps the calibration.
-TEST_F(XrayLaneTest, RawScansUseTheLatestValidCalibration) {
-  vision::PhantomOptions o;
-  o.pixelMm = 20;
-  vision::Phantom twin, raw;
-  for (int i = 0; i < 40; ++i) {
-    twin = vision::generatePhantom(31, i, o);
-    if (twin.truth.concealments.empty() || vision::analyzeScan(twin.bundle, {}).findings.empty()) continue;
-    o.raw = true;
-    raw = vision::generatePhantom(31, i, o);
-    break;
-  }
+TEST_F(XrayInboxTest, RawScansUseTheLatestValidCalibration) {
+  const vision::Phantom twin = phantomWith(true, "twin");
+  const vision::Phantom raw = phantomWith(true, "raw", true);
   ASSERT_EQ(raw.bundle.meta.signal, vision::Signal::kRaw);
   ASSERT_FALSE(raw.calibration.energies.empty());
   const std::string staging = dir_.file("staging");

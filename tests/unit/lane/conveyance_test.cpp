@@ -1,14 +1,14 @@
 // ISO 6346 container numbers and IATA air waybills: published examples, every wrong
 // check digit, transpositions, format errors with readable reasons, and a plain
 // reference implementation written from the standard's table.
-#include "daemon/identifiers.h"
+#include "lane/conveyance.h"
 
 #include <gtest/gtest.h>
 
 #include <map>
 #include <random>
 
-namespace lanegate {
+namespace lanegate::lane {
 namespace {
 
 // ISO 6346 letter values, written out from the standard's table.
@@ -106,4 +106,4 @@ TEST(AirWaybill, MalformedNumbersSayWhatIsWrong) {
 }
 
 }  // namespace
-}  // namespace lanegate
+}  // namespace lanegate::lane

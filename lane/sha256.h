@@ -4,9 +4,9 @@
 #include <string>
 #include <string_view>
 
-namespace lanegate {
+namespace lanegate::lane {
 
 /// SHA-256 of `data`, 64 lowercase hex digits.
 std::string sha256Hex(std::string_view data);
 
-}  // namespace lanegate
+}  // namespace lanegate::lane

@@ -1,0 +1,51 @@
+#pragma once
+// Payloads (Contract 5): typed results to CloudEvent data, serialised once, here. The
+// envelope is put around data text already serialised (the data is not parsed again), so
+// a spectrum or a finding becomes JSON text exactly once between its device and the outbox.
+// Schemas: config/schemas/{trace-hit-data,xray-hit-data,scan-telemetry,test-alert-data,alert}.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "lane/trace_pipeline.h"
+#include "lane/xray_pipeline.h"
+
+namespace lanegate::lane {
+
+/// Which lane: part of every topic, event source and alert id.
+struct LaneIdentity {
+  std::string site;
+  std::string lane;
+};
+
+/// lanegate/v1/{site}/{lane}/{suffix}
+std::string laneTopic(const LaneIdentity& identity, const std::string& suffix);
+/// RFC 3339 UTC time with milliseconds.
+std::string rfc3339(std::chrono::system_clock::time_point t);
+
+/// The alert id of a scan with findings: "xray:{site}:{lane}:{device}:{scan_id}" (no '/',
+/// so that it can be part of the image topic); a re-analysis yields the same id.
+std::string xrayAlertId(const LaneIdentity& identity, const std::string& device,
+                        const std::string& scanId);
+/// The telemetry id of a clear scan: "xray-scan:{site}:{lane}:{device}:{scan_id}".
+std::string xrayScanId(const LaneIdentity& identity, const std::string& device,
+                       const std::string& scanId);
+
+/// org.lanegate.trace.hit data (trace-hit-data.schema.json).
+std::string traceHitData(const TraceResult& result);
+/// org.lanegate.xray.hit data (xray-hit-data.schema.json) of a scan with findings; its
+/// image is published on `imageTopic` before the alert.
+std::string xrayHitData(const XrayScan& scan, const std::string& imageTopic);
+/// org.lanegate.xray.scan data (scan-telemetry.schema.json) of a clear scan.
+std::string scanTelemetryData(const XrayScan& scan);
+/// org.lanegate.test data: a technician's test alert.
+std::string testAlertData(const LaneIdentity& identity);
+
+/// A structured-mode CloudEvent around `dataJson` (already JSON text): source
+/// lanegate://{site}/{lane}/{device}, time `time`, extension seq.
+std::string cloudEvent(const LaneIdentity& identity, const std::string& type, const std::string& id,
+                       std::uint64_t seq, const std::string& device,
+                       std::chrono::system_clock::time_point time, const std::string& dataJson);
+
+}  // namespace lanegate::lane

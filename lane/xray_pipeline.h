@@ -1,0 +1,62 @@
+#pragma once
+// The X-ray pipeline: one Contract 1 bundle, as bytes already read from the inbox, to a
+// typed outcome: a scan analysed (findings, its overlay, evidence hashes, the conveyance)
+// or a dark/air calibration bundle checked, or why the bundle must be rejected. Pure but
+// for the time it measures: no files, no io_context, no broker; it runs on the daemon's
+// analysis workers and in unit tests alike.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lane/calibration_store.h"
+#include "lane/conveyance.h"
+#include "vision/analysis.h"
+#include "vision/scan.h"
+
+namespace lanegate::lane {
+
+/// A bundle's two files, read (the paths name them in messages).
+struct BundleBytes {
+  std::string scanId;     ///< from the file name
+  std::string jsonPath;   ///< <inbox>/<scan_id>.json
+  std::string jsonText;   ///< its bytes
+  std::string tiffPath;   ///< <inbox>/<scan_id>.tiff
+  std::string tiffBytes;  ///< its bytes ("" for a bundle rejected before the TIFF was read)
+};
+
+/// What the pipeline needs besides the bundle.
+struct XrayContext {
+  std::shared_ptr<const vision::Calibration> calibration;  ///< for raw scans (null: none yet)
+  std::shared_ptr<const CalibrationFrames> dark;  ///< the latest usable dark, for air frames
+  std::map<std::string, double> timingsMs;        ///< stages before this one (queue, read)
+};
+
+/// One scan, analysed.
+struct XrayScan {
+  std::string scanId;                       ///< the bundle's
+  std::string verdict;                      ///< clear | hit | inconclusive (Contract 2)
+  std::vector<vision::Finding> findings;    ///< none: a clear scan (telemetry, not an alert)
+  ConveyanceRecord conveyance;              ///< what was scanned, identifiers checked
+  std::string tiffSha256, jsonSha256;       ///< evidence: the files as they arrived
+  std::string image;                        ///< the overlay JPEG (scans with findings only)
+  std::string imageSha256;                  ///< its SHA-256
+  std::map<std::string, double> timingsMs;  ///< queue, read, hash, decode, total, overlay
+  /// True when the scan raises an alert.
+  [[nodiscard]] bool alert() const { return !findings.empty(); }
+};
+
+/// What became of one bundle: exactly one of error, scan, calibration.
+struct XrayOutcome {
+  std::string error;                             ///< the bundle is rejected, and why
+  bool raw = false;                              ///< a raw-signal scan (it needs a calibration)
+  std::optional<XrayScan> scan;                  ///< a scan
+  std::optional<CalibrationFrames> calibration;  ///< a dark or air calibration bundle, checked
+};
+
+/// Decodes, checks and analyses one bundle; renders the overlay of a scan with findings.
+XrayOutcome processBundle(const BundleBytes& bundle, const XrayContext& context);
+
+}  // namespace lanegate::lane
