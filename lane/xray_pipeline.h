@@ -36,16 +36,19 @@ struct XrayContext {
 
 /// One scan, analysed.
 struct XrayScan {
-  std::string scanId;                       ///< the bundle's
-  std::string verdict;                      ///< clear | hit | inconclusive (Contract 2)
-  std::vector<vision::Finding> findings;    ///< none: a clear scan (telemetry, not an alert)
-  ConveyanceRecord conveyance;              ///< what was scanned, identifiers checked
-  std::string tiffSha256, jsonSha256;       ///< evidence: the files as they arrived
-  std::string image;                        ///< the overlay JPEG (scans with findings only)
-  std::string imageSha256;                  ///< its SHA-256
+  std::string scanId;                     ///< the bundle's
+  std::string verdict;                    ///< clear | hit | inconclusive (Contract 2)
+  std::vector<vision::Finding> findings;  ///< may hold findings below the hit score on a clear scan
+  ConveyanceRecord conveyance;            ///< what was scanned, identifiers checked
+  std::string tiffSha256, jsonSha256;     ///< evidence: the files as they arrived
+  std::string image;                      ///< the overlay JPEG (alerts only)
+  std::string imageSha256;                ///< its SHA-256
   std::map<std::string, double> timingsMs;  ///< queue, read, hash, decode, total, overlay
-  /// True when the scan raises an alert.
-  [[nodiscard]] bool alert() const { return !findings.empty(); }
+  /// True when the scan raises an alert: its verdict is not clear (Contract 2: hit, or
+  /// inconclusive when a region could not be cleared). A clear scan with findings below the
+  /// hit score is telemetry: an operator acts on verdicts, and the detectors' false-alarm
+  /// budgets are set on them (docs/detection.md).
+  [[nodiscard]] bool alert() const { return verdict != "clear"; }
 };
 
 /// What became of one bundle: exactly one of error, scan, calibration.

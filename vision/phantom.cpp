@@ -399,7 +399,7 @@ Phantom generatePhantom(std::uint64_t seed, int index, const PhantomOptions& o) 
     dark[i] = 800 + 40 * detRng.normal();
     gain[i] = 1.0 + 0.08 * detRng.normal();
   }
-  for (std::size_t e = 0; e < beam.energies.size(); ++e) {
+  for (std::size_t e = 0; o.render && e < beam.energies.size(); ++e) {
     cv::Mat t =
         transmit(s.maps, beam.energies[e], beam.spectrum, cv::Rect(0, 0, s.width, s.height));
     if (e == 0) {

@@ -47,6 +47,7 @@ struct PhantomOptions {
   double lowShiftPx = 0.5;             ///< interlacing offset of the low-energy pulses, columns
   double badChannelProbability = 0.3;  ///< chance that a scan has a dead or hot channel
   double clearShare = -1.0;            ///< share of scans with no stash (−1: the world's own mix)
+  bool render = true;  ///< false: the scene and its truth only (no planes, no opaque test)
 };
 
 /// One concealment as placed by the generator.

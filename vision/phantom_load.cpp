@@ -12,11 +12,6 @@
 namespace lanegate::vision::phantom {
 namespace {
 
-constexpr Basis kOrg = Basis::kWater;
-constexpr Basis kPe = Basis::kPolyethylene;
-constexpr Basis kAl = Basis::kAluminium;
-constexpr Basis kFe = Basis::kIron;
-constexpr Basis kPb = Basis::kLead;
 
 // The space a load may use.
 struct Space {

@@ -41,6 +41,13 @@ class Rng {
   std::mt19937_64 gen_;
 };
 
+/// Short names of the basis materials for the builders.
+inline constexpr Basis kOrg = Basis::kWater;
+inline constexpr Basis kPe = Basis::kPolyethylene;
+inline constexpr Basis kAl = Basis::kAluminium;
+inline constexpr Basis kFe = Basis::kIron;
+inline constexpr Basis kPb = Basis::kLead;
+
 /// Densities used by several builders, g/cm³.
 inline constexpr double kSteel = 7.87;
 inline constexpr double kAluminium = 2.70;

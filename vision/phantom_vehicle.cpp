@@ -11,10 +11,6 @@
 namespace lanegate::vision::phantom {
 namespace {
 
-constexpr Basis kOrg = Basis::kWater;
-constexpr Basis kPe = Basis::kPolyethylene;
-constexpr Basis kAl = Basis::kAluminium;
-constexpr Basis kFe = Basis::kIron;
 
 struct WheelSpec {
   double radius = 500;    // tyre outer radius

@@ -1,5 +1,5 @@
 // The X-ray inbox: bundles present at start and bundles arriving later are analysed by
-// the real vision module; a scan with findings becomes one alert whose image is stored
+// the real vision module; a scan the analysis does not clear becomes one alert whose image is stored
 // with it, whose hashes match the files, and whose id comes from the scan id; a clear
 // scan raises nothing; a garbage bundle goes to rejected/ with its reason and the next
 // one is analysed; a bundle whose alert was not made durable stays in the inbox.

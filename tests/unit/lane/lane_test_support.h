@@ -70,14 +70,15 @@ inline TraceSample traceSample(const trace::SubstanceLibrary& lib, const std::st
 
 /// A generated scan the vision module does (or does not) flag, found by trying indices;
 /// `raw`: its detector-counts twin (whose calibration the phantom carries).
-inline vision::Phantom phantomWith(bool wantFindings, const std::string& scanId, bool raw = false) {
+inline vision::Phantom phantomWith(bool wantAlert, const std::string& scanId, bool raw = false) {
   vision::PhantomOptions o;
   o.pixelMm = 20;
-  for (int i = 0; i < 40; ++i) {
+  for (int i = 0; i < 120; ++i) {
     auto p = vision::generatePhantom(77, i, o);
-    if (wantFindings != !p.truth.concealments.empty()) continue;
+    // A clear scan holds nothing; an alerting one is whatever the analysis does not clear.
+    if (!wantAlert && !p.truth.concealments.empty()) continue;
     const auto f = vision::analyzeScan(p.bundle, vision::AnalysisParams{});
-    if (!f.error.empty() || wantFindings == f.findings.empty()) continue;
+    if (!f.error.empty() || wantAlert != (f.verdict != "clear")) continue;
     if (raw) {
       o.raw = true;
       p = vision::generatePhantom(77, i, o);
@@ -85,7 +86,7 @@ inline vision::Phantom phantomWith(bool wantFindings, const std::string& scanId,
     p.bundle.meta.scanId = scanId;
     return p;
   }
-  ADD_FAILURE() << "no generated scan with findings=" << wantFindings;
+  ADD_FAILURE() << "no generated scan with alert=" << wantAlert;
   return {};
 }
 

@@ -30,16 +30,18 @@ TEST(Worlds, TestWorldsHoldOutWhatTuningNeverSees) {
   std::set<std::string> tuningFamilies;
   std::set<std::string> testFamilies;
   int nine = 0;
+  PhantomOptions tuning = worldOptions(World::kTuning);
+  PhantomOptions test = worldOptions(World::kTest);
+  tuning.render = test.render = false;  // the draw and the truth, without the image
   for (int i = 0; i < 120; ++i) {
-    // A coarse render is enough to read the draw; the truth does not depend on it.
-    const Phantom t = generatePhantom(3, i, worldOptions(World::kTuning));
+    const Phantom t = generatePhantom(3, i, tuning);
     tuningFamilies.insert(t.truth.vehicle);
     const double ratioT = std::max(t.truth.pixelAlongMm, t.truth.pixelVerticalMm) /
                           std::min(t.truth.pixelAlongMm, t.truth.pixelVerticalMm);
     EXPECT_LE(std::max(t.truth.pixelAlongMm, t.truth.pixelVerticalMm), 8.0) << t.truth.scanId;
     EXPECT_LE(ratioT, 2.0) << t.truth.scanId;
     EXPECT_NE(t.truth.energiesMev.front(), 9.0) << t.truth.scanId;
-    const Phantom x = generatePhantom(3, i, worldOptions(World::kTest));
+    const Phantom x = generatePhantom(3, i, test);
     testFamilies.insert(x.truth.vehicle);
     const double ratioX = std::max(x.truth.pixelAlongMm, x.truth.pixelVerticalMm) /
                           std::min(x.truth.pixelAlongMm, x.truth.pixelVerticalMm);
@@ -66,7 +68,7 @@ TEST(Worlds, SameSeedSameScanAndTruthFitsTheImage) {
   }
   // Stashes lie inside the image and carry a measured contrast.
   int stashes = 0;
-  for (int i = 0; i < 40; ++i) {
+  for (int i = 0; i < 16; ++i) {
     PhantomOptions o = worldOptions(World::kTest);
     o.clearShare = 0.0;
     const Phantom p = generatePhantom(9, i, o);
@@ -80,7 +82,7 @@ TEST(Worlds, SameSeedSameScanAndTruthFitsTheImage) {
       EXPECT_TRUE(std::isfinite(t.deltaAlpha));
     }
   }
-  EXPECT_GT(stashes, 30);
+  EXPECT_GT(stashes, 12);
 }
 
 // The rule of the foreign set's README: IoU ≥ 0.1, or the item's centre inside a box at most
@@ -161,7 +163,7 @@ TEST(Evaluation, BothWorldsEndToEnd) {
     WorldRun run;
     run.world = w;
     run.seed = 2026;
-    run.count = 40;
+    run.count = 20;
     run.threads = 2;
     sets.push_back(evaluateWorld(run, AnalysisParams{}));
   }
@@ -169,9 +171,9 @@ TEST(Evaluation, BothWorldsEndToEnd) {
   for (const EvalReport& r : sets) {
     SCOPED_TRACE(r.name);
     EXPECT_EQ(r.errors, 0);
-    EXPECT_GT(r.clear.total, 10);
-    // Clear scans alarming: today 5-15 % over hundreds of scans; 40 scans allow more.
-    EXPECT_LE(r.clear.detected * 100, r.clear.total * 30);
+    EXPECT_GE(r.clear.total, 5);
+    // Clear scans alarming: about 8 % over 300 scans of each world today; 20 allow more.
+    EXPECT_LE(r.clear.detected * 100, r.clear.total * 35);
     EXPECT_EQ(r.manifest.detected, r.manifest.total)
         << "declared empty with content is always flagged";
   }
