@@ -86,7 +86,7 @@ std::optional<Hold> holdFor(Peak& p, const std::optional<double>& refR,
 
 // Round half away from zero, as std::lround, without the library call (|v| < 2^52).
 Index roundIndex(double v) {
-  const auto t = static_cast<Index>(v);  // truncates toward zero
+  const auto t = static_cast<Index>(v);         // truncates toward zero
   const double f = v - static_cast<double>(t);  // exact: the fractional part
   return f >= 0.5 ? t + 1 : (f <= -0.5 ? t - 1 : t);
 }
@@ -97,8 +97,7 @@ Index roundIndex(double v) {
 struct Workspace {
   std::vector<std::int32_t> y35;
   std::vector<std::uint16_t> despiked;
-  std::vector<double> y, nd, baseline, runMin, runMax, pre, suf, prefix, resid, rawResid,
-      gapMin;
+  std::vector<double> y, nd, baseline, runMin, runMax, pre, suf, prefix, resid, rawResid, gapMin;
   std::vector<Index> maxima;
   std::vector<char> free, noMask;
   std::vector<Component> components;
@@ -116,9 +115,12 @@ Workspace& workspace() {
 
 std::string_view verdictName(Verdict verdict) {
   switch (verdict) {
-    case Verdict::kClear: return "clear";
-    case Verdict::kHit: return "hit";
-    case Verdict::kInconclusive: break;
+    case Verdict::kClear:
+      return "clear";
+    case Verdict::kHit:
+      return "hit";
+    case Verdict::kInconclusive:
+      break;
   }
   return "inconclusive";
 }
@@ -183,8 +185,8 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
     Index from = 0;
     Index i4 = 0;
     for (; i4 + 4 <= n; i4 += 4) {
-      const std::int32_t m =
-          std::max(std::max(y35[at(i4)], y35[at(i4 + 1)]), std::max(y35[at(i4 + 2)], y35[at(i4 + 3)]));
+      const std::int32_t m = std::max(std::max(y35[at(i4)], y35[at(i4 + 1)]),
+                                      std::max(y35[at(i4 + 2)], y35[at(i4 + 3)]));
       if (m > best) {
         best = m;
         from = i4;
@@ -214,9 +216,7 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   }
   // Expected FWHM (points) at index i; a floor keeps very early windows meaningful.
   const double fwhmFloor = std::max(3.0, static_cast<double>(biggest) / r0 * 0.5);
-  auto expectedFwhm = [&](Index i) {
-    return std::max(fwhmFloor, static_cast<double>(i) / r0);
-  };
+  auto expectedFwhm = [&](Index i) { return std::max(fwhmFloor, static_cast<double>(i) / r0); };
   const Index maxHalfAllowed = std::max<Index>(2, (n - 1) / 4);
   auto halfWindow = [&](Index i, double perFwhm) {
     const Index m = roundIndex(0.5 * perFwhm * expectedFwhm(i));
@@ -232,7 +232,8 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   auto nextChange = [&](Index i0, Index m, double perFwhm, const auto& window) {  // m = window(i0)
     if (m >= std::min(maxHalf, maxHalfAllowed)) return n;
     const double cross = (static_cast<double>(m) + 0.5) * 2.0 * r0 / perFwhm;
-    Index g = std::clamp<Index>(static_cast<Index>(std::ceil(std::min(cross, static_cast<double>(n)))), i0 + 1, n);
+    Index g = std::clamp<Index>(
+        static_cast<Index>(std::ceil(std::min(cross, static_cast<double>(n)))), i0 + 1, n);
     while (g > i0 + 1 && window(g - 1) != m) --g;
     while (g < n && window(g) == m) ++g;
     return g;
@@ -302,8 +303,8 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   double sigma = std::max(noise.sigma, kQuantisationSigma);
   double sigmaNd = std::max(ndNoise.sigma, kQuantisationSigma);
   std::vector<Measured>& peaks = ws.peaks;
-  detectPass(nd, resid, negD2, sigmaNd, sigma, sigma * meanSmoothGain, params, edge,
-             ws.components, ws.maxima, peaks, ws.gapMin);
+  detectPass(nd, resid, negD2, sigmaNd, sigma, sigma * meanSmoothGain, params, edge, ws.components,
+             ws.maxima, peaks, ws.gapMin);
 
   // --- Peak-free mask, then the baseline and noise from peak-free points only. ------------
   std::vector<char>& free = ws.free;
@@ -320,7 +321,8 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
     for (Index i = lo; i <= hi; ++i) free[at(i)] = 0;
   }
   {
-    const Index bHalf = std::max<Index>(10, static_cast<Index>(std::lround(2.0 * expectedFwhm(n / 2))));
+    const Index bHalf =
+        std::max<Index>(10, static_cast<Index>(std::lround(2.0 * expectedFwhm(n / 2))));
     maskedBaseline(x, free, bHalf, baseline, ws.masked);
     residuals();
     // The first estimates (inflated by the peaks, but of the right scale) place the bins.
@@ -348,7 +350,8 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
     if (p.amplitude < 20.0 * sigma || p.shoulder) continue;
     const Index h = std::max<Index>(1, static_cast<Index>(std::lround(p.fwhm / 4.0)));
     Index k = p.apexIndex;
-    for (Index j = std::max<Index>(0, p.apexIndex - h); j <= std::min(n - 1, p.apexIndex + h); ++j) {
+    for (Index j = std::max<Index>(0, p.apexIndex - h); j <= std::min(n - 1, p.apexIndex + h);
+         ++j) {
       if (x[at(j)] > x[at(k)]) k = j;
     }
     const double tol = std::max(3.0 * sigma, 0.002 * p.amplitude);
@@ -360,7 +363,8 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
     Index hi = k;
     while (hi < n - 1 && x[at(hi + 1)] >= x[at(k)] - tol) ++hi;
     const double runLength = static_cast<double>(hi - lo + 1);
-    const double expected = 2.0 * p.fwhm * std::sqrt(tol / (4.0 * std::log(2.0) * p.amplitude)) + 1.0;
+    const double expected =
+        2.0 * p.fwhm * std::sqrt(tol / (4.0 * std::log(2.0) * p.amplitude)) + 1.0;
     if (runLength >= std::max(4.0, 1.5 * expected + 2.0)) {
       p.flatTop = true;
       if (!a.saturated) {
@@ -412,7 +416,8 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
     // No consistent pair: still report the strongest peak as the likely RIP for diagnosis.
     for (std::size_t i = 0; i < peaks.size(); ++i) {
       if (peaks[i].shoulder || peaks[i].amplitude < params.minReferenceSnr * sigma) continue;
-      if (ripIdx < 0 || peaks[i].amplitude > peaks[at(ripIdx)].amplitude) ripIdx = static_cast<Index>(i);
+      if (ripIdx < 0 || peaks[i].amplitude > peaks[at(ripIdx)].amplitude)
+        ripIdx = static_cast<Index>(i);
     }
   }
 
@@ -455,8 +460,13 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
     const Measured& rp = peaks[at(ripIdx)];
     const Index lo = std::min(rp.apexIndex, m.apexIndex);
     const Index hi = std::max(rp.apexIndex, m.apexIndex);
-    const double valley = *std::min_element(resid.begin() + lo, resid.begin() + hi + 1);
-    return valley > 0.5 * std::min(m.amplitude, rp.amplitude);
+    // The valley stays above half the weaker apex: walking from the peak towards the RIP,
+    // the first sample at or below that decides (between distant peaks, within a few).
+    const double floor = 0.5 * std::min(m.amplitude, rp.amplitude);
+    const Index step = m.apexIndex <= rp.apexIndex ? 1 : -1;
+    for (Index k = m.apexIndex; k >= lo && k <= hi; k += step)
+      if (resid[at(k)] <= floor) return false;
+    return true;
   };
   double totalArea = 0.0;
   double ripArea = 0.0;
@@ -515,21 +525,24 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
     a.reactantIonFraction = totalArea > 0.0 ? ripArea / totalArea : 0.0;
     if (a.reactantIonFraction < params.ripMinIonFraction) {
       a.reactantDepleted = true;
-      a.reasons.push_back("reactant ion peak holds " +
-                          std::to_string(static_cast<int>(std::lround(100.0 * a.reactantIonFraction))) +
-                          " % of the ion signal: depleted by an overloaded sample");
+      a.reasons.push_back(
+          "reactant ion peak holds " +
+          std::to_string(static_cast<int>(std::lround(100.0 * a.reactantIonFraction))) +
+          " % of the ion signal: depleted by an overloaded sample");
     } else if (maxAnalyteAmp > ripAmp) {
       a.reactantDepleted = true;
       a.reasons.push_back("a product ion is taller than the reactant ion peak: sample overload");
     }
   } else {
     a.flags.emplace_back("rip_missing");
-    a.reasons.emplace_back("no reactant ion peak: the source, the dopant or the sample load is wrong");
+    a.reasons.emplace_back(
+        "no reactant ion peak: the source, the dopant or the sample load is wrong");
   }
   if (!haveCal) {
     a.flags.emplace_back("calibrant_missing");
     a.reasons.emplace_back(
-        "calibrant not found at its drift-time ratio to the reactant ion peak: K0 cannot be computed");
+        "calibrant not found at its drift-time ratio to the reactant ion peak: K0 cannot be "
+        "computed");
   }
 
   // --- Overlapping analyte ions: separate pairs with the instrument's own peak width. -----
@@ -584,8 +597,7 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
           } else {
             const double a1 = peaks[distinct.front()].amplitude;
             const double a2 = peaks[distinct.back()].amplitude;
-            starts = {{a1, first, a2, last},
-                      {0.8 * a1, first - 0.1 * w, 0.8 * a2, last + 0.1 * w}};
+            starts = {{a1, first, a2, last}, {0.8 * a1, first - 0.1 * w, 0.8 * a2, last + 0.1 * w}};
             one = {std::max(a1, a2), 0.5 * (first + last), last - first + w};
           }
           split = resolvePair(rawResid, lo, hi, *refR, starts, one, k0Scale, params);
@@ -596,8 +608,9 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
         // shot-noise ripples on one ion): report the strongest, still flagged overlapped.
         std::size_t keep = i;
         for (std::size_t k = i; k < j; ++k) {
-          const bool duplicate = k > i && fittable(k) &&
-                                 peaks[k].pos - peaks[keep].pos <= 0.2 * expectedWidth(peaks[keep].pos);
+          const bool duplicate =
+              k > i && fittable(k) &&
+              peaks[k].pos - peaks[keep].pos <= 0.2 * expectedWidth(peaks[keep].pos);
           if (!duplicate) {
             merged.push_back(std::move(a.peaks[k]));
             keep = k;
@@ -653,7 +666,8 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
     std::sort(matches.begin(), matches.end(),
               [](const auto& l, const auto& r) { return l.first < r.first; });
     const Substance* best = matches.empty() ? nullptr : matches.front().second;
-    for (std::size_t k = 1; k < matches.size(); ++k) p.alternatives.push_back(matches[k].second->name);
+    for (std::size_t k = 1; k < matches.size(); ++k)
+      p.alternatives.push_back(matches[k].second->name);
     if (best != nullptr) {
       p.substance = best->name;
       p.alarm = p.amplitude >= best->minAmplitude && p.snr >= best->minSnr;
@@ -661,8 +675,14 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
         auto it = std::find_if(a.substances.begin(), a.substances.end(),
                                [&](const SubstanceHit& h) { return h.name == best->name; });
         if (it == a.substances.end() || it->amplitude < p.amplitude) {
-          SubstanceHit hit{best->name, *p.k0,      best->k0,   p.amplitude,
-                           p.snr,      p.driftMs, p.overlapped && !p.resolved, p.resolved};
+          SubstanceHit hit{best->name,
+                           *p.k0,
+                           best->k0,
+                           p.amplitude,
+                           p.snr,
+                           p.driftMs,
+                           p.overlapped && !p.resolved,
+                           p.resolved};
           if (it == a.substances.end()) {
             a.substances.push_back(std::move(hit));
           } else {
@@ -693,18 +713,18 @@ Analysis analyze(const Spectrum& spectrum, const SubstanceLibrary& library,
   if (!unwatched.empty()) a.flags.emplace_back("unidentified_outside_watch_windows");
   if (anyOverlap) a.flags.emplace_back("overlapped");
   if (anyResolved) a.flags.emplace_back("overlap_resolved");
-  const bool unusable = a.saturated || !a.reactantFound || a.reactantDepleted || !haveCal ||
-                        calLib == nullptr;
+  const bool unusable =
+      a.saturated || !a.reactantFound || a.reactantDepleted || !haveCal || calLib == nullptr;
   if (unusable) {
     a.verdict = Verdict::kInconclusive;
   } else if (!a.substances.empty()) {
     a.verdict = Verdict::kHit;
     for (const SubstanceHit& h : a.substances) {
-      a.reasons.push_back(h.name + " at K0 " + fixed(h.k0, 4) +
-                          " (library " + fixed(h.libraryK0, 4) +
-                          "), SNR " + std::to_string(static_cast<long>(std::lround(h.snr))) +
-                          (h.overlapped ? ", overlapping another peak (not resolved)" : "") +
-                          (h.resolved ? ", separated from an overlapping peak by a two-ion fit" : ""));
+      a.reasons.push_back(
+          h.name + " at K0 " + fixed(h.k0, 4) + " (library " + fixed(h.libraryK0, 4) + "), SNR " +
+          std::to_string(static_cast<long>(std::lround(h.snr))) +
+          (h.overlapped ? ", overlapping another peak (not resolved)" : "") +
+          (h.resolved ? ", separated from an overlapping peak by a two-ion fit" : ""));
     }
     if (anyUnidentified) {
       a.reasons.emplace_back("also unidentified peaks that match no library entry");
@@ -735,10 +755,14 @@ namespace {
 
 std::string_view roleName(PeakRole role) {
   switch (role) {
-    case PeakRole::kReactant: return "reactant";
-    case PeakRole::kCalibrant: return "calibrant";
-    case PeakRole::kReactantCluster: return "reactant_cluster";
-    case PeakRole::kAnalyte: break;
+    case PeakRole::kReactant:
+      return "reactant";
+    case PeakRole::kCalibrant:
+      return "calibrant";
+    case PeakRole::kReactantCluster:
+      return "reactant_cluster";
+    case PeakRole::kAnalyte:
+      break;
   }
   return "analyte";
 }
