@@ -225,12 +225,33 @@ constexpr std::size_t kResidualL = 1;
 constexpr std::size_t kAlpha = 2;  // α_H itself
 constexpr std::size_t kAlphaL = 3;
 
+// Takes off each column's (or row's) median over its valid cells, where it has four or more.
+void subtractMedians(cv::Mat& m, const cv::Mat& valid, bool columns) {
+  const int lines = columns ? m.cols : m.rows;
+  const int along = columns ? m.rows : m.cols;
+  auto cell = [&](int line, int k) -> float& {
+    return columns ? m.at<float>(k, line) : m.at<float>(line, k);
+  };
+  auto ok = [&](int line, int k) {
+    return (columns ? valid.at<std::uint8_t>(k, line) : valid.at<std::uint8_t>(line, k)) != 0;
+  };
+  std::vector<float> v;
+  for (int line = 0; line < lines; ++line) {
+    v.clear();
+    for (int k = 0; k < along; ++k)
+      if (ok(line, k)) v.push_back(cell(line, k));
+    if (v.size() < 4) continue;
+    const auto med = static_cast<float>(median(v));
+    for (int k = 0; k < along; ++k) cell(line, k) -= med;
+  }
+}
+
 // Each column of the load minus the column elsewhere along it (at least `guard` away) that it
 // matches best: a unit's column minus the same column of another unit of the same kind. What
 // repeats along the load (cartons, pallets, drums and their rims, the motor of every washing
 // machine, the layers of every bag stack) cancels; what one unit holds and its siblings do not
 // remains. Near-opaque cells are left out of the match and of the residual.
-void siblingResidual(const cv::Mat& a, const cv::Mat& al, const cv::Mat& valid, int guard, int half,
+void siblingResidual(const cv::Mat& a, const cv::Mat& al, const cv::Mat& valid, int guard,
                      cv::Mat& r, cv::Mat& rl) {
   const int w = a.cols;
   const int h = a.rows;
@@ -254,24 +275,14 @@ void siblingResidual(const cv::Mat& a, const cv::Mat& al, const cv::Mat& valid, 
       dist.at<float>(k, x) = l1;
     }
   }
-  // A column's sibling is chosen for the columns around it together (±`half`): a unit maps
-  // onto one other unit as a whole, not column by column onto whichever fits best.
   std::vector<int> best(static_cast<std::size_t>(w), -1);
   for (int x = 0; x < w; ++x) {
-    double bestCost = 1e300;
+    float bestL1 = 0;
     for (int k = 0; k < w; ++k) {
       if (std::abs(k - x) < guard) continue;
-      double cost = 0;
-      int n = 0;
-      for (int j = -half; j <= half; ++j) {
-        const int xj = x + j;
-        const int kj = k + j;
-        if (xj < 0 || kj < 0 || xj >= w || kj >= w) continue;
-        cost += static_cast<double>(dist.at<float>(xj, kj));
-        ++n;
-      }
-      if (n > 0 && cost / n < bestCost) {
-        bestCost = cost / n;
+      const float l1 = dist.at<float>(x, k);
+      if (best[static_cast<std::size_t>(x)] < 0 || l1 < bestL1) {
+        bestL1 = l1;
         best[static_cast<std::size_t>(x)] = k;
       }
     }
@@ -336,28 +347,13 @@ void findBlocks(Context& c) {
   cv::Mat polished = a.clone();
   cv::Mat polishedL = al.clone();
   for (cv::Mat* m : {&polished, &polishedL}) {
-    std::vector<float> v;
-    for (int x = 0; x < m->cols; ++x) {
-      v.clear();
-      for (int y = 0; y < m->rows; ++y)
-        if (valid.at<std::uint8_t>(y, x)) v.push_back(m->at<float>(y, x));
-      if (v.size() < 4) continue;
-      const auto med = static_cast<float>(median(v));
-      for (int y = 0; y < m->rows; ++y) m->at<float>(y, x) -= med;
-    }
-    for (int y = 0; y < m->rows; ++y) {
-      v.clear();
-      for (int x = 0; x < m->cols; ++x)
-        if (valid.at<std::uint8_t>(y, x)) v.push_back(m->at<float>(y, x));
-      if (v.size() < 4) continue;
-      const auto med = static_cast<float>(median(v));
-      for (int x = 0; x < m->cols; ++x) m->at<float>(y, x) -= med;
-    }
+    subtractMedians(*m, valid, true);
+    subtractMedians(*m, valid, false);
   }
   cv::Mat r;
   cv::Mat rl;
   // Siblings are at least 800 mm away: no stash is that long.
-  siblingResidual(polished, c.dual ? polishedL : cv::Mat(), valid, cells(800.0, c.cellX), 0, r, rl);
+  siblingResidual(polished, c.dual ? polishedL : cv::Mat(), valid, cells(800.0, c.cellX), r, rl);
   const BoxMeans means({r, rl, a, al}, valid, occupied);
   std::vector<Island> peaks;
   cv::Mat zmap = cv::Mat::zeros(roi.size(), CV_32F);

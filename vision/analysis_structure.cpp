@@ -175,8 +175,6 @@ bool WallLines::fullHeight(int x) const {
 
 // ---- structure -----------------------------------------------------------------------
 
-// Depth of deck, cross members and chassis above a body's underside.
-
 void findStructure(Context& c) {
   const cv::Mat& a = c.a;
   Structure& st = c.st;

@@ -155,23 +155,23 @@ void accumulate(EvalReport& r, const Case& truth, const Findings& f) {
   r.analysisMs += f.totalMs;
   if (!f.error.empty()) ++r.errors;
   const bool alarm = f.verdict != "clear";
-  bool anyConcealment = false;
+  // Opaque regions count by verdict inconclusive or an opaque finding; declared-empty content
+  // by verdict hit or a manifest_mismatch finding.
+  auto flagged = [&f](const std::string& verdict, const std::string& kind, EvalCell& cell) {
+    bool found = f.verdict == verdict;
+    for (const Finding& x : f.findings) found = found || x.kind == kind;
+    ++cell.total;
+    cell.detected += found ? 1 : 0;
+  };
   for (const Expected& e : truth.items) {
     if (e.kind == "opaque") {
-      bool found = f.verdict == "inconclusive";
-      for (const Finding& x : f.findings) found = found || x.kind == "opaque";
-      ++r.opaque.total;
-      r.opaque.detected += found ? 1 : 0;
+      flagged("inconclusive", "opaque", r.opaque);
       continue;
     }
     if (e.kind == "manifest_mismatch") {
-      bool found = f.verdict == "hit";
-      for (const Finding& x : f.findings) found = found || x.kind == "manifest_mismatch";
-      ++r.manifest.total;
-      r.manifest.detected += found ? 1 : 0;
+      flagged("hit", "manifest_mismatch", r.manifest);
       continue;
     }
-    anyConcealment = true;
     bool found = false;
     for (const Finding& x : f.findings) found = found || (alarm && locates(x.boxPx, e.boxPx));
     ++r.allConcealments.total;
@@ -188,7 +188,6 @@ void accumulate(EvalReport& r, const Case& truth, const Findings& f) {
         r.missed.push_back(truth.scanId + " (" + e.location + ", " + fmt(e.massKg, 1) + " kg)");
     }
   }
-  (void)anyConcealment;
   if (truth.items.empty()) {
     ++r.clear.total;
     r.clear.detected += alarm ? 1 : 0;

@@ -101,28 +101,18 @@ struct Compartment {
 /// A vehicle as built: what the analysis should find where, and where stashes fit.
 struct Vehicle {
   std::string family;
-  double objectX0 = 0, objectX1 = 0;  ///< first and last column with anything, mm
-  double bodyX0 = 0, bodyX1 = 0;      ///< cargo space, mm
-  double bodyTop = 0, deckY = 0;      ///< roof (or load top limit) and deck surface, mm
-  double depthCm = 240;               ///< cargo width across the beam
-  double tareKg = 0;                  ///< what the body weighs empty (containers: declared tare)
-  bool hasWalls = true;               ///< side walls and a roof (a flatbed has neither)
-  std::string conveyance = "truck";   ///< Contract 1 kind
-  std::vector<Compartment> places;    ///< structural stash places (floor, tyres, tanks, …)
-};
-
-/// The randomised draw that shapes one world's scan.
-struct Draw {
-  std::string family;
-  double pitchX = 5, pitchY = 5;
-  double energyHigh = 6, energyLow = 4;
-  double towerMm = 4600;  ///< detector column height
+  double bodyX0 = 0, bodyX1 = 0;     ///< cargo space, mm
+  double bodyTop = 0, deckY = 0;     ///< roof (or load top limit) and deck surface, mm
+  double depthCm = 240;              ///< cargo width across the beam
+  double tareKg = 0;                 ///< what the body weighs empty (containers: declared tare)
+  std::string conveyance = "truck";  ///< Contract 1 kind
+  std::vector<Compartment> places;   ///< structural stash places (floor, tyres, tanks, …)
 };
 
 /// Builds `family` with its front at x0 (mm) on a road at `groundY`.
 Vehicle buildVehicle(Scene& s, Rng& rng, const std::string& family, double x0, double groundY);
 
-/// Overall length of `family` (mm) for sizing the scene before building (drawn from rng).
+/// Overall length of `family` (mm) for sizing the scene before building.
 double vehicleLengthMm(const std::string& family);
 
 /// Fills the vehicle's cargo space with a load of `kind`; returns a manifest description and

@@ -11,7 +11,6 @@
 namespace lanegate::vision::phantom {
 namespace {
 
-
 struct WheelSpec {
   double radius = 500;    // tyre outer radius
   double rimRatio = 0.6;  // rim radius / outer radius
@@ -188,7 +187,6 @@ void cargoBody(Scene& s, Rng& rng, Vehicle& v, const std::string& kind, double x
   v.deckY = deckY;
   v.bodyTop = deckY - (kind == "flatbed" ? rng.uniform(2200, 2700) : height);
   v.depthCm = rng.uniform(235, 250);
-  v.hasWalls = kind != "flatbed";
   // Deck: wooden or aluminium boards edge-on across the width, bottom rails, cross members.
   const bool woodDeck = kind != "reefer" && rng.chance(0.75);
   s.rect(woodDeck ? kOrg : kAl, x0, deckY, length, deckMm,
@@ -280,7 +278,6 @@ double vehicleLengthMm(const std::string& family) {
 Vehicle buildVehicle(Scene& s, Rng& rng, const std::string& family, double x0, double ground) {
   Vehicle v;
   v.family = family;
-  v.objectX0 = x0;
   if (family == "uld") {
     // An air container (AKE-like contour) or a pallet on a roller bed.
     const double len = rng.uniform(1500, 3200);
@@ -304,7 +301,6 @@ Vehicle buildVehicle(Scene& s, Rng& rng, const std::string& family, double x0, d
     if (contour > 0) s.rect(kAl, x0, v.deckY - contour, contour, 20, rng.uniform(20, 40));
     v.tareKg = rng.uniform(70, 120);
     v.conveyance = "uld";
-    v.objectX1 = x0 + len;
     Compartment wall;
     wall.location = "front_wall";
     wall.x = x0 + 40;
@@ -339,7 +335,6 @@ Vehicle buildVehicle(Scene& s, Rng& rng, const std::string& family, double x0, d
     v.bodyTop = top;
     v.deckY = floorY;
     v.depthCm = rng.uniform(160, 175);
-    v.objectX1 = x0 + len;
     v.conveyance = "vehicle";
     Compartment floor;
     floor.location = "floor";
@@ -370,7 +365,6 @@ Vehicle buildVehicle(Scene& s, Rng& rng, const std::string& family, double x0, d
     axles(s, rng, v, x0 + len - rng.uniform(1800, 2600), rng.chance(0.5) ? 2 : 1, ground,
           drawWheel(rng, true, r));
     if (rng.chance(0.5)) spareWheel(s, rng, v, x0 + len * rng.uniform(0.55, 0.65), deckY + 250);
-    v.objectX1 = x0 + len;
     return v;
   }
   // Tractor with a semi-trailer: box, curtain-side, flatbed, or a container on a skeletal chassis.
@@ -420,7 +414,6 @@ Vehicle buildVehicle(Scene& s, Rng& rng, const std::string& family, double x0, d
            400, rng.uniform(3, 8));
   if (rng.chance(0.6) && family != "container20")
     spareWheel(s, rng, v, bodyX0 + length * rng.uniform(0.4, 0.6), railTop + rng.uniform(250, 450));
-  v.objectX1 = std::max(bodyX0 + length, x0 + tractorLen);
   return v;
 }
 
