@@ -8,14 +8,14 @@ packages=(
   g++ cmake ninja-build pkg-config make git
   libboost-dev
   libmodbus-dev
-  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libjpeg62-turbo-dev
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libjpeg62-turbo-dev libtiff-dev
   libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev
   libsqlite3-dev sqlite3
   libyaml-cpp-dev libspdlog-dev libfmt-dev libexpected-dev nlohmann-json3-dev libcli11-dev
   libsystemd-dev systemd
   libgtest-dev libgmock-dev libbenchmark-dev
   mosquitto mosquitto-clients
-  socat
+  socat openssl faketime
   python3-jsonschema
   python3-pymodbus python3-serial-asyncio mbpoll
 )
