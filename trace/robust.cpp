@@ -43,9 +43,9 @@ double fromSortKey(std::uint64_t k) {
 // scratch holds 2 count values. count >= 1, k < count; values must be ordered (no NaN).
 template <class T>
 T smallSelect(const T* v, std::size_t count, std::size_t k, T* scratch) {
-  const T* from = v;          // the values left
-  T* to = scratch;            // the buffer written next, from its start
-  T* spare = scratch + count; // and the one after it
+  const T* from = v;           // the values left
+  T* to = scratch;             // the buffer written next, from its start
+  T* spare = scratch + count;  // and the one after it
   for (;;) {
     if (count == 1) return from[0];
     const T x0 = from[0];
@@ -186,7 +186,7 @@ struct WindowCount {
 template <bool kDistance>
 WindowCount windowPass(const double* p, Index count, double center, double lo, double hi,
                        std::uint64_t* out) {
-  auto value = [center](double v) {
+  auto value = [=](double v) {  // [=]: `center` goes unused when !kDistance
     if constexpr (kDistance) {
       return std::abs(v - center);
     } else {
@@ -293,8 +293,8 @@ std::optional<Robust> binnedExactStats(const double* p, const Ranges& ranges, st
   std::size_t below = 0;
   std::size_t kept = 0;
   for (const auto& range : ranges) {
-    const WindowCount c = windowPass<false>(p + range.first, range.second - range.first, 0.0, a,
-                                            b, keys + kept);
+    const WindowCount c =
+        windowPass<false>(p + range.first, range.second - range.first, 0.0, a, b, keys + kept);
     below += c.below;
     kept += c.kept;
   }
@@ -320,7 +320,8 @@ std::optional<Robust> binnedExactStats(const double* p, const Ranges& ranges, st
     return span(std::max(1, floorAt(u - t + 1.001) + 1), std::min(kLast, floorAt(u + t - 0.001)));
   };
   auto atMost = [&](double t) {  // the slots with b > u - t and b - 1 < u + t
-    return span(std::max(0, floorAt(u - t - 0.001) + 1), std::min(kLast + 1, floorAt(u + t + 0.001) + 1));
+    return span(std::max(0, floorAt(u - t - 0.001) + 1),
+                std::min(kLast + 1, floorAt(u + t + 0.001) + 1));
   };
   // Bisection on a grid of 1/16 bin for the largest T with atMost(T) <= k (0 will do if
   // none) and the smallest with atLeast(T) > k.
@@ -352,8 +353,8 @@ std::optional<Robust> binnedExactStats(const double* p, const Ranges& ranges, st
   std::size_t nearer = 0;
   std::size_t inBracket = 0;
   for (const auto& range : ranges) {
-    const WindowCount c = windowPass<true>(p + range.first, range.second - range.first, center,
-                                           tLo, tHi, keys + inBracket);
+    const WindowCount c = windowPass<true>(p + range.first, range.second - range.first, center, tLo,
+                                           tHi, keys + inBracket);
     nearer += c.below;
     inBracket += c.kept;
   }
@@ -416,8 +417,8 @@ std::optional<Robust> fromHistogram(Histogram& hg) {
   // The MAD: the t where G(t) = F(m + t) - F(m - t) reaches rank + 0.5. G is linear between
   // the distances from m to the bin edges, so walk those and solve in the last piece.
   const double u = (r.center - hg.lo) * hg.invH;  // m in bin units
-  double upEdge = std::floor(u) + 1.0;  // the next bin edge above m
-  double downEdge = std::ceil(u) - 1.0;  // and below
+  double upEdge = std::floor(u) + 1.0;            // the next bin edge above m
+  double downEdge = std::ceil(u) - 1.0;           // and below
   double t = 0.0;
   double g = 0.0;
   for (;;) {

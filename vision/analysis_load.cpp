@@ -113,7 +113,8 @@ void findManifest(Context& c, const ScanMeta& meta) {
     const double wallAlpha = quantile(row, 0.02);
     for (int x = 0; x < in.cols; ++x) {
       const double d = at(in, y, x) - wallAlpha;
-      if (d > std::max(c.p.stepSigma * c.sigmaCell(in.at<float>(y, x)), c.minStepAlpha())) {
+      if (d > std::max(c.p.stepSigma * c.sigmaCell(static_cast<double>(in.at<float>(y, x))),
+                       c.minStepAlpha())) {
         massKg += d;
         content.at<std::uint8_t>(y, x) = 255;
       }
@@ -430,7 +431,7 @@ void findBlocks(Context& c) {
         cv::minMaxLoc(zmap(box), nullptr, &stronger);
         if (stronger > is.z) continue;
         peaks.push_back(is);
-        zmap(box).setTo(static_cast<float>(is.z));
+        zmap(box).setTo(static_cast<double>(static_cast<float>(is.z)));
       }
     }
   }

@@ -307,7 +307,8 @@ void findFloor(Context& c) {
     double e = 0;
     for (int y = 0; y < h; ++y)
       if (px[y] < structure)
-        e += std::max(0.0, static_cast<double>(px[y] - pb[y]) - 2.0 * c.sigmaCell(px[y]));
+        e += std::max(0.0, static_cast<double>(px[y] - pb[y]) -
+                               2.0 * c.sigmaCell(static_cast<double>(px[y])));
     excess[static_cast<std::size_t>(x)] = e;
   }
   // Runs of columns with excess (a one-column break allowed), each judged by its mass.

@@ -13,7 +13,7 @@ constexpr double kFullScale = 65535.0;
 double medianOf(std::vector<float> v) {
   if (v.empty()) return 0;
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-  return v[v.size() / 2];
+  return static_cast<double>(v[v.size() / 2]);
 }
 
 }  // namespace

@@ -382,7 +382,7 @@ Phantom generatePhantom(std::uint64_t seed, int index, const PhantomOptions& o) 
       }
     }
   }
-  for (cv::Mat& m : s.maps) m = cv::max(m, 0.0f);  // displaced goods never go below nothing
+  for (cv::Mat& m : s.maps) m = cv::max(m, 0.0);  // displaced goods never go below nothing
   // Cargo: everything the load and the stashes added to the empty vehicle.
   truth.cargoKg = s.massKg(0, 0, lengthMm, tower) - emptyKg;
 

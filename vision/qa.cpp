@@ -82,8 +82,10 @@ tl::expected<Frame, std::string> locate(const cv::Mat& alpha, cv::Point2d pitch,
   cv::Mat rowCount;
   cv::reduce(mask(cv::Range::all(), cv::Range(x0, x1 + 1)) / 255, rowCount, 1, cv::REDUCE_SUM,
              CV_32S);
-  const auto [y0, y1] = longestRun(
-      alpha.rows, 2, [&](int y) { return rowCount.at<int>(y, 0) >= 0.5 * (x1 - x0 + 1); });
+  // The width goes in by value: clang 14 cannot capture structured bindings.
+  const auto [y0, y1] = longestRun(alpha.rows, 2, [&rowCount, plateCols = x1 - x0 + 1](int y) {
+    return rowCount.at<int>(y, 0) >= 0.5 * plateCols;
+  });
   const double wMm = (x1 - x0 + 1) * pitch.x;
   const double hMm = (y1 - y0 + 1) * pitch.y;
   if (y0 < 0 || std::abs(wMm - l.plateWidthMm) > std::max(3 * pitch.x, 0.03 * l.plateWidthMm) ||
