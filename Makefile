@@ -1,5 +1,5 @@
 # Thin wrapper: the real build is CMake (CMakePresets.json). See README.md and HACKING.md.
-.PHONY: all deps build test demo asan clean
+.PHONY: all deps build test demo asan fuzz clean
 
 PRESET ?= dev
 
@@ -21,6 +21,10 @@ test: build
 ## asan: build with ASan + UBSan and run every test
 asan:
 	@$(MAKE) --no-print-directory test PRESET=asan
+
+## fuzz: build the libFuzzer targets (clang-14) and run each FUZZ_SECONDS (60); see tests/fuzz/run.sh
+fuzz: deps
+	@bash tests/fuzz/run.sh
 
 ## demo: a local broker, the daemon and a control-room watcher; Ctrl-C stops it all
 demo: deps
