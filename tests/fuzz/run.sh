@@ -27,6 +27,7 @@ declare -A reach=(
   [spectrum]='analyze'
   [config]='validateImsDriver'
   [profile]='parseXrayProfile'
+  [modbus]='ModbusLink::read'
 )
 
 if [ -n "${FUZZ_TARGETS:-}" ]; then
