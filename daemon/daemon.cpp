@@ -133,8 +133,12 @@ void Daemon::waitSignals() {
   signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      (void)reload();  // it logs what it did
-      waitSignals();
+      try {
+        (void)reload();  // it logs what it did
+      } catch (const std::exception& e) {
+        log::get("daemon")->error("reload failed: {}", e.what());
+      }
+      waitSignals();  // whatever happened, SIGTERM must still stop the daemon
       return;
     }
     log::get("daemon")->info("signal {}: stopping", sig);
@@ -402,12 +406,16 @@ nlohmann::json Daemon::statusObject() {
 void Daemon::checkStatus() {
   // Republish the retained status when what it reports (overdue acks, faults) changes;
   // counts that move with every alert are in `lanegatectl status`, not worth a publish.
-  auto j = statusObject();
-  const std::string summary =
-      lane::dumpJson(j["unacked_alerts"]["count"]) + lane::dumpJson(j["faults"]);
-  if (summary != lastStatusSummary_) {
-    lastStatusSummary_ = summary;
-    publisher_->publishStatus();
+  try {
+    auto j = statusObject();
+    const std::string summary =
+        lane::dumpJson(j["unacked_alerts"]["count"]) + lane::dumpJson(j["faults"]);
+    if (summary != lastStatusSummary_) {
+      lastStatusSummary_ = summary;
+      publisher_->publishStatus();
+    }
+  } catch (const std::exception& e) {
+    log::get("daemon")->error("status check failed: {}", e.what());  // and again in 5 s
   }
   statusTimer_.expires_after(std::chrono::seconds(5));
   statusTimer_.async_wait([this](const boost::system::error_code& ec) {

@@ -14,6 +14,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/daemon_fixture.h"
@@ -118,6 +119,30 @@ TEST(ControlIT, NonUtf8RequestsGetAnErrorAndTheDaemonGoesOn) {
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find("no device named"), std::string::npos) << r.err;
   EXPECT_TRUE(d.up());
+}
+
+TEST(ControlIT, ANonUtf8InboxFileNameDoesNotBreakStatus) {
+  TempDir dir;
+  const std::string inbox = dir.file("inbox");
+  std::filesystem::create_directories(inbox);
+  // The scanner's PLC is not there (it stays offline); its inbox is watched all the same.
+  Daemon d(dir, configText(dir, "tcp://127.0.0.1:" + std::to_string(freeLoopbackPort()),
+                           "devices:\n" + xrayEntry(inbox, freeLoopbackPort())));
+  ASSERT_TRUE(waitFor([&] { return d.up(); }, 15s)) << d.process().err();
+  writeFile(inbox + "/scan-\xff\xfe.json", "{}");
+  // The rejection keeps the name as the inbox's last error, which status reports.
+  EXPECT_TRUE(waitFor(
+      [&] {
+        const auto s = d.status();
+        return s.is_object() && s["scans"]["xray-1"].value("rejected", 0) >= 1;
+      },
+      15s))
+      << d.process().err();
+  ASSERT_TRUE(d.process().running()) << d.process().err();
+  const auto s = d.status();
+  ASSERT_TRUE(s.is_object());
+  EXPECT_NE(s["scans"]["xray-1"].value("last_error", "").find("\xef\xbf\xbd"), std::string::npos)
+      << "the bad bytes are shown as U+FFFD: " << s["scans"]["xray-1"];
 }
 
 TEST(ControlIT, AnOverlongLineIsRefusedAndTheConnectionClosed) {
