@@ -271,7 +271,9 @@ class Accounts {
 
   void group(const std::string& name) {
     if (::getgrnam(name.c_str())) return;
-    admin({"/usr/sbin/groupadd", "--system", name});
+    const auto r = run({"/usr/sbin/groupadd", "--system", name});
+    if (r.code == 9) return;  // made meanwhile by someone else: theirs to keep
+    ASSERT_EQ(r.code, 0) << "groupadd " << name << ": " << r.err;
     groups_.push_back(name);
   }
   /// A user in `groups` (comma separated, may be empty); its name.
