@@ -53,10 +53,10 @@ struct MqttClient::Impl final : public mqtt::callback {
       // check (never the content of a file).
       if (impl_.tls() && tok.get_return_code() == MQTTASYNC_FAILURE)
         why +=
-            ": no TLS session (the broker is unreachable, or the handshake failed); check "
-            "that the broker's certificate is "
-            "signed by broker.tls.ca_file and names the uri's host, and that the broker "
-            "accepts our client certificate (broker.tls.cert_file, not expired)";
+            ": no TLS session (the broker is unreachable, or the handshake failed); check that "
+            "the broker's certificate is signed by broker.tls.ca_file and names the uri's "
+            "host, and that the broker accepts our client certificate (broker.tls.cert_file, "
+            "not expired)";
       impl_.handlers.connectFailed(why);
     }
 
