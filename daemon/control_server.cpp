@@ -198,7 +198,13 @@ ControlServer::ControlServer(asio::io_context& io, ControlSocketOptions options,
       acceptor_(io),
       retry_(io) {}
 
-ControlServer::~ControlServer() { close(); }
+ControlServer::~ControlServer() {
+  try {
+    close();
+  } catch (...) {
+    // Going away: a socket file left behind is replaced at the next start.
+  }
+}
 
 std::string ControlServer::listen() {
   namespace fs = std::filesystem;

@@ -46,7 +46,7 @@ struct ControlSocketOptions {
   bool logPeers = false;           ///< log each request with the peer's SO_PEERCRED
   std::size_t maxConnections = 16;
   std::chrono::milliseconds idleTimeout{std::chrono::seconds(60)};
-  std::size_t maxLineBytes = 64 * 1024;
+  std::size_t maxLineBytes = std::size_t{64} * 1024;
 };
 
 /// Listens on a Unix socket and dispatches requests.
