@@ -72,6 +72,7 @@ ims2_port=$sim_port
 sed -e "s|uri: tcp://127.0.0.1:1883|uri: $uri|" \
     -e "s|/var/lib/lanegate|$demo/state|" \
     -e "s|/run/lanegate/control.sock|$demo/control.sock|" \
+    -e "s|/run/lanegate/admin.sock|$demo/admin.sock|" \
     -e "s|ims_library: .*|ims_library: $root/config/ims/substances.yaml|" \
     -e "s|^site: .*|site: demo-port|" \
     -e "s|^devices: \[\]|devices:|" \
@@ -99,7 +100,10 @@ YAML
 "$bin/lanegated" -c "$demo/lanegate.yaml" 2> "$demo/lanegated.log" &
 pids+=($!)
 
+# status, devices and outbox on the control socket; test-alert (like calibrate and reload)
+# on the admin socket.
 ctl=("$bin/lanegatectl" -s "$demo/control.sock")
+admin=("$bin/lanegatectl" -s "$demo/admin.sock")
 for _ in $(seq 100); do
   "${ctl[@]}" status --json 2>/dev/null | grep -q '"connected":true' && break
   sleep 0.1
@@ -121,7 +125,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
   round=$((round + 1))
   if [ $round -le 3 ]; then
     echo "demo: firing 2 test alerts (lanegatectl test-alert --count 2)"
-    "${ctl[@]}" test-alert --count 2 | sed 's/^/demo: accepted /'
+    "${admin[@]}" test-alert --count 2 | sed 's/^/demo: accepted /'
   elif [ $round -eq 4 ]; then
     echo "demo: running; press Ctrl-C to stop"
   fi

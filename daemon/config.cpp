@@ -1,11 +1,15 @@
 #include "daemon/config.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
-#include <map>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -32,6 +36,31 @@ void checkAbsolutePath(SettingsReader& r, const std::string& key, const std::str
   if (!value.empty() && value.front() != '/')
     r.errors().add(r.file(), r.lineOfKey(key),
                    "'" + key + "' must be an absolute path, got '" + value + "'");
+}
+
+// A file the daemon reads at start: it must be there and readable; a secret (password,
+// private key) must not be readable or writable by group or others. Only the path and the
+// mode are ever named, never the content.
+void checkFile(SettingsReader& r, const std::string& key, const std::string& path, bool secret,
+               const std::string& where) {
+  if (path.empty() || path.front() != '/') return;  // unused, or reported as not absolute
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || ::access(path.c_str(), R_OK) != 0) {
+    r.errors().add(r.file(), r.lineOfKey(key),
+                   where + "cannot read '" + key + "' " + path + ": " + std::strerror(errno));
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    r.errors().add(r.file(), r.lineOfKey(key), where + "'" + key + "' " + path + " is not a file");
+    return;
+  }
+  if (secret && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    r.errors().add(r.file(), r.lineOfKey(key),
+                   where + "'" + key + "' " + path + " is open to group or others (mode " + mode +
+                       "): it holds a secret; chmod 600 it (owned by the daemon's user)");
+  }
 }
 
 BrokerConfig readBroker(SettingsReader& top, const std::string& site, const std::string& lane) {
@@ -68,6 +97,19 @@ BrokerConfig readBroker(SettingsReader& top, const std::string& site, const std:
   if (u && !u->tls && (!b.caFile.empty() || !b.certFile.empty()))
     r.errors().add(r.file(), r.lineOfKey("tls"),
                    "broker: TLS files are set but the uri '" + b.uri + "' is not ssl://");
+  if (u && u->tls && b.caFile.empty())
+    r.errors().add(r.file(), r.has("tls") ? r.lineOfKey("tls") : r.lineOfKey("uri"),
+                   "broker: an ssl:// uri needs tls.ca_file, the CA that signed the broker's "
+                   "certificate (the system's whole trust store is not trusted for it)");
+  if (u && !u->tls && !b.credentialsFile.empty())
+    r.errors().add(r.file(), r.lineOfKey("credentials_file"),
+                   "broker: 'credentials_file' with the plain uri '" + b.uri +
+                       "' would send the password in clear; use ssl://");
+  // Secrets: readable by the daemon's user alone. Certificates: at least readable.
+  checkFile(r, "credentials_file", b.credentialsFile, true, "broker: ");
+  checkFile(tls, "ca_file", b.caFile, false, "broker.tls: ");
+  checkFile(tls, "cert_file", b.certFile, false, "broker.tls: ");
+  checkFile(tls, "key_file", b.keyFile, true, "broker.tls: ");
   r.finish();
   return b;
 }
@@ -144,6 +186,10 @@ tl::expected<BrokerUri, std::string> parseBrokerUri(const std::string& uri) {
 
 tl::expected<Config, ConfigErrors> parseConfig(const std::string& text, const std::string& file) {
   ConfigErrors errors;
+  if (const auto bad = findInvalidUtf8(text)) {
+    errors.add(file, bad->line, bad->str());
+    return tl::unexpected(errors);
+  }
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -168,9 +214,23 @@ tl::expected<Config, ConfigErrors> parseConfig(const std::string& text, const st
   checkAbsolutePath(r, "state_dir", c.stateDir);
   c.controlSocket = r.string("control_socket", std::string("/run/lanegate/control.sock"));
   checkAbsolutePath(r, "control_socket", c.controlSocket);
-  if (c.controlSocket.size() >= 108)
-    errors.add(file, r.lineOfKey("control_socket"),
-               "'control_socket' is longer than a Unix socket path may be (107 bytes)");
+  // The admin socket goes beside the control socket unless it is named.
+  c.adminSocket =
+      r.string("admin_socket",
+               (std::filesystem::path(c.controlSocket).parent_path() / "admin.sock").string());
+  checkAbsolutePath(r, "admin_socket", c.adminSocket);
+  for (const char* key : {"control_socket", "admin_socket"}) {
+    const std::string& value =
+        std::string(key) == "control_socket" ? c.controlSocket : c.adminSocket;
+    if (value.size() >= 108)
+      errors.add(file, r.lineOfKey(key),
+                 "'" + std::string(key) + "' is longer than a Unix socket path may be (107 bytes)");
+  }
+  if (c.adminSocket == c.controlSocket)
+    errors.add(file, r.lineOfKey("admin_socket"),
+               "'admin_socket' must differ from 'control_socket' (their groups differ)");
+  c.controlMaxConnections = static_cast<int>(r.integer("control_max_connections", 16, 1, 1024));
+  c.controlIdleTimeoutS = r.number("control_idle_timeout_s", 60.0, 0.1, 86400.0);
   c.imsLibrary = r.string("ims_library", std::string("/etc/lanegate/ims/substances.yaml"));
   if (!c.imsLibrary.empty() && c.imsLibrary.front() != '/') {
     // Relative to the config file, like the drivers' profile paths.
@@ -214,6 +274,8 @@ tl::expected<trace::SubstanceLibrary, std::string> loadSubstanceLibrary(const st
   if (!in) return tl::unexpected("cannot read " + path + ": " + std::strerror(errno));
   std::ostringstream text;
   text << in.rdbuf();
+  if (const auto bad = findInvalidUtf8(text.str()))
+    return tl::unexpected(path + ":" + std::to_string(bad->line) + ": " + bad->str());
   return trace::SubstanceLibrary::parse(text.str(), path);
 }
 

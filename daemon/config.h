@@ -41,7 +41,10 @@ struct Config {
   std::string lane;
   std::string logLevel = "info";
   std::string stateDir = "/var/lib/lanegate";
-  std::string controlSocket = "/run/lanegate/control.sock";
+  std::string controlSocket = "/run/lanegate/control.sock";  ///< group lanegate: read-only commands
+  std::string adminSocket = "/run/lanegate/admin.sock";  ///< group lanegate-admin: every command
+  int controlMaxConnections = 16;                        ///< per socket
+  double controlIdleTimeoutS = 60;  ///< a connection waiting this long for a request is closed
   std::string imsLibrary = "/etc/lanegate/ims/substances.yaml";  ///< IMS substance library
   BrokerConfig broker;
   OutboxConfig outbox;

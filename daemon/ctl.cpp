@@ -1,9 +1,12 @@
 #include "daemon/ctl.h"
 
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <functional>
 #include <iostream>
@@ -15,11 +18,32 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/watch.h"
+#include "lane/payloads.h"
 
 namespace lanegate {
 namespace {
 
-constexpr int kOk = 0, kBadInput = 1, kUsage = 2, kUnreachable = 3;
+constexpr int kOk = 0, kBadInput = 1, kUsage = 2, kUnreachable = 3, kRefused = 5;
+
+// Which socket a command needs, and the group that may use it (DESIGN "Paths and defaults").
+struct Socket {
+  std::string path;
+  std::string group;
+};
+const Socket kControlSocket{"/run/lanegate/control.sock", "lanegate"};
+const Socket kAdminSocket{"/run/lanegate/admin.sock", "lanegate-admin"};
+
+// The group of the socket file when it can be seen, else the one it should have.
+std::string groupOf(const Socket& socket) {
+  struct stat st {};
+  if (::stat(socket.path.c_str(), &st) != 0) return socket.group;
+  group g{};
+  group* found = nullptr;
+  std::vector<char> buf(1 << 16);
+  if (::getgrgid_r(st.st_gid, &g, buf.data(), buf.size(), &found) != 0 || !found)
+    return socket.group;
+  return found->gr_name;
+}
 
 // One request/answer exchange on the control socket. Each answer line goes to
 // `onLine`; returns the final line's error ("" on success) or nullopt if unreachable.
@@ -28,8 +52,9 @@ struct CtlError {
   std::string message;
 };
 
-std::optional<CtlError> request(const std::string& socketPath, const nlohmann::json& req,
+std::optional<CtlError> request(const Socket& socket, const nlohmann::json& req,
                                 const std::function<void(const nlohmann::json&)>& onLine) {
+  const std::string& socketPath = socket.path;
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return CtlError{kUnreachable, std::string("socket: ") + std::strerror(errno)};
   sockaddr_un addr{};
@@ -40,12 +65,22 @@ std::optional<CtlError> request(const std::string& socketPath, const nlohmann::j
   }
   std::memcpy(addr.sun_path, socketPath.c_str(), socketPath.size() + 1);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    const std::string why = std::strerror(errno);
+    const int err = errno;
+    const std::string why = std::strerror(err);
     ::close(fd);
+    if (err == EACCES || err == EPERM) {
+      const std::string group = groupOf(socket);
+      std::string cmd = req.value("cmd", std::string());
+      if (cmd == "device-command") cmd = "calibrate";
+      return CtlError{kRefused, "permission denied on " + socketPath + ": '" + cmd +
+                                    "' needs membership of the group '" + group +
+                                    "' (ask an administrator: usermod -aG " + group +
+                                    " USER, then log in again)"};
+    }
     return CtlError{kUnreachable, "cannot reach lanegated at " + socketPath + ": " + why +
                                       " (is it running? use -s to name another socket)"};
   }
-  const std::string line = req.dump() + "\n";
+  const std::string line = lane::dumpJson(req) + "\n";
   if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
     ::close(fd);
     return CtlError{kUnreachable, "lost the connection to lanegated while sending"};
@@ -71,7 +106,10 @@ std::optional<CtlError> request(const std::string& socketPath, const nlohmann::j
       buf.erase(0, nl + 1);
       if (j.value("done", false)) {
         ::close(fd);
-        if (j.contains("error")) return CtlError{kBadInput, j["error"].get<std::string>()};
+        if (j.contains("error"))
+          return CtlError{
+              j.value("refused", false) ? kRefused : kBadInput,
+              j["error"].is_string() ? j["error"].get<std::string>() : lane::dumpJson(j["error"])};
         return std::nullopt;
       }
       onLine(j);
@@ -85,10 +123,10 @@ int report(const std::optional<CtlError>& err) {
   return err->code;
 }
 
-int cmdStatus(const std::string& sock, bool json) {
+int cmdStatus(const Socket& sock, bool json) {
   return report(request(sock, {{"cmd", "status"}}, [&](const nlohmann::json& j) {
     if (json) {
-      std::cout << j.dump() << std::endl;
+      std::cout << lane::dumpJson(j) << std::endl;
       return;
     }
     const auto& b = j["broker"];
@@ -109,16 +147,40 @@ int cmdStatus(const std::string& sock, bool json) {
   }));
 }
 
-int cmdTestAlert(const std::string& sock, long long count) {
-  return report(request(sock, {{"cmd", "test-alert"}, {"count", count}}, [](const nlohmann::json& j) {
-    std::cout << j.value("accepted", "") << std::endl;  // one id a line, as soon as it is safe
+int cmdDevices(const Socket& sock, bool json) {
+  return report(request(sock, {{"cmd", "devices"}}, [&](const nlohmann::json& j) {
+    if (json) {
+      std::cout << lane::dumpJson(j) << std::endl;
+      return;
+    }
+    if (!j.contains("devices") || !j["devices"].is_array() || j["devices"].empty()) {
+      std::cout << "no devices configured" << std::endl;
+      return;
+    }
+    for (const auto& d : j["devices"]) {
+      std::cout << d.value("name", "?") << "  " << d.value("driver", "?") << "  "
+                << d.value("state", "?");
+      if (d.contains("faults") && d["faults"].is_number())
+        std::cout << "  faults " << d["faults"].get<long long>();
+      if (d.contains("detail") && d["detail"].is_string())
+        std::cout << "  " << d["detail"].get<std::string>();
+      std::cout << "\n";
+    }
+    std::cout << std::flush;
   }));
 }
 
-int cmdOutbox(const std::string& sock, bool json) {
+int cmdTestAlert(const Socket& sock, long long count) {
+  return report(
+      request(sock, {{"cmd", "test-alert"}, {"count", count}}, [](const nlohmann::json& j) {
+        std::cout << j.value("accepted", "") << std::endl;  // one id a line, as soon as it is safe
+      }));
+}
+
+int cmdOutbox(const Socket& sock, bool json) {
   return report(request(sock, {{"cmd", "outbox"}}, [&](const nlohmann::json& j) {
     if (json) {
-      std::cout << j.dump() << std::endl;
+      std::cout << lane::dumpJson(j) << std::endl;
       return;
     }
     std::cout << "pending     " << j.value("pending", 0) << "\n"
@@ -133,14 +195,14 @@ int cmdOutbox(const std::string& sock, bool json) {
   }));
 }
 
-int cmdReload(const std::string& sock) {
+int cmdReload(const Socket& sock) {
   const int rc = report(request(sock, {{"cmd", "reload"}}, [](const nlohmann::json&) {}));
   if (rc == kOk) std::cout << "reload requested; the daemon's log says what changed\n";
   return rc;
 }
 
 // A device command through the daemon; `device` may be "" for the lane's only one of `type`.
-int cmdCalibrate(const std::string& sock, const std::string& type, const std::string& device,
+int cmdCalibrate(const Socket& sock, const std::string& type, const std::string& device,
                  std::string action) {
   if (action == "clear-fault") action = "clear_fault";
   nlohmann::json req{{"cmd", "device-command"}, {"type", type}, {"command", action}};
@@ -177,18 +239,30 @@ int ctlMain(int argc, char** argv, const OfflineCommand& offline) {
       "socket, the broker as the control room sees it, and offline analysis.",
       "lanegatectl");
   app.set_version_flag("--version", "lanegatectl " LANEGATE_VERSION);
-  app.footer("exit codes: 0 ok, 1 bad input, 2 usage, 3 daemon unreachable");
+  app.footer(
+      "exit codes: 0 ok, 1 bad input, 2 usage, 3 daemon unreachable, 5 the socket refused this\n"
+      "user (the message names the group needed)");
   app.require_subcommand(1);
-  std::string sock = "/run/lanegate/control.sock";
-  app.add_option("-s,--socket", sock, "the daemon's control socket")
-      ->envname("LANEGATE_SOCKET")
-      ->capture_default_str();
+  std::string sockOverride;
+  app.add_option("-s,--socket", sockOverride,
+                 "the daemon's socket to use (default: " + kControlSocket.path +
+                     " for status, "
+                     "devices and outbox; " +
+                     kAdminSocket.path + " for the other commands)")
+      ->envname("LANEGATE_SOCKET");
   int rc = kOk;
+  // Each command picks the socket it needs, unless -s names one.
+  const auto control = [&] {
+    return sockOverride.empty() ? kControlSocket : Socket{sockOverride, kControlSocket.group};
+  };
+  const auto admin = [&] {
+    return sockOverride.empty() ? kAdminSocket : Socket{sockOverride, kAdminSocket.group};
+  };
 
   bool json = false;
   auto* status = app.add_subcommand("status", "daemon, broker and device health");
   status->add_flag("--json", json, "one JSON object");
-  status->callback([&] { rc = cmdStatus(sock, json); });
+  status->callback([&] { rc = cmdStatus(control(), json); });
 
   long long count = 1;
   auto* testAlert = app.add_subcommand(
@@ -196,16 +270,21 @@ int ctlMain(int argc, char** argv, const OfflineCommand& offline) {
   testAlert->add_option("--count", count, "how many")
       ->check(CLI::Range(1LL, 100'000LL))
       ->capture_default_str();
-  testAlert->callback([&] { rc = cmdTestAlert(sock, count); });
+  testAlert->callback([&] { rc = cmdTestAlert(admin(), count); });
 
   auto* outbox =
       app.add_subcommand("outbox", "outbox counts by state, oldest pending age, bytes on disk");
   outbox->add_flag("--json", json, "one JSON object");
-  outbox->callback([&] { rc = cmdOutbox(sock, json); });
+  outbox->callback([&] { rc = cmdOutbox(control(), json); });
+
+  auto* devices =
+      app.add_subcommand("devices", "each device: driver, state, faults, last readings");
+  devices->add_flag("--json", json, "one JSON object");
+  devices->callback([&] { rc = cmdDevices(control(), json); });
 
   auto* reload = app.add_subcommand(
       "reload", "re-read the configuration (as SIGHUP); the log says what changed");
-  reload->callback([&] { rc = cmdReload(sock); });
+  reload->callback([&] { rc = cmdReload(admin()); });
 
   std::string device, action;
   auto* calibrate = app.add_subcommand(
@@ -217,7 +296,7 @@ int ctlMain(int argc, char** argv, const OfflineCommand& offline) {
   ims->add_option("ACTION", action, "calibrate, verify or clear-fault")
       ->check(actionIn({"calibrate", "verify", "clear-fault"}));
   ims->callback(
-      [&] { rc = cmdCalibrate(sock, "ims", device, action.empty() ? "calibrate" : action); });
+      [&] { rc = cmdCalibrate(admin(), "ims", device, action.empty() ? "calibrate" : action); });
   std::vector<std::string> words;
   auto* xray =
       calibrate->add_subcommand("xray", "the X-ray scanner: [DEVICE] dark, air or clear-fault");
@@ -229,7 +308,7 @@ int ctlMain(int argc, char** argv, const OfflineCommand& offline) {
     if (const std::string why = actionIn({"dark", "air", "clear-fault"})(words.back());
         !why.empty())
       throw CLI::ValidationError("calibrate xray", why);
-    rc = cmdCalibrate(sock, "xray", words.size() == 2 ? words.front() : "", words.back());
+    rc = cmdCalibrate(admin(), "xray", words.size() == 2 ? words.front() : "", words.back());
   });
 
   WatchOptions w;

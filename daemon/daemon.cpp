@@ -21,6 +21,9 @@
 namespace lanegate {
 namespace {
 constexpr int kMaxTestAlerts = 100'000;
+// The groups given to the control sockets (DESIGN "Paths and defaults").
+constexpr const char* kControlGroup = "lanegate";
+constexpr const char* kAdminGroup = "lanegate-admin";
 
 // std::visit over a set of lambdas.
 template <typename... F>
@@ -75,23 +78,53 @@ int Daemon::run() {
   publisher_->onConnected([this] {
     for (const auto& [name, h] : health_) publishDeviceStatus(name, h);
   });
-  control_ = std::make_unique<ControlServer>(
-      io_, [this](const nlohmann::json& req, std::shared_ptr<ControlReply> reply) {
-        onControl(req, std::move(reply));
-      });
-  if (auto err = control_->listen(config_.controlSocket); !err.empty()) {
-    logger->critical("{}", err);
-    return 1;
+  // Two sockets, told apart by their groups: the kernel checks who may connect.
+  const auto handler = [this](const nlohmann::json& req, std::shared_ptr<ControlReply> reply) {
+    onControl(req, std::move(reply));
+  };
+  ControlSocketOptions co;
+  co.path = config_.controlSocket;
+  co.group = kControlGroup;
+  co.commands = {"status", "devices", "outbox"};
+  co.otherSocket = config_.adminSocket + " (group " + kAdminGroup + ")";
+  co.maxConnections = static_cast<std::size_t>(config_.controlMaxConnections);
+  co.idleTimeout =
+      std::chrono::milliseconds(static_cast<long long>(config_.controlIdleTimeoutS * 1000));
+  ControlSocketOptions ao = co;
+  ao.path = config_.adminSocket;
+  ao.group = kAdminGroup;
+  ao.groupRequired = true;  // never left to the daemon's own group, whose members are not admins
+  ao.commands.clear();
+  ao.otherSocket.clear();
+  ao.logPeers = true;
+  control_ = std::make_unique<ControlServer>(io_, co, handler);
+  admin_ = std::make_unique<ControlServer>(io_, ao, handler);
+  for (auto* server : {control_.get(), admin_.get()}) {
+    if (auto err = server->listen(); !err.empty()) {
+      logger->critical("{}", err);
+      return 1;
+    }
   }
   waitSignals();
   startDevices();
   publisher_->start();
   checkStatus();
-  logger->info("lanegated {} running: site {} lane {}, {} device(s), control socket {}",
+  logger->info("lanegated {} running: site {} lane {}, {} device(s), sockets {} and {}",
                LANEGATE_VERSION, config_.site, config_.lane, config_.devices.size(),
-               config_.controlSocket);
+               config_.controlSocket, config_.adminSocket);
   sd_notify(0, "READY=1");
-  io_.run();
+  // Every handler answers its own errors; should an exception still escape one, it ends
+  // that handler's work, is logged, and the loop goes on (Asio allows run() again).
+  while (true) {
+    try {
+      io_.run();
+      break;
+    } catch (const std::exception& e) {
+      logger->critical("an event handler failed: {}; the daemon goes on", e.what());
+    } catch (...) {
+      logger->critical("an event handler failed with an unknown exception; the daemon goes on");
+    }
+  }
   logger->info("stopped");
   return 0;
 }
@@ -100,8 +133,12 @@ void Daemon::waitSignals() {
   signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      reload();
-      waitSignals();
+      try {
+        (void)reload();  // it logs what it did
+      } catch (const std::exception& e) {
+        log::get("daemon")->error("reload failed: {}", e.what());
+      }
+      waitSignals();  // whatever happened, SIGTERM must still stop the daemon
       return;
     }
     log::get("daemon")->info("signal {}: stopping", sig);
@@ -114,6 +151,7 @@ void Daemon::shutdown() {
   stopping_ = true;
   sd_notify(0, "STOPPING=1");
   control_->close();
+  admin_->close();
   statusTimer_.cancel();
   stopDevices();
   publisher_->stop();
@@ -124,7 +162,7 @@ void Daemon::shutdown() {
   outbox_->flush();  // commit the last published marks; accepted records are already safe
 }
 
-void Daemon::reload() {
+std::string Daemon::reload() {
   auto logger = log::get("daemon");
   sd_notify(0, "RELOADING=1");
   auto fresh = loadConfig(config_.path);
@@ -132,7 +170,7 @@ void Daemon::reload() {
     for (const auto& e : fresh.error().all()) logger->error("reload: {}", e.str());
     logger->error("reload: configuration not changed; still running on the previous one");
     sd_notify(0, "READY=1");
-    return;
+    return "configuration not changed (still running on the previous one): " + fresh.error().str();
   }
   ReloadPlan plan = planReload(config_, *fresh);
   for (const auto& key : plan.restartOnly)
@@ -150,6 +188,7 @@ void Daemon::reload() {
   logger->info("reloaded {}: {} device(s){}", config_.path, config_.devices.size(),
                applied.empty() ? "" : "; applied " + applied);
   sd_notify(0, "READY=1");
+  return "";
 }
 
 void Daemon::startDevices() {
@@ -309,8 +348,8 @@ void Daemon::publishDeviceStatus(const std::string& name, const DeviceHealth& he
   nlohmann::json j = healthJson(health);
   j["device"] = name;
   j["time"] = lane::rfc3339(std::chrono::system_clock::now());
-  publisher_->publish({laneTopic(config_, "devices/" + name + "/status"), j.dump(), 1, true,
-                       "application/json", std::nullopt},
+  publisher_->publish({laneTopic(config_, "devices/" + name + "/status"), lane::dumpJson(j), 1,
+                       true, "application/json", std::nullopt},
                       nullptr);
 }
 
@@ -324,6 +363,18 @@ nlohmann::json Daemon::outboxJson() {
           {"disk_fault", st.diskFault},
           {"unacked_overdue", st.unackedOlderThan}, {"oldest_unacked_age_s", st.oldestUnackedAgeS}};
   // clang-format on
+}
+
+nlohmann::json Daemon::devicesJson() {
+  nlohmann::json devices = nlohmann::json::array();
+  for (const auto& spec : config_.devices) {
+    nlohmann::json d{{"name", spec.name}, {"driver", spec.type}};
+    if (const auto h = health_.find(spec.name); h != health_.end()) d.update(healthJson(h->second));
+    for (const auto& l : inboxes_)
+      if (l->device() == spec.name) d["scans"] = l->status();
+    devices.push_back(std::move(d));
+  }
+  return {{"devices", std::move(devices)}};
 }
 
 nlohmann::json Daemon::statusObject() {
@@ -355,11 +406,16 @@ nlohmann::json Daemon::statusObject() {
 void Daemon::checkStatus() {
   // Republish the retained status when what it reports (overdue acks, faults) changes;
   // counts that move with every alert are in `lanegatectl status`, not worth a publish.
-  auto j = statusObject();
-  const std::string summary = j["unacked_alerts"]["count"].dump() + j["faults"].dump();
-  if (summary != lastStatusSummary_) {
-    lastStatusSummary_ = summary;
-    publisher_->publishStatus();
+  try {
+    auto j = statusObject();
+    const std::string summary =
+        lane::dumpJson(j["unacked_alerts"]["count"]) + lane::dumpJson(j["faults"]);
+    if (summary != lastStatusSummary_) {
+      lastStatusSummary_ = summary;
+      publisher_->publishStatus();
+    }
+  } catch (const std::exception& e) {
+    log::get("daemon")->error("status check failed: {}", e.what());  // and again in 5 s
   }
   statusTimer_.expires_after(std::chrono::seconds(5));
   statusTimer_.async_wait([this](const boost::system::error_code& ec) {
@@ -379,7 +435,7 @@ void Daemon::onAck(const std::string& payload) {
 std::string Daemon::statusJson() {
   auto j = statusObject();
   j["time"] = lane::rfc3339(std::chrono::system_clock::now());
-  return j.dump();
+  return lane::dumpJson(j);
 }
 
 void Daemon::onControl(const nlohmann::json& request, std::shared_ptr<ControlReply> reply) {
@@ -409,13 +465,15 @@ void Daemon::onControl(const nlohmann::json& request, std::shared_ptr<ControlRep
   } else if (cmd == "outbox") {
     reply->line(outboxJson());
     reply->finish();
-  } else if (cmd == "reload") {
-    reload();
+  } else if (cmd == "devices") {
+    reply->line(devicesJson());
     reply->finish();
+  } else if (cmd == "reload") {
+    reply->finish(reload());
   } else if (cmd == "device-command") {
     deviceCommand(request, std::move(reply));
   } else {
-    reply->finish("unknown command '" + cmd + "'");
+    reply->finish("unknown command '" + cmd.substr(0, 64) + "'");
   }
 }
 

@@ -31,7 +31,8 @@ class Daemon {
 
  private:
   void waitSignals();
-  void reload();
+  /// Re-reads the config; "" when applied, else why it was refused (the old one stays).
+  std::string reload();
   void shutdown();
   void startDevices();
   void stopDevices();
@@ -41,6 +42,7 @@ class Daemon {
   void checkStatus();
   void onAck(const std::string& payload);
   [[nodiscard]] nlohmann::json outboxJson();
+  [[nodiscard]] nlohmann::json devicesJson();
   void onDeviceHealth(const std::string& name, const DeviceHealth& health);
   void onSample(const std::string& device, Sample sample);
   void onTrace(const std::string& device, TraceSample sample,
@@ -59,7 +61,8 @@ class Daemon {
   std::unique_ptr<Delivery> delivery_;
   asio::steady_timer statusTimer_;
   std::string lastStatusSummary_;
-  std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<ControlServer> control_;  // group lanegate: status, devices, outbox
+  std::unique_ptr<ControlServer> admin_;    // group lanegate-admin: every command
   std::vector<std::unique_ptr<DeviceRunner>> runners_;
   std::vector<std::unique_ptr<XrayInbox>> inboxes_;
   // The conveyance in the lane (PLC lane_occupied and scans); trace hits are tied to it.

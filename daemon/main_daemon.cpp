@@ -38,8 +38,14 @@ int daemonMain(int argc, char** argv) {
     return 0;
   }
   log::init(config->logLevel);
-  Daemon daemon(std::move(*config));
-  return daemon.run();
+  try {
+    Daemon daemon(std::move(*config));
+    return daemon.run();
+  } catch (const std::exception& e) {
+    // A start-up failure nobody foresaw: say what it was and exit 1, not abort.
+    log::get("daemon")->critical("{}: cannot start: {}", path, e.what());
+    return 1;
+  }
 }
 
 }  // namespace lanegate

@@ -46,9 +46,18 @@ struct MqttClient::Impl final : public mqtt::callback {
       if (impl_.handlers.connected) impl_.handlers.connected(receiveMax, sessionPresent);
     }
     void on_failure(const mqtt::token& tok) override {
-      if (impl_.handlers.connectFailed)
-        impl_.handlers.connectFailed("connect to " + impl_.options.uri + " failed (code " +
-                                     std::to_string(tok.get_return_code()) + ")");
+      if (!impl_.handlers.connectFailed) return;
+      std::string why = "connect to " + impl_.options.uri + " failed (code " +
+                        std::to_string(tok.get_return_code()) + ")";
+      // Paho C 1.3 reports a refused TLS handshake with no more than a code: say what to
+      // check (never the content of a file).
+      if (impl_.tls() && tok.get_return_code() == MQTTASYNC_FAILURE)
+        why +=
+            ": no TLS session (the broker is unreachable, or the handshake failed); check that "
+            "the broker's certificate is signed by broker.tls.ca_file and names the uri's "
+            "host, and that the broker accepts our client certificate (broker.tls.cert_file, "
+            "not expired)";
+      impl_.handlers.connectFailed(why);
     }
 
    private:
@@ -65,6 +74,10 @@ struct MqttClient::Impl final : public mqtt::callback {
         client(options.uri, options.clientId, mqtt::create_options(MQTTVERSION_5, 100)) {
     client.set_callback(*this);  // once, before connect (paho.mqtt.cpp #519)
     buildConnectOptions();
+  }
+
+  bool tls() const {
+    return options.uri.rfind("ssl://", 0) == 0 || options.uri.rfind("mqtts://", 0) == 0;
   }
 
   void connection_lost(const std::string& cause) override {
@@ -113,13 +126,17 @@ struct MqttClient::Impl final : public mqtt::callback {
     if (options.will)
       connOpts.set_will_message(mqtt::make_message(options.will->topic, options.will->payload,
                                                    options.will->qos, options.will->retain));
-    if (options.uri.rfind("ssl://", 0) == 0 || options.uri.rfind("mqtts://", 0) == 0) {
+    if (tls()) {
       // No error or PSK handlers: they dangle in 1.2.0 (#439). A CA file, not a path (#337).
+      // The config requires ca_file with ssl://: only that CA is trusted, not the system
+      // store. The chain is checked (server cert auth) and so is the host name (verify:
+      // Paho checks the uri's host against the certificate's names or IP addresses).
       mqtt::ssl_options ssl;
       if (!options.caFile.empty()) ssl.set_trust_store(options.caFile);
       if (!options.certFile.empty()) ssl.set_key_store(options.certFile);
       if (!options.keyFile.empty()) ssl.set_private_key(options.keyFile);
       ssl.set_enable_server_cert_auth(true);
+      ssl.set_verify(true);
       connOpts.set_ssl(std::move(ssl));
     }
   }

@@ -131,6 +131,11 @@ tl::expected<std::string, ConfigErrors> readProfileFile(const std::string& path)
   }
   std::ostringstream text;
   text << in.rdbuf();
+  if (const auto bad = findInvalidUtf8(text.str())) {
+    ConfigErrors errors;
+    errors.add(path, bad->line, "profile: " + bad->str());
+    return tl::make_unexpected(errors);
+  }
   return text.str();
 }
 

@@ -15,6 +15,55 @@ int lineOf(const YAML::Node& node) {
   return mark.line < 0 ? 0 : mark.line + 1;
 }
 
+std::string InvalidUtf8::str() const {
+  static const char* kHex = "0123456789ABCDEF";
+  return std::string("not valid UTF-8 (byte 0x") + kHex[(byte >> 4) & 0xF] + kHex[byte & 0xF] +
+         " at column " + std::to_string(column) + ")";
+}
+
+std::optional<InvalidUtf8> findInvalidUtf8(std::string_view text) {
+  int line = 1;
+  std::size_t lineStart = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      ++line;
+      lineStart = ++i;
+      continue;
+    }
+    // The length of the sequence and the range of its second byte (RFC 3629 table):
+    // no overlong forms, no surrogates, nothing above U+10FFFF.
+    std::size_t len = 1;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c < 0x80)
+      len = 1;
+    else if (c >= 0xC2 && c <= 0xDF)
+      len = 2;
+    else if (c == 0xE0)
+      len = 3, lo = 0xA0;
+    else if (c == 0xED)
+      len = 3, hi = 0x9F;
+    else if (c >= 0xE1 && c <= 0xEF)
+      len = 3;
+    else if (c == 0xF0)
+      len = 4, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3)
+      len = 4;
+    else if (c == 0xF4)
+      len = 4, hi = 0x8F;
+    else
+      len = 0;
+    bool ok = len != 0 && i + len <= text.size();
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      const auto b = static_cast<unsigned char>(text[i + k]);
+      ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
+    }
+    if (!ok) return InvalidUtf8{line, static_cast<int>(i - lineStart) + 1, c};
+    i += len;
+  }
+  return std::nullopt;
+}
+
 void ConfigErrors::add(const std::string& file, const YAML::Node& at, std::string message) {
   add(file, lineOf(at), std::move(message));
 }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lanegate {
@@ -43,6 +44,18 @@ class ConfigErrors {
 
 /// 1-based line of a node (yaml-cpp marks are 0-based).
 int lineOf(const YAML::Node& node);
+
+/// Where a text stops being valid UTF-8, or nullopt when all of it is. A config or a
+/// profile with such bytes is refused whole: its strings end up in logs, the status and
+/// MQTT payloads, which are UTF-8.
+struct InvalidUtf8 {
+  int line = 1;    ///< 1-based
+  int column = 1;  ///< 1-based, in bytes
+  unsigned byte = 0;
+  /// "not valid UTF-8 (byte 0xFF at column 7)"
+  [[nodiscard]] std::string str() const;
+};
+std::optional<InvalidUtf8> findInvalidUtf8(std::string_view text);
 
 /// Typed access to the keys of one YAML map. Each getter records what it read, so
 /// that finish() can report the keys nobody asked for as unknown.

@@ -71,6 +71,10 @@ Json timingsJson(const XrayScan& scan) {
 
 }  // namespace
 
+std::string dumpJson(const Json& j, int indent) {
+  return j.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
 std::string laneTopic(const LaneIdentity& identity, const std::string& suffix) {
   return "lanegate/v1/" + identity.site + "/" + identity.lane + "/" + suffix;
 }
@@ -133,7 +137,7 @@ std::string traceHitData(const TraceResult& r) {
       {"priority", r.highPriority ? "high" : "normal"}};
   if (r.conveyance) data["conveyance"] = conveyanceJson(*r.conveyance);
   if (!r.correlatedAlerts.empty()) data["correlated_alerts"] = r.correlatedAlerts;
-  return data.dump();
+  return dumpJson(data);
 }
 
 std::string xrayHitData(const XrayScan& scan, const std::string& imageTopic) {
@@ -151,23 +155,21 @@ std::string xrayHitData(const XrayScan& scan, const std::string& imageTopic) {
                   {"evidence", evidenceJson(scan)},
                   {"timings_ms", timingsJson(scan)},
                   {"priority", "normal"}};
-  return data.dump();
+  return dumpJson(data);
 }
 
 std::string scanTelemetryData(const XrayScan& scan) {
-  return Json{{"scan_id", scan.scanId},
-              {"verdict", scan.verdict},
-              {"conveyance", conveyanceJson(scan.conveyance)},
-              {"evidence", evidenceJson(scan)},
-              {"timings_ms", timingsJson(scan)}}
-      .dump();
+  return dumpJson(Json{{"scan_id", scan.scanId},
+                       {"verdict", scan.verdict},
+                       {"conveyance", conveyanceJson(scan.conveyance)},
+                       {"evidence", evidenceJson(scan)},
+                       {"timings_ms", timingsJson(scan)}});
 }
 
 std::string testAlertData(const LaneIdentity& identity) {
-  return Json{{"site", identity.site},
-              {"lane", identity.lane},
-              {"message", "test alert requested by a technician; no action needed"}}
-      .dump();
+  return dumpJson(Json{{"site", identity.site},
+                       {"lane", identity.lane},
+                       {"message", "test alert requested by a technician; no action needed"}});
 }
 
 std::string cloudEvent(const LaneIdentity& identity, const std::string& type, const std::string& id,
@@ -181,7 +183,7 @@ std::string cloudEvent(const LaneIdentity& identity, const std::string& type, co
                   {"datacontenttype", "application/json"},
                   {"seq", seq}};
   // The data goes in as it was serialised; "data" sorts first, as the envelope's keys do.
-  const std::string rest = head.dump();
+  const std::string rest = dumpJson(head);
   return "{\"data\":" + dataJson + "," + rest.substr(1);
 }
 

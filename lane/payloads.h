@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "lane/trace_pipeline.h"
 #include "lane/xray_pipeline.h"
 
@@ -18,6 +20,10 @@ struct LaneIdentity {
   std::string site;
   std::string lane;
 };
+
+/// JSON text of `j`, with invalid UTF-8 (from a file name, a device, a socket) replaced by
+/// U+FFFD instead of thrown: every JSON that can carry outside data is serialised by this.
+std::string dumpJson(const nlohmann::json& j, int indent = -1);
 
 /// lanegate/v1/{site}/{lane}/{suffix}
 std::string laneTopic(const LaneIdentity& identity, const std::string& suffix);

@@ -2,6 +2,7 @@
 // 0 (--version too); a bad number is a usage error (exit 2) with a message saying which.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@ TEST(CliIT, EveryBinaryAndSubcommandHelpsOnStdout) {
       {kCtl, "status", "--help"},
       {kCtl, "test-alert", "--help"},
       {kCtl, "outbox", "--help"},
+      {kCtl, "devices", "--help"},
       {kCtl, "reload", "--help"},
       {kCtl, "calibrate", "--help"},
       {kCtl, "calibrate", "ims", "--help"},
@@ -96,6 +98,30 @@ TEST(CliIT, OtherUsageErrorsExitTwo) {
     const RunResult r = run(argv);
     EXPECT_EQ(r.code, 2) << argv.back() << "\n" << r.out << r.err;
     EXPECT_FALSE(r.err.empty()) << argv.back();
+  }
+}
+
+// Issue 13: status, devices and outbox go to the control socket, the commands that act
+// to the admin socket; -s (or $LANEGATE_SOCKET) names one for all. Seen in the message of
+// a daemon that cannot be reached (exit 3), which names the socket tried.
+TEST(CliIT, EachDaemonCommandPicksItsSocket) {
+  if (std::filesystem::exists("/run/lanegate/control.sock") ||
+      std::filesystem::exists("/run/lanegate/admin.sock"))
+    GTEST_FAIL() << "a lanegated runs on this machine's default sockets; stop it for this test";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {{kCtl, "status"}, "/run/lanegate/control.sock"},
+      {{kCtl, "devices"}, "/run/lanegate/control.sock"},
+      {{kCtl, "outbox"}, "/run/lanegate/control.sock"},
+      {{kCtl, "test-alert"}, "/run/lanegate/admin.sock"},
+      {{kCtl, "reload"}, "/run/lanegate/admin.sock"},
+      {{kCtl, "calibrate", "xray", "dark"}, "/run/lanegate/admin.sock"},
+      {{kCtl, "-s", "/nonexistent/x.sock", "calibrate", "xray", "dark"}, "/nonexistent/x.sock"},
+  };
+  for (const auto& [argv, socket] : cases) {
+    const RunResult r = run(argv);
+    EXPECT_EQ(r.code, 3) << argv[1] << ": " << r.err;
+    EXPECT_NE(r.err.find("cannot reach lanegated at " + socket + ":"), std::string::npos)
+        << argv[1] << ": " << r.err;
   }
 }
 

@@ -43,8 +43,15 @@ class Daemon {
   bool up() const { return status().is_object(); }
   std::string configPath() const { return dir_.file("lanegate.yaml"); }
   Process& process() { return *process_; }
+  /// The socket a lanegatectl command uses: control.sock for status, devices and outbox,
+  /// admin.sock (beside it) for the others.
+  std::string socketFor(const std::string& command) const {
+    const bool readOnly = command == "status" || command == "devices" || command == "outbox";
+    return dir_.file(readOnly ? "control.sock" : "admin.sock");
+  }
   RunResult ctl(std::vector<std::string> args) const {
-    std::vector<std::string> argv{LANEGATECTL_BIN, "-s", dir_.file("control.sock")};
+    std::vector<std::string> argv{LANEGATECTL_BIN, "-s",
+                                  socketFor(args.empty() ? std::string() : args.front())};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(argv);
   }

@@ -98,8 +98,9 @@ TEST(OutboxIT, SigkillTwentyTimesLosesNoAcceptedAlert) {
   for (int round = 0; round < 20; ++round) {
     ASSERT_TRUE(waitFor([&] { return d.up(); }, 15s)) << "round " << round << ": " << d.process().err();
     // More alerts than one group commit takes (512), so accepting spans several commits.
-    Process alerts({LANEGATECTL_BIN, "-s", dir.file("control.sock"), "test-alert", "--count", "5000"},
-                   dir.file("alerts-" + std::to_string(round)));
+    Process alerts(
+        {LANEGATECTL_BIN, "-s", d.socketFor("test-alert"), "test-alert", "--count", "5000"},
+        dir.file("alerts-" + std::to_string(round)));
     ASSERT_TRUE(waitFor([&] { return !printedIds(alerts.out()).empty() || !alerts.running(); }, 30s));
     // A kill at a random moment while alerts are being accepted is the point of the test.
     std::this_thread::sleep_for(std::chrono::milliseconds(killAfterMs(rng)));

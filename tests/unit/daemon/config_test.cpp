@@ -3,6 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 namespace lanegate {
@@ -123,8 +128,91 @@ TEST(ConfigErrors, RelativeStateDir) {
 }
 
 TEST(ConfigErrors, TlsFilesWithPlainTcp) {
-  EXPECT_EQ(errorsOf("site: a\nlane: b\nbroker:\n  uri: tcp://h:1\n  tls:\n    ca_file: /etc/ca.pem\n"),
-            "t.yaml:6: broker: TLS files are set but the uri 'tcp://h:1' is not ssl://\n");
+  // Any readable file will do for a CA here: only the uri is wrong.
+  EXPECT_EQ(
+      errorsOf(
+          "site: a\nlane: b\nbroker:\n  uri: tcp://h:1\n  tls:\n    ca_file: " LANEGATE_SOURCE_DIR
+          "/config/lanegate.yaml\n"),
+      "t.yaml:6: broker: TLS files are set but the uri 'tcp://h:1' is not ssl://\n");
+}
+
+TEST(Config, AdminSocketGoesBesideTheControlSocket) {
+  auto c = parseConfig(std::string(kValid) + "control_socket: /srv/lg/c.sock\n", "t.yaml");
+  ASSERT_TRUE(c) << c.error().str();
+  EXPECT_EQ(c->adminSocket, "/srv/lg/admin.sock");
+  c = parseConfig(kValid, "t.yaml");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->adminSocket, "/run/lanegate/admin.sock");
+  EXPECT_EQ(c->controlMaxConnections, 16);
+  EXPECT_EQ(c->controlIdleTimeoutS, 60.0);
+}
+
+TEST(ConfigErrors, AdminSocketMustDifferFromTheControlSocket) {
+  EXPECT_EQ(errorsOf(std::string(kValid) + "admin_socket: /run/lanegate/control.sock\n"),
+            "t.yaml:8: 'admin_socket' must differ from 'control_socket' (their groups differ)\n");
+}
+
+TEST(ConfigErrors, NonUtf8TextIsRefusedWithItsLine) {
+  EXPECT_EQ(errorsOf(std::string(kValid) + "# caf\xe9\n"),
+            "t.yaml:8: not valid UTF-8 (byte 0xE9 at column 6)\n");
+  EXPECT_EQ(errorsOf("site: a\xc0\x80\n"), "t.yaml:1: not valid UTF-8 (byte 0xC0 at column 8)\n");
+  EXPECT_EQ(errorsOf(std::string(kValid) + "# caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x9a\n"), "")
+      << "valid UTF-8 of every length is fine";
+}
+
+TEST(ConfigErrors, SslNeedsACaFile) {
+  EXPECT_EQ(errorsOf("site: a\nlane: b\nbroker:\n  uri: ssl://h:8883\n"),
+            "t.yaml:4: broker: an ssl:// uri needs tls.ca_file, the CA that signed the broker's "
+            "certificate (the system's whole trust store is not trusted for it)\n");
+}
+
+// A secret file in a temp dir with the given mode; removed at the end of the test.
+struct SecretFile {
+  explicit SecretFile(mode_t mode) {
+    char tmpl[] = "/tmp/lanegate-secret-XXXXXX";
+    const int fd = ::mkstemp(tmpl);
+    path = tmpl;
+    ::fchmod(fd, mode);
+    ::close(fd);
+    std::ofstream(path) << "lane-user\nS3cret\n";
+  }
+  ~SecretFile() { std::remove(path.c_str()); }
+  std::string path;
+};
+
+TEST(ConfigErrors, CredentialsOverPlainTcpAreRefused) {
+  SecretFile cred(0600);
+  EXPECT_EQ(errorsOf("site: a\nlane: b\nbroker:\n  uri: tcp://h:1883\n  credentials_file: " +
+                     cred.path + "\n"),
+            "t.yaml:5: broker: 'credentials_file' with the plain uri 'tcp://h:1883' would send the "
+            "password in clear; use ssl://\n");
+}
+
+TEST(ConfigErrors, SecretsOpenToGroupOrOthersAreRefusedByPath) {
+  SecretFile ca(0644), key(0600), openKey(0640), cred(0604);
+  const std::string ok =
+      "site: a\nlane: b\nbroker:\n  uri: ssl://h:8883\n  credentials_file: " + key.path +
+      "\n  tls:\n    ca_file: " + ca.path + "\n    cert_file: " + ca.path +
+      "\n    key_file: " + key.path + "\n";
+  EXPECT_EQ(errorsOf(ok), "") << "0600 secrets and a 0644 certificate are fine";
+  const std::string bad =
+      "site: a\nlane: b\nbroker:\n  uri: ssl://h:8883\n  credentials_file: " + cred.path +
+      "\n  tls:\n    ca_file: " + ca.path + "\n    cert_file: " + ca.path +
+      "\n    key_file: " + openKey.path + "\n";
+  const std::string e = errorsOf(bad);
+  EXPECT_NE(e.find("t.yaml:5: broker: 'credentials_file' " + cred.path +
+                   " is open to group or others (mode 0604)"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("t.yaml:9: broker.tls: 'key_file' " + openKey.path +
+                   " is open to group or others (mode 0640)"),
+            std::string::npos)
+      << e;
+  EXPECT_EQ(e.find("S3cret"), std::string::npos) << "never the content";
+  EXPECT_NE(errorsOf("site: a\nlane: b\nbroker:\n  uri: ssl://h:8883\n  tls:\n    ca_file: "
+                     "/nonexistent/ca.pem\n")
+                .find("t.yaml:6: broker.tls: cannot read 'ca_file' /nonexistent/ca.pem"),
+            std::string::npos);
 }
 
 TEST(ConfigErrors, DevicesNotAList) {

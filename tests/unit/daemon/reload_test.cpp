@@ -48,5 +48,16 @@ TEST(Reload, AppliesWhatItCanAndNamesTheRest) {
   EXPECT_EQ(p.next.outbox.maxBytes, running.outbox.maxBytes);
 }
 
+TEST(Reload, TheSocketsTakeEffectOnlyOnRestart) {
+  const ReloadPlan p = planReload(
+      parsed(kBase), parsed(kBase + "control_socket: /srv/c.sock\ncontrol_max_connections: 4\n"
+                                    "control_idle_timeout_s: 5\n"));
+  EXPECT_EQ(p.restartOnly,
+            (std::vector<std::string>{"control_socket", "admin_socket", "control_max_connections",
+                                      "control_idle_timeout_s"}));
+  EXPECT_EQ(p.next.controlSocket, "/run/lanegate/control.sock");
+  EXPECT_EQ(p.next.adminSocket, "/run/lanegate/admin.sock");
+}
+
 }  // namespace
 }  // namespace lanegate
