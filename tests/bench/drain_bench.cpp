@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
     fail("the daemon did not come up: " + daemon.err());
   const auto t0 = std::chrono::steady_clock::now();
   const auto accepted = run(
-      {LANEGATECTL_BIN, "-s", dir.file("control.sock"), "test-alert", "--count", std::to_string(n)},
+      {LANEGATECTL_BIN, "-s", dir.file("admin.sock"), "test-alert", "--count", std::to_string(n)},
       600s);
   const double acceptS =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
