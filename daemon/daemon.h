@@ -3,8 +3,9 @@
 // the MQTT publisher and the device threads all feed it.
 
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,8 @@ class Daemon {
   void deviceCommand(const nlohmann::json& request, std::shared_ptr<ControlReply> reply);
   void checkStatus();
   void onAck(const std::string& payload);
+  void acceptTraceHit(RecordDraft draft, const std::string& device, int attempt);
+  void clearDeviceStatus(const std::string& name);
   [[nodiscard]] nlohmann::json outboxJson();
   void onDeviceHealth(const std::string& name, const DeviceHealth& health);
   void onSample(const std::string& device, Sample sample);
@@ -69,6 +72,11 @@ class Daemon {
   std::optional<trace::SubstanceLibrary> imsLibrary_;
   std::chrono::system_clock::time_point started_;
   std::uint64_t alertsAccepted_ = 0;
+  std::uint64_t acksMalformed_ = 0;  // acks not even shaped like one
+  static constexpr std::size_t kMaxTraceHitsWaiting = 256;
+  std::size_t traceHitsWaiting_ = 0;      // refused by the outbox, to be retried
+  std::uint64_t traceHitsDropped_ = 0;    // beyond kMaxTraceHitsWaiting
+  std::set<std::string> removedDevices_;  // retained statuses still to clear
   bool stopping_ = false;
 };
 

@@ -36,7 +36,9 @@ class RecordingSink : public AlertSink {
       done(refuse, 0);
       return;
     }
-    payloads.push_back(draft.render(++seq));
+    payloads.push_back(draft.render(
+        RenderInfo{++seq, draft.id,
+                   draft.kind == RecordKind::alert ? "00112233445566778899aabbccddeeff" : ""}));
     drafts.push_back(std::move(draft));
     done("", seq);
   }
