@@ -152,6 +152,8 @@ void Daemon::reload() {
   imsLibrary_.reset();  // read again on the next sample: a reload may follow a library edit
   log::setLevel(config_.logLevel);
   health_.clear();
+  reported_.clear();
+  readingsFault_.clear();
   startDevices();
   for (const auto& name : std::set<std::string>(removedDevices_)) clearDeviceStatus(name);
   publisher_->publishStatus();
@@ -237,6 +239,13 @@ void Daemon::onTrace(const std::string& device, TraceSample sample,
   if (!result) {
     logger->error("{}: rejected a trace sample: {}", device, result.error());
     return;
+  }
+  // A reading no detector can have (a sensor or unit fault) makes the device `fault` until
+  // a sample with sane readings arrives; an alarm or a match in that sample still alerts.
+  if (auto& fault = readingsFault_[device]; fault != result->readingsProblem) {
+    fault = result->readingsProblem;
+    if (!fault.empty()) logger->error("{}: readings out of range: {}", device, fault);
+    if (auto h = reported_.find(device); h != reported_.end()) onDeviceHealth(device, h->second);
   }
   if (!result->alert) {
     logger->debug("{}: trace sample {}", device, result->verdict);
@@ -351,7 +360,13 @@ void Daemon::stopDevices() {
 void Daemon::onDeviceHealth(const std::string& name, const DeviceHealth& reported) {
   auto it = health_.find(name);
   if (it == health_.end() || stopping_) return;  // a device removed by a reload
+  reported_[name] = reported;
   DeviceHealth health = reported;
+  if (const auto f = readingsFault_.find(name);
+      f != readingsFault_.end() && !f->second.empty() && health.state == "ok") {
+    health.state = "fault";
+    health.detail = "readings out of range: " + f->second;
+  }
   // An X-ray scanner is also due when its lane's calibration is missing or too old.
   for (const auto& l : inboxes_) {
     std::string why;

@@ -68,7 +68,9 @@ class Daemon {
   // The conveyance in the lane (PLC lane_occupied and scans); trace hits are tied to it.
   lane::Correlator correlator_;
   std::map<std::string, double> calibrationMaxAgeH_;  // per X-ray scanner
-  std::map<std::string, DeviceHealth> health_;
+  std::map<std::string, DeviceHealth> health_;        // as published
+  std::map<std::string, DeviceHealth> reported_;      // as the driver last reported it
+  std::map<std::string, std::string> readingsFault_;  // the last sample's bad readings, per device
   std::optional<trace::SubstanceLibrary> imsLibrary_;
   std::chrono::system_clock::time_point started_;
   std::uint64_t alertsAccepted_ = 0;

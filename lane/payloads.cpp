@@ -128,6 +128,7 @@ std::string traceHitData(const TraceResult& r) {
        {{"verdict", trace::verdictName(r.ours.verdict)}, {"substances", std::move(ourSubstances)}}},
       {"agree", r.agree},
       {"substances", r.substances},
+      {"readings_valid", r.readingsValid},
       {"readings",
        {{"drift_temp_k", r.driftTempK},
         {"pressure_hpa", r.pressureHpa},

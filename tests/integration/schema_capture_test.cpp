@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "tests/integration/daemon_fixture.h"
 
@@ -186,6 +187,52 @@ TEST(SchemaIT, XrayAlertTimeAndSubjectAreTheBundlesAndAlertSeqHasNoGaps) {
   writeFile(dir.file("status.jsonl"), statuses);
   const auto st = validate("lane-status", dir.file("status.jsonl"));
   EXPECT_EQ(st.code, 0) << st.out << st.err;
+}
+
+// Contract 5 v1.1, the lane's retained topics: a device removed from the config at reload
+// has its retained status cleared; the will is JSON with its content type, carries the
+// session of the start it belongs to, and waits its delay before saying offline.
+TEST(SchemaIT, RemovedDeviceIsClearedAndTheWillIsDelayedJsonWithTheSession) {
+  TempDir dir;
+  Broker broker(dir);
+  const std::string two = "devices:\n  - name: m1\n    type: mock\n  - name: m2\n    type: mock\n";
+  Daemon d(dir, configText(dir, broker.uri(), two));
+  ASSERT_TRUE(waitFor([&] { return statusIs(broker, "online"); }, 15s)) << d.process().err();
+  const std::string m2 = "lanegate/v1/it/lane-1/devices/m2/status";
+  ASSERT_TRUE(waitFor([&] { return !retained(broker, m2, 1s).empty(); }, 15s));
+  const auto online = nlohmann::json::parse(retained(broker, kStatusTopic));
+  ASSERT_TRUE(online.contains("session")) << online.dump();
+
+  writeFile(d.configPath(),
+            configText(dir, broker.uri(), "devices:\n  - name: m1\n    type: mock\n"));
+  ASSERT_EQ(d.ctl({"reload"}).code, 0);
+  EXPECT_TRUE(waitFor([&] { return retained(broker, m2, 500ms).empty(); }, 15s))
+      << "m2 left the config but its status stays: " << retained(broker, m2);
+  EXPECT_FALSE(retained(broker, "lanegate/v1/it/lane-1/devices/m1/status").empty());
+
+  Process capture({MOSQUITTO_SUB_BIN, "-V", "mqttv5", "-h", "127.0.0.1", "-p",
+                   std::to_string(broker.port()), "-t", kStatusTopic, "-q", "1", "-F", "%C|%p"},
+                  dir.file("will"));
+  ASSERT_TRUE(waitFor([&] { return capture.out().find("online") != std::string::npos; }, 10s));
+  d.process().signal(SIGKILL);
+  ASSERT_TRUE(d.process().wait(5s));
+  std::this_thread::sleep_for(2s);
+  EXPECT_TRUE(statusIs(broker, "online")) << "the will waits its delay (5 s) before saying offline";
+  ASSERT_TRUE(waitFor([&] { return statusIs(broker, "offline"); }, 15s))
+      << retained(broker, kStatusTopic);
+  ASSERT_TRUE(waitFor([&] { return capture.out().find("offline") != std::string::npos; }, 5s));
+  std::string last;
+  std::istringstream lines(capture.out());
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("offline") != std::string::npos) last = line;
+  EXPECT_EQ(last.rfind("application/json|", 0), 0u) << "the will has no content type: " << last;
+  const auto will = nlohmann::json::parse(last.substr(last.find('|') + 1), nullptr, false);
+  ASSERT_TRUE(will.is_object()) << last;
+  EXPECT_EQ(will["state"], "offline");
+  EXPECT_EQ(will["session"], online["session"]) << "the will names the start it belongs to";
+  writeFile(dir.file("will.jsonl"), will.dump() + "\n");
+  const auto v = validate("lane-status", dir.file("will.jsonl"));
+  EXPECT_EQ(v.code, 0) << v.out << v.err;
 }
 
 }  // namespace

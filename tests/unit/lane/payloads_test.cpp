@@ -121,6 +121,7 @@ TEST(Payloads, TraceHitDataValidatesWithAndWithoutAConveyance) {
   EXPECT_TRUE(d["spectrum"]["period_ns"].is_number_integer()) << "whole ns as an integer";
   EXPECT_EQ(d["priority"], "normal");
   EXPECT_FALSE(d.contains("conveyance"));
+  EXPECT_EQ(d["readings_valid"], true);
 
   Correlator c;
   c.onScan(container(), "xray:s1:l1:xray-1:scan-1");
