@@ -324,5 +324,33 @@ TEST(OutboxIT, AckSentWhileTheDaemonIsAwayIsAppliedWhenItReturns) {
   EXPECT_EQ(d.outbox()["published"], 0);
 }
 
+// A trace hit has no file to wait in: one the outbox refuses (here: less free disk than
+// the floor) is kept, offered again with backoff, and reported on the lane status.
+TEST(OutboxIT, RefusedTraceHitIsRetriedAndReported) {
+  TempDir dir;
+  Broker broker(dir);
+  SimProcess sim({"ims", "--every-ms", "300", "--sequence", "cocaine:900", "--once", "--library",
+                  LANEGATE_SOURCE_DIR "/config/ims/substances.yaml"},
+                 dir.file("sim"));
+  ASSERT_NE(sim.port, 0);
+  Daemon d(dir,
+           configText(dir, broker.uri(), kImsLibrary + "devices:\n" + imsEntry("ims-1", sim.port)) +
+               "outbox:\n  min_free_bytes: 1125899906842624\n");  // 1 PiB: no disk has it
+  auto fault = [&] {
+    const auto s = d.status();
+    if (!s.is_object() || !s.contains("faults")) return std::string();
+    for (const auto& f : s["faults"])
+      if (f.value("kind", "") == "trace_hits_not_accepted") return f.value("detail", "");
+    return std::string();
+  };
+  ASSERT_TRUE(waitFor([&] { return !fault().empty(); }, 30s))
+      << d.status().dump() << d.process().err();
+  EXPECT_EQ(fault().rfind("1 trace hit(s) wait", 0), 0u) << fault();
+  EXPECT_TRUE(waitFor(
+      [&] { return d.process().err().find("NOT accepted (attempt 2)") != std::string::npos; }, 15s))
+      << "offered again: " << d.process().err();
+  EXPECT_TRUE(d.process().running());
+}
+
 }  // namespace
 }  // namespace lanegate::test
