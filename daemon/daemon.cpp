@@ -412,7 +412,8 @@ nlohmann::json Daemon::outboxJson() {
           {"oldest_pending_age_s", st.oldestPendingAgeS},
           {"payload_bytes", st.payloadBytes}, {"file_bytes", st.fileBytes}, {"evicted_telemetry", st.evicted},
           {"disk_fault", st.diskFault},
-          {"unacked_overdue", st.unackedOlderThan}, {"oldest_unacked_age_s", st.oldestUnackedAgeS}};
+          {"unacked_overdue", st.unackedOlderThan}, {"oldest_unacked_age_s", st.oldestUnackedAgeS},
+          {"acks_applied", st.acksApplied}, {"acks_rejected", st.acksRejected + acksMalformed_}};
   // clang-format on
 }
 
@@ -427,9 +428,8 @@ nlohmann::json Daemon::statusObject() {
                    {"devices", devices}};
   if (!outbox_) return j;
   j["session"] = outbox_->session();
-  const auto acks = outbox_->stats(config_.outbox.ackTimeoutS);
-  j["acks_rejected"] = acks.acksRejected + acksMalformed_;
   const auto ob = outboxJson();
+  j["acks_rejected"] = ob["acks_rejected"];
   j["outbox"] = {{"pending", ob["pending"]}, {"published", ob["published"]}, {"acked", ob["acked"]},
                  {"oldest_pending_age_s", ob["oldest_pending_age_s"]}, {"bytes", ob["file_bytes"]}};
   j["unacked_alerts"] = {{"count", ob["unacked_overdue"]},
