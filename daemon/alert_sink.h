@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 
@@ -43,6 +44,11 @@ struct RecordDraft {
   std::function<std::string(const RenderInfo& info)> render;
   std::vector<Attachment> attachments;  ///< stored with the record, published before it
 };
+
+/// How the error of an accept refused for its id begins: a record with that id is in the
+/// sink already (e.g. a scan analysed again after a crash between its commit and its
+/// archiving), so the record is durable, though this copy was not taken.
+inline constexpr std::string_view kIdTaken = "id already in the outbox";
 
 /// Outcome of accept: an empty error and the record's `seq` (RenderInfo::seq), or why not.
 using AcceptDone = std::function<void(const std::string& error, std::uint64_t seq)>;

@@ -665,7 +665,7 @@ void Outbox::commitBatch(std::vector<Pending>& batch) {
       }
     }
     if (refusal.empty() && taken(id, p.draft.attachments.size()))
-      refusal = "id \"" + escaped(id) + "\" is already in the outbox";
+      refusal = std::string(kIdTaken) + ": \"" + escaped(id) + "\"";
     if (!refusal.empty()) {
       logger->error("outbox {}: not accepted {}: {}", options_.path, escaped(id), refusal);
       p.error = std::move(refusal);

@@ -347,7 +347,10 @@ void XrayInbox::finished(std::shared_ptr<Result> r) {
   sink_.accept(std::move(d), [this, alive = alive_, scanId, conveyance = std::move(scan.conveyance),
                               alertId = alert ? r->alertId : std::string()](const std::string& err,
                                                                             std::uint64_t) {
-    if (*alive) accepted(scanId, err, conveyance, alertId);
+    // Its id is taken: this scan's record was made durable before a crash kept the bundle
+    // from being archived. It is done; analysed again, it is not sent twice.
+    if (*alive)
+      accepted(scanId, err.rfind(kIdTaken, 0) == 0 ? std::string() : err, conveyance, alertId);
   });
   pump();
 }

@@ -258,6 +258,17 @@ TEST_F(XrayInboxTest, ABundleWhoseAlertWasNotMadeDurableStaysInTheInbox) {
   EXPECT_EQ(sink_.drafts[0].id, "xray:s1:l1:xray-1:keep-1");
 }
 
+// Ids are unique in the outbox: a scan whose record was committed before a crash, but whose
+// bundle was not archived, is refused as a repeat when analysed again, and that means done.
+TEST_F(XrayInboxTest, ABundleWhoseAlertIsAlreadyDurableIsArchivedOnItsRepeat) {
+  sink_.refuse = std::string(kIdTaken) + ": \"xray:s1:l1:xray-1:again-1\"";
+  write(phantomWith(true, "again-1"));
+  auto l = lane();
+  ASSERT_TRUE(runUntil([&] { return sink_.refused == 1 && !exists(inbox() + "/again-1.json"); }));
+  EXPECT_TRUE(exists(state() + "/scans/xray-1/again-1.json"));
+  EXPECT_EQ(l->status()["last_error"], "") << l->status().dump();
+}
+
 TEST_F(XrayInboxTest, InvalidContainerNumbersAreFlaggedNotDropped) {
   auto p = phantomWith(true, "ids-1");
   p.bundle.meta.conveyance.ids = {"CSQU3054383", "CSQU3054384"};
