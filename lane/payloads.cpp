@@ -220,8 +220,8 @@ std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_vi
   std::tm check{};
   gmtime_r(&secs, &check);
   if (second < 60 && check.tm_mday != day) return std::nullopt;  // 31 February and the like
-  return std::chrono::system_clock::time_point(std::chrono::seconds(secs - offsetMin * 60) +
-                                               std::chrono::microseconds(micros));
+  return std::chrono::system_clock::time_point(
+      std::chrono::seconds(secs - std::time_t{offsetMin} * 60) + std::chrono::microseconds(micros));
 }
 
 std::string subjectOf(const ConveyanceRecord& r) {
