@@ -55,12 +55,7 @@ int Daemon::run() {
     logger->critical("{}: cannot create state_dir {}: {}", config_.path, config_.stateDir, ec.message());
     return 1;
   }
-  try {
-    publisher_ = std::make_unique<MqttPublisher>(io_, config_, [this] { return statusJson(); });
-  } catch (const std::exception& e) {
-    logger->critical("{}: {}", config_.path, e.what());
-    return 1;
-  }
+  // The outbox first: it keeps the session number the publisher's will carries.
   try {
     OutboxOptions o;
     o.path = config_.stateDir + "/outbox.db";
@@ -72,11 +67,19 @@ int Daemon::run() {
     logger->critical("{}: cannot open the outbox in {}: {}", config_.path, config_.stateDir, e.what());
     return 1;
   }
+  try {
+    publisher_ = std::make_unique<MqttPublisher>(io_, config_, outbox_->session(),
+                                                 [this] { return statusJson(); });
+  } catch (const std::exception& e) {
+    logger->critical("{}: {}", config_.path, e.what());
+    return 1;
+  }
   delivery_ = std::make_unique<Delivery>(*outbox_, *publisher_);
   publisher_->subscribe(laneTopic(config_, "acks"),
                         [this](const std::string&, const std::string& payload) { onAck(payload); });
   publisher_->onConnected([this] {
     for (const auto& [name, h] : health_) publishDeviceStatus(name, h);
+    for (const auto& name : std::set<std::string>(removedDevices_)) clearDeviceStatus(name);
   });
   // Two sockets, told apart by their groups: the kernel checks who may connect.
   const auto handler = [this](const nlohmann::json& req, std::shared_ptr<ControlReply> reply) {
@@ -177,11 +180,20 @@ std::string Daemon::reload() {
     logger->warn("reload: {} changed; it takes effect only on restart (the running value is kept)",
                  key);
   stopDevices();
+  // A device that leaves the config leaves the broker too: its retained status is cleared.
+  for (const auto& old : config_.devices)
+    if (std::none_of(plan.next.devices.begin(), plan.next.devices.end(),
+                     [&](const DeviceSpec& d) { return d.name == old.name; }))
+      removedDevices_.insert(old.name);
+  for (const auto& d : plan.next.devices) removedDevices_.erase(d.name);
   config_ = std::move(plan.next);
   imsLibrary_.reset();  // read again on the next sample: a reload may follow a library edit
   log::setLevel(config_.logLevel);
   health_.clear();
+  reported_.clear();
+  readingsFault_.clear();
   startDevices();
+  for (const auto& name : std::set<std::string>(removedDevices_)) clearDeviceStatus(name);
   publisher_->publishStatus();
   std::string applied;
   for (const auto& key : plan.applied) applied += (applied.empty() ? "" : ", ") + key;
@@ -267,6 +279,13 @@ void Daemon::onTrace(const std::string& device, TraceSample sample,
     logger->error("{}: rejected a trace sample: {}", device, result.error());
     return;
   }
+  // A reading no detector can have (a sensor or unit fault) makes the device `fault` until
+  // a sample with sane readings arrives; an alarm or a match in that sample still alerts.
+  if (auto& fault = readingsFault_[device]; fault != result->readingsProblem) {
+    fault = result->readingsProblem;
+    if (!fault.empty()) logger->error("{}: readings out of range: {}", device, fault);
+    if (auto h = reported_.find(device); h != reported_.end()) onDeviceHealth(device, h->second);
+  }
   if (!result->alert) {
     logger->debug("{}: trace sample {}", device, result->verdict);
     return;
@@ -275,18 +294,73 @@ void Daemon::onTrace(const std::string& device, TraceSample sample,
   // is urgent and names that alert.
   correlator_.attribute(*result);
   RecordDraft d;
+  // The detector's clock may be reset and repeat a sample_time: the outbox appends a
+  // counter it commits with the record.
   d.id = result->id;
+  d.numberedId = true;
   d.kind = RecordKind::alert;
   d.topic = laneTopic(config_, "alerts");
+  // The event's time is the sample's, by the detector's clock, unless that clock is more
+  // than a day from ours (reset, or never set): then when the sample was read.
+  const auto sampleTime =
+      std::chrono::system_clock::time_point(std::chrono::seconds(result->sampleTime));
+  const auto skew = sampleTime > readAt ? sampleTime - readAt : readAt - sampleTime;
+  lane::EventHead head{"org.lanegate.trace.hit",
+                       "",
+                       0,
+                       device,
+                       skew <= std::chrono::hours(24) ? sampleTime : readAt,
+                       result->conveyance ? lane::subjectOf(*result->conveyance) : std::string(),
+                       lane::dataSchemaUri("trace-hit-data"),
+                       ""};
   // render runs on the outbox's writer thread: it gets copies, and data serialised once.
-  d.render = [identity = identityOf(config_), id = result->id, device, readAt,
-              data = lane::traceHitData(*result)](std::uint64_t seq) {
-    return lane::cloudEvent(identity, "org.lanegate.trace.hit", id, seq, device, readAt, data);
+  d.render = [identity = identityOf(config_), head = std::move(head),
+              data = lane::traceHitData(*result)](const RenderInfo& info) mutable {
+    head.id = info.id;
+    head.seq = info.seq;
+    head.ackToken = info.ackToken;
+    return lane::cloudEvent(identity, head, data);
   };
   logger->warn("{}: trace hit {}", device, result->id);
-  outbox_->accept(std::move(d), [device, id = result->id](const std::string& err, std::uint64_t) {
-    if (!err.empty())
-      log::get("daemon")->error("{}: trace hit {} NOT accepted: {}", device, id, err);
+  acceptTraceHit(std::move(d), device, 0);
+}
+
+void Daemon::acceptTraceHit(RecordDraft draft, const std::string& device, int attempt) {
+  // A trace hit has no file to wait in (an X-ray bundle waits in its inbox): one that the
+  // outbox refuses (disk full, a write error) is kept here, a bounded number, and offered
+  // again with backoff; the status reports it meanwhile.
+  if (attempt == 0) {
+    if (traceHitsWaiting_ >= kMaxTraceHitsWaiting) {
+      ++traceHitsDropped_;
+      log::get("daemon")->critical("{}: trace hit {} LOST: {} hits already wait for the outbox",
+                                   device, draft.id, traceHitsWaiting_);
+      return;
+    }
+    ++traceHitsWaiting_;
+  }
+  auto retry = draft;  // kept for another attempt; render is a copyable function
+  outbox_->accept(std::move(draft), [this, retry = std::move(retry), device, attempt](
+                                        const std::string& err, std::uint64_t) mutable {
+    auto logger = log::get("daemon");
+    if (err.empty()) {
+      --traceHitsWaiting_;
+      if (attempt > 0)
+        logger->info("{}: trace hit {} accepted after {} retries", device, retry.id, attempt);
+      return;
+    }
+    if (stopping_) {
+      logger->critical("{}: trace hit {} NOT accepted before stopping: {}", device, retry.id, err);
+      return;
+    }
+    const auto delay = std::chrono::seconds(std::min(60, 1 << std::min(attempt, 6)));
+    logger->error("{}: trace hit {} NOT accepted (attempt {}): {}; trying again in {} s", device,
+                  retry.id, attempt + 1, err, delay.count());
+    auto timer = std::make_shared<asio::steady_timer>(io_, delay);
+    timer->async_wait([this, timer, retry = std::move(retry), device,
+                       attempt](const boost::system::error_code& ec) mutable {
+      if (ec || stopping_) return;
+      acceptTraceHit(std::move(retry), device, attempt + 1);
+    });
   });
 }
 
@@ -325,7 +399,13 @@ void Daemon::stopDevices() {
 void Daemon::onDeviceHealth(const std::string& name, const DeviceHealth& reported) {
   auto it = health_.find(name);
   if (it == health_.end() || stopping_) return;  // a device removed by a reload
+  reported_[name] = reported;
   DeviceHealth health = reported;
+  if (const auto f = readingsFault_.find(name);
+      f != readingsFault_.end() && !f->second.empty() && health.state == "ok") {
+    health.state = "fault";
+    health.detail = "readings out of range: " + f->second;
+  }
   // An X-ray scanner is also due when its lane's calibration is missing or too old.
   for (const auto& l : inboxes_) {
     std::string why;
@@ -341,6 +421,16 @@ void Daemon::onDeviceHealth(const std::string& name, const DeviceHealth& reporte
   const bool changed = it->second.state != health.state || it->second.detail != health.detail;
   it->second = health;
   if (changed) publishDeviceStatus(name, health);
+}
+
+void Daemon::clearDeviceStatus(const std::string& name) {
+  if (!publisher_->connected()) return;  // cleared on the next connection
+  publisher_->publish(
+      {laneTopic(config_, "devices/" + name + "/status"), "", 1, true, "", std::nullopt},
+      [this, name](const std::string& err) {
+        if (err.empty()) removedDevices_.erase(name);
+      });
+  log::get("daemon")->info("{}: left the config; its retained status is cleared", name);
 }
 
 void Daemon::publishDeviceStatus(const std::string& name, const DeviceHealth& health) {
@@ -361,7 +451,8 @@ nlohmann::json Daemon::outboxJson() {
           {"oldest_pending_age_s", st.oldestPendingAgeS},
           {"payload_bytes", st.payloadBytes}, {"file_bytes", st.fileBytes}, {"evicted_telemetry", st.evicted},
           {"disk_fault", st.diskFault},
-          {"unacked_overdue", st.unackedOlderThan}, {"oldest_unacked_age_s", st.oldestUnackedAgeS}};
+          {"unacked_overdue", st.unackedOlderThan}, {"oldest_unacked_age_s", st.oldestUnackedAgeS},
+          {"acks_applied", st.acksApplied}, {"acks_rejected", st.acksRejected + acksMalformed_}};
   // clang-format on
 }
 
@@ -387,7 +478,9 @@ nlohmann::json Daemon::statusObject() {
                    {"since", lane::rfc3339(started_)},
                    {"devices", devices}};
   if (!outbox_) return j;
+  j["session"] = outbox_->session();
   const auto ob = outboxJson();
+  j["acks_rejected"] = ob["acks_rejected"];
   j["outbox"] = {{"pending", ob["pending"]}, {"published", ob["published"]}, {"acked", ob["acked"]},
                  {"oldest_pending_age_s", ob["oldest_pending_age_s"]}, {"bytes", ob["file_bytes"]}};
   j["unacked_alerts"] = {{"count", ob["unacked_overdue"]},
@@ -399,6 +492,13 @@ nlohmann::json Daemon::statusObject() {
                       {"detail", "alerts alone exceed the outbox budget; accepting alerts down to the free-disk floor"}});
   if (!outbox_->recoveryNote().empty())
     faults.push_back({{"kind", "outbox_recovered"}, {"detail", outbox_->recoveryNote()}});
+  if (traceHitsWaiting_ > 0 || traceHitsDropped_ > 0)
+    faults.push_back(
+        {{"kind", "trace_hits_not_accepted"},
+         {"detail",
+          std::to_string(traceHitsWaiting_) +
+              " trace hit(s) wait to be accepted into the outbox (retried with backoff); " +
+              std::to_string(traceHitsDropped_) + " lost since start"}});
   j["faults"] = faults;
   return j;
 }
@@ -408,8 +508,8 @@ void Daemon::checkStatus() {
   // counts that move with every alert are in `lanegatectl status`, not worth a publish.
   try {
     auto j = statusObject();
-    const std::string summary =
-        lane::dumpJson(j["unacked_alerts"]["count"]) + lane::dumpJson(j["faults"]);
+    const std::string summary = lane::dumpJson(j["unacked_alerts"]["count"]) +
+                                lane::dumpJson(j["faults"]) + lane::dumpJson(j["acks_rejected"]);
     if (summary != lastStatusSummary_) {
       lastStatusSummary_ = summary;
       publisher_->publishStatus();
@@ -424,12 +524,47 @@ void Daemon::checkStatus() {
 }
 
 void Daemon::onAck(const std::string& payload) {
-  const auto j = nlohmann::json::parse(payload, nullptr, false);
-  if (!j.is_object() || !j.contains("id") || !j["id"].is_string() || j["id"].get<std::string>().empty()) {
-    log::get("daemon")->warn("ignored an ack that is not {{\"id\": \"...\"}}: {:.200}", payload);
+  // Whoever may publish on the acks topic can send anything here: bounded before parsing,
+  // parsed without throwing (invalid UTF-8 is a parse error), logged escaped and rarely.
+  constexpr std::size_t kMaxAckBytes = 4096, kMaxIdBytes = 512;
+  std::string why;
+  nlohmann::json j;
+  if (payload.size() > kMaxAckBytes) {
+    why = "larger than " + std::to_string(kMaxAckBytes) + " bytes";
+  } else {
+    j = nlohmann::json::parse(payload, nullptr, false);
+    if (!j.is_object())
+      why = "not a JSON object in UTF-8";
+    else if (!j.contains("id") || !j["id"].is_string() ||
+             j["id"].get_ref<const std::string&>().empty() ||
+             j["id"].get_ref<const std::string&>().size() > kMaxIdBytes)
+      why = "no \"id\" string of 1 to " + std::to_string(kMaxIdBytes) + " bytes";
+  }
+  if (why.empty()) {
+    // Without a token (or with a wrong one) the outbox refuses it, unless the alert is from
+    // before tokens existed.
+    const auto& t = j.contains("ack_token") ? j["ack_token"] : nlohmann::json();
+    outbox_->markAcked(
+        j["id"].get<std::string>(),
+        t.is_string() && t.get_ref<const std::string&>().size() <= 128 ? t.get<std::string>() : "");
     return;
   }
-  outbox_->markAcked(j["id"].get<std::string>());
+  ++acksMalformed_;
+  if (acksMalformed_ <= 10 || acksMalformed_ % 1000 == 0) {
+    std::string shown;
+    for (std::size_t i = 0; i < payload.size() && i < 120; ++i) {
+      const auto c = static_cast<unsigned char>(payload[i]);
+      if (c >= 0x20 && c < 0x7f && c != '\\') {
+        shown += static_cast<char>(c);
+      } else {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\x%02x", c);
+        shown += buf;
+      }
+    }
+    log::get("daemon")->warn("ignored an ack ({} so far): {}: {}{}", acksMalformed_, why, shown,
+                             payload.size() > 120 ? "..." : "");
+  }
 }
 
 std::string Daemon::statusJson() {
@@ -540,9 +675,8 @@ void Daemon::testAlerts(int count, std::shared_ptr<ControlReply> reply) {
     d.kind = RecordKind::alert;
     d.topic = laneTopic(config_, "alerts");
     // render runs on the outbox's writer thread: give it copies
-    d.render = [identity = identityOf(config_), id](std::uint64_t seq) {
-      return makeTestAlert(identity, id, seq, std::chrono::system_clock::now());
-    };
+    d.render = [identity = identityOf(config_), asked = std::chrono::system_clock::now()](
+                   const RenderInfo& info) { return makeTestAlert(identity, info, asked); };
     outbox_->accept(std::move(d), [this, id, reply, remaining, failed](const std::string& err,
                                                                              std::uint64_t seq) {
       if (err.empty()) {

@@ -3,8 +3,9 @@
 // the MQTT publisher and the device threads all feed it.
 
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,8 @@ class Daemon {
   void deviceCommand(const nlohmann::json& request, std::shared_ptr<ControlReply> reply);
   void checkStatus();
   void onAck(const std::string& payload);
+  void acceptTraceHit(RecordDraft draft, const std::string& device, int attempt);
+  void clearDeviceStatus(const std::string& name);
   [[nodiscard]] nlohmann::json outboxJson();
   [[nodiscard]] nlohmann::json devicesJson();
   void onDeviceHealth(const std::string& name, const DeviceHealth& health);
@@ -68,10 +71,17 @@ class Daemon {
   // The conveyance in the lane (PLC lane_occupied and scans); trace hits are tied to it.
   lane::Correlator correlator_;
   std::map<std::string, double> calibrationMaxAgeH_;  // per X-ray scanner
-  std::map<std::string, DeviceHealth> health_;
+  std::map<std::string, DeviceHealth> health_;        // as published
+  std::map<std::string, DeviceHealth> reported_;      // as the driver last reported it
+  std::map<std::string, std::string> readingsFault_;  // the last sample's bad readings, per device
   std::optional<trace::SubstanceLibrary> imsLibrary_;
   std::chrono::system_clock::time_point started_;
   std::uint64_t alertsAccepted_ = 0;
+  std::uint64_t acksMalformed_ = 0;  // acks not even shaped like one
+  static constexpr std::size_t kMaxTraceHitsWaiting = 256;
+  std::size_t traceHitsWaiting_ = 0;      // refused by the outbox, to be retried
+  std::uint64_t traceHitsDropped_ = 0;    // beyond kMaxTraceHitsWaiting
+  std::set<std::string> removedDevices_;  // retained statuses still to clear
   bool stopping_ = false;
 };
 

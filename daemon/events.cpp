@@ -29,10 +29,17 @@ std::string newEventId() {
   return out;
 }
 
-std::string makeTestAlert(const lane::LaneIdentity& identity, const std::string& id,
-                          std::uint64_t seq, std::chrono::system_clock::time_point time) {
-  return lane::cloudEvent(identity, "org.lanegate.test", id, seq, "lanegated", time,
-                          lane::testAlertData(identity));
+std::string makeTestAlert(const lane::LaneIdentity& identity, const RenderInfo& info,
+                          std::chrono::system_clock::time_point time) {
+  const lane::EventHead head{"org.lanegate.test",
+                             info.id,
+                             info.seq,
+                             "lanegated",
+                             time,
+                             "",
+                             lane::dataSchemaUri("test-alert-data"),
+                             info.ackToken};
+  return lane::cloudEvent(identity, head, lane::testAlertData(identity));
 }
 
 }  // namespace lanegate

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "daemon/alert_sink.h"
 #include "daemon/config.h"
 #include "lane/payloads.h"
 
@@ -17,8 +18,9 @@ lane::LaneIdentity identityOf(const Config& config);
 std::string laneTopic(const Config& config, const std::string& suffix);
 /// A random UUID (version 4), the CloudEvents id of a new event.
 std::string newEventId();
-/// The `org.lanegate.test` alert a technician fires with `lanegatectl test-alert`.
-std::string makeTestAlert(const lane::LaneIdentity& identity, const std::string& id,
-                          std::uint64_t seq, std::chrono::system_clock::time_point time);
+/// The `org.lanegate.test` alert a technician fires with `lanegatectl test-alert`, as
+/// requested at `time`, numbered by the outbox (`info`).
+std::string makeTestAlert(const lane::LaneIdentity& identity, const RenderInfo& info,
+                          std::chrono::system_clock::time_point time);
 
 }  // namespace lanegate

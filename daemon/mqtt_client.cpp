@@ -123,9 +123,17 @@ struct MqttClient::Impl final : public mqtt::callback {
     connOpts.set_properties(std::move(props));
     if (!options.username.empty()) connOpts.set_user_name(options.username);
     if (!options.password.empty()) connOpts.set_password(options.password);
-    if (options.will)
-      connOpts.set_will_message(mqtt::make_message(options.will->topic, options.will->payload,
-                                                   options.will->qos, options.will->retain));
+    if (options.will) {
+      mqtt::properties willProps;
+      if (!options.will->contentType.empty())
+        willProps.add({mqtt::property::CONTENT_TYPE, options.will->contentType});
+      if (options.willDelayS > 0)
+        willProps.add(
+            {mqtt::property::WILL_DELAY_INTERVAL,
+             static_cast<int32_t>(std::min<std::uint32_t>(options.willDelayS, INT32_MAX))});
+      connOpts.set_will(mqtt::will_options(options.will->topic, options.will->payload,
+                                           options.will->qos, options.will->retain, willProps));
+    }
     if (tls()) {
       // No error or PSK handlers: they dangle in 1.2.0 (#439). A CA file, not a path (#337).
       // The config requires ca_file with ssl://: only that CA is trusted, not the system

@@ -34,7 +34,8 @@ struct MqttOptions {
   int connectTimeoutS = 10;
   bool cleanStart = true;
   std::uint32_t sessionExpiryS = 0;  ///< with cleanStart false: how long the broker keeps the session
-  std::optional<MqttMessage> will;
+  std::optional<MqttMessage> will;   ///< sent with its content type (MQTT 5 will properties)
+  std::uint32_t willDelayS = 0;      ///< MQTT 5 will delay: a reconnection within it sends no will
 };
 
 /// Callbacks from the client, run on Paho's threads.

@@ -26,16 +26,21 @@ tl::expected<std::pair<std::string, std::string>, std::string> readCredentials(c
   return out;
 }
 
-std::string MqttPublisher::offlinePayload(const Config& config, const std::string& reason) {
-  nlohmann::json j{{"state", "offline"}, {"site", config.site}, {"lane", config.lane},
+std::string MqttPublisher::offlinePayload(const Config& config, std::uint64_t session,
+                                          const std::string& reason) {
+  nlohmann::json j{{"state", "offline"},
+                   {"site", config.site},
+                   {"lane", config.lane},
+                   {"session", session},
                    {"reason", reason}};
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-MqttPublisher::MqttPublisher(asio::io_context& io, const Config& config,
+MqttPublisher::MqttPublisher(asio::io_context& io, const Config& config, std::uint64_t session,
                              std::function<std::string()> onlineStatus)
     : io_(io),
       config_(config),
+      session_(session),
       onlineStatus_(std::move(onlineStatus)),
       statusTopic_(laneTopic(config, "status")),
       reconnectTimer_(io) {
@@ -55,8 +60,14 @@ MqttPublisher::MqttPublisher(asio::io_context& io, const Config& config,
     o.username = cred->first;
     o.password = cred->second;
   }
-  o.will = MqttMessage{statusTopic_, offlinePayload(config, "connection lost"), 1, true,
-                       "application/json", std::nullopt};
+  // A persistent session (Contract 5): what the control room sends while the lane is
+  // away (acks) waits at the broker for the lane's return.
+  o.cleanStart = false;
+  o.sessionExpiryS = kSessionExpiryS;
+  o.will = MqttMessage{
+      statusTopic_, offlinePayload(config, session, "connection lost"), 1, true, "application/json",
+      std::nullopt};
+  o.willDelayS = kWillDelayS;
 
   // Paho threads only post; all state lives on the io thread. `alive` guards against
   // a callback that arrives after this object is gone.
@@ -195,7 +206,8 @@ void MqttPublisher::stop() {
   reconnectTimer_.cancel();
   if (connected_) {
     // A clean disconnect does not fire the will, so say offline ourselves.
-    client_->publish({statusTopic_, offlinePayload(config_, "stopped"), 1, true, "application/json", std::nullopt},
+    client_->publish({statusTopic_, offlinePayload(config_, session_, "stopped"), 1, true,
+                      "application/json", std::nullopt},
                      nullptr);
     client_->disconnect(500);
   }

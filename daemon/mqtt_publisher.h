@@ -1,7 +1,9 @@
 #pragma once
-// Publisher over one MqttClient: the lane's retained status (`online` on connect, a
-// will that sets `offline`), reconnection with jittered exponential backoff, and an
-// in-flight window capped at the broker's Receive Maximum.
+// Publisher over one MqttClient: a persistent MQTT session (clean start off, so that acks
+// sent while the lane is offline wait at the broker), the lane's retained status (`online`
+// on connect, a delayed will that sets `offline`, both with the session number),
+// reconnection with jittered exponential backoff, and an in-flight window capped at the
+// broker's Receive Maximum.
 
 #include <deque>
 #include <memory>
@@ -17,8 +19,9 @@ namespace lanegate {
 /// The daemon's MQTT side.
 class MqttPublisher final : public Publisher {
  public:
-  /// `onlineStatus` renders the retained status payload published on each connect.
-  MqttPublisher(asio::io_context& io, const Config& config,
+  /// `onlineStatus` renders the retained status payload published on each connect;
+  /// `session` is this start's number (the outbox keeps it), carried by the will.
+  MqttPublisher(asio::io_context& io, const Config& config, std::uint64_t session,
                 std::function<std::string()> onlineStatus);
   ~MqttPublisher() override;
 
@@ -43,7 +46,12 @@ class MqttPublisher final : public Publisher {
   [[nodiscard]] const std::string& statusTopic() const { return statusTopic_; }
 
   /// The offline status payload (also the will).
-  static std::string offlinePayload(const Config& config, const std::string& reason);
+  static std::string offlinePayload(const Config& config, std::uint64_t session,
+                                    const std::string& reason);
+  /// How long the broker keeps the lane's session (and the acks for it) while it is away.
+  static constexpr std::uint32_t kSessionExpiryS = 7 * 86400;
+  /// The will waits this long: a lane that reconnects within it never shows offline.
+  static constexpr std::uint32_t kWillDelayS = 5;
 
  private:
   void handleConnected(int receiveMaximum);
@@ -58,6 +66,7 @@ class MqttPublisher final : public Publisher {
 
   asio::io_context& io_;
   const Config config_;
+  const std::uint64_t session_;
   std::function<std::string()> onlineStatus_;
   std::string statusTopic_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

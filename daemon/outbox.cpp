@@ -2,11 +2,17 @@
 
 #include <sqlite3.h>
 
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <array>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 
 #include "daemon/log.h"
@@ -56,6 +62,7 @@ class Stmt {
     sqlite3_clear_bindings(s_);
   }
   std::int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
+  bool isNull(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
   std::string text(int c) const {
     const auto* p = static_cast<const char*>(sqlite3_column_blob(s_, c));
     return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c))) : std::string();
@@ -75,6 +82,10 @@ void exec(sqlite3* db, const char* sql) {
   }
 }
 
+// Version 2 (PRAGMA user_version; 0 = the first outboxes): unique ids, attachments linked
+// to their alert (parent), each alert's ack_token and its alert-only seq (event_seq).
+// meta holds next_seq, next_alert_seq, next_id_number and session.
+constexpr int kSchemaVersion = 2;
 constexpr const char* kSchema = R"(
 CREATE TABLE IF NOT EXISTS records(
   seq INTEGER PRIMARY KEY,
@@ -86,13 +97,109 @@ CREATE TABLE IF NOT EXISTS records(
   created_ms INTEGER NOT NULL,
   state INTEGER NOT NULL DEFAULT 0,
   published_ms INTEGER,
-  acked_ms INTEGER);
+  acked_ms INTEGER,
+  parent TEXT,
+  ack_token TEXT,
+  event_seq INTEGER);
 CREATE INDEX IF NOT EXISTS records_delivery ON records(state, kind, seq);
-CREATE INDEX IF NOT EXISTS records_id ON records(id);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 )";
 
 constexpr int kPending = 0, kPublished = 1, kAcked = 2;
+constexpr std::size_t kAckTokenBytes = 16;  // 128 bits
+constexpr int kAckLogsPerMinute = 10;
+
+// Version 0 named an alert's image "<alert id>:attachment" and nothing else linked them.
+void linkLegacyAttachments(sqlite3* db) {
+  exec(db, R"(UPDATE records SET parent = substr(id, 1, length(id) - 11)
+              WHERE parent IS NULL AND id LIKE '%:attachment'
+                AND EXISTS (SELECT 1 FROM records a WHERE a.id = substr(records.id, 1, length(records.id) - 11)
+                                                      AND a.seq > records.seq))");
+}
+
+// Brings an outbox of an older version to kSchemaVersion, in one transaction.
+void migrate(sqlite3* db) {
+  int version = 0;
+  {
+    Stmt v(db, "PRAGMA user_version");
+    if (v.step() == SQLITE_ROW) version = static_cast<int>(v.i64(0));
+  }
+  if (version >= kSchemaVersion) return;
+  exec(db, "BEGIN IMMEDIATE");
+  try {
+    std::set<std::string> columns;
+    {
+      Stmt info(db, "PRAGMA table_info(records)");
+      while (info.step() == SQLITE_ROW) columns.insert(info.text(1));
+    }
+    for (const auto& [name, type] : {std::pair{"parent", "TEXT"}, std::pair{"ack_token", "TEXT"},
+                                     std::pair{"event_seq", "INTEGER"}})
+      if (!columns.count(name))
+        exec(db, (std::string("ALTER TABLE records ADD COLUMN ") + name + " " + type).c_str());
+    linkLegacyAttachments(db);
+    // Version 0 allowed a repeated id; the later copies keep their payload under a new key.
+    exec(db,
+         "UPDATE records SET id = id || '#dup-' || seq "
+         "WHERE seq NOT IN (SELECT MIN(seq) FROM records GROUP BY id)");
+    exec(db, "DROP INDEX IF EXISTS records_id");
+    exec(db, "CREATE UNIQUE INDEX IF NOT EXISTS records_id_unique ON records(id)");
+    exec(db, "CREATE INDEX IF NOT EXISTS records_parent ON records(parent)");
+    // Alerts published before carried the shared record number as seq: alert numbers
+    // continue above it, so that seq never goes back.
+    exec(db,
+         "INSERT OR IGNORE INTO meta(key,value) VALUES('next_alert_seq', MAX("
+         "COALESCE((SELECT value FROM meta WHERE key='next_seq'), 1), "
+         "(SELECT COALESCE(MAX(seq), 0) + 1 FROM records)))");
+    exec(db, ("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+    exec(db, "COMMIT");
+  } catch (...) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+std::string newAckToken() {
+  std::array<unsigned char, kAckTokenBytes> b{};
+  std::size_t got = 0;
+  while (got < b.size()) {
+    const ssize_t n = ::getrandom(b.data() + got, b.size() - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw std::runtime_error(std::string("getrandom: ") + std::strerror(errno));
+    got += static_cast<std::size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : b) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+// Compares in time that does not depend on where the strings differ.
+bool sameToken(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;  // every token has the same, public, length
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+// An id from the network, fit for a log line: printable ASCII, the rest escaped, bounded.
+std::string escaped(const std::string& text, std::size_t max = 128) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < max; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  if (text.size() > max) out += "...(" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
 
 sqlite3* openDb(const std::string& path, int flags) {
   sqlite3* db = nullptr;
@@ -126,11 +233,14 @@ void configure(sqlite3* db) {
   exec(db, "PRAGMA journal_mode=WAL");
   exec(db, "PRAGMA synchronous=FULL");  // the commit is the durability point: fsync it
   exec(db, kSchema);
+  migrate(db);
 }
 
 struct Recovered {
   std::int64_t seq, kind, created, state;
   std::string id, topic, contentType, payload;
+  std::optional<std::string> parent, ackToken;
+  std::optional<std::int64_t> eventSeq;
 };
 
 // Reads every row SQLite can still give from a damaged database: a scan first, then,
@@ -147,14 +257,29 @@ std::vector<Recovered> salvage(const std::string& path, std::string& why) {
     why = e.what();
     return out;
   }
-  const char* cols = "SELECT seq,id,kind,topic,content_type,payload,created_ms,state FROM records ";
+  // A version 0 outbox has no parent, ack_token or event_seq: NULLs stand in for them.
+  std::string cols =
+      "SELECT seq,id,kind,topic,content_type,payload,created_ms,state,parent,ack_token,event_seq "
+      "FROM records ";
+  try {
+    Stmt probe(db, (cols + "LIMIT 0").c_str());
+  } catch (const std::exception&) {
+    cols =
+        "SELECT seq,id,kind,topic,content_type,payload,created_ms,state,NULL,NULL,NULL FROM "
+        "records ";
+  }
   auto read = [&](Stmt& s) {
-    out.push_back({s.i64(0), s.i64(2), s.i64(6), s.i64(7), s.text(1), s.text(3), s.text(4), s.text(5)});
+    Recovered r{s.i64(0),  s.i64(2),  s.i64(6), s.i64(7), s.text(1), s.text(3),
+                s.text(4), s.text(5), {},       {},       {}};
+    if (!s.isNull(8)) r.parent = s.text(8);
+    if (!s.isNull(9)) r.ackToken = s.text(9);
+    if (!s.isNull(10)) r.eventSeq = s.i64(10);
+    out.push_back(std::move(r));
   };
   std::int64_t last = 0;
   bool damaged = false;
   try {
-    Stmt scan(db, (std::string(cols) + "ORDER BY seq").c_str());
+    Stmt scan(db, (cols + "ORDER BY seq").c_str());
     int rc;
     while ((rc = scan.step()) == SQLITE_ROW) {
       read(scan);
@@ -168,7 +293,7 @@ std::vector<Recovered> salvage(const std::string& path, std::string& why) {
   }
   if (damaged) {
     try {
-      Stmt one(db, (std::string(cols) + "WHERE seq=?").c_str());
+      Stmt one(db, (cols + "WHERE seq=?").c_str());
       int misses = 0;
       for (std::int64_t seq = last + 1; misses < 20000; ++seq) {
         one.bind(1, seq);
@@ -237,32 +362,61 @@ void Outbox::openOrRecover() {
     db_ = openDb(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     configure(db_);
   }
+  if (options_.maxPages > 0)
+    exec(db_, ("PRAGMA max_page_count=" + std::to_string(options_.maxPages)).c_str());
   if (!rescued.empty()) {
     exec(db_, "BEGIN");
-    Stmt ins(db_, "INSERT OR IGNORE INTO records(seq,id,kind,topic,content_type,payload,created_ms,state) VALUES(?,?,?,?,?,?,?,?)");
+    Stmt ins(db_,
+             "INSERT OR IGNORE INTO "
+             "records(seq,id,kind,topic,content_type,payload,created_ms,state,parent,ack_token,"
+             "event_seq) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
     for (const auto& r : rescued) {
-      ins.bind(1, r.seq).bind(2, r.id).bind(3, r.kind).bind(4, r.topic).bind(5, r.contentType);
-      ins.blob(6, r.payload).bind(7, r.created).bind(8, r.state == kAcked ? kAcked : r.state);
-      ins.run();
+      // A version 0 outbox may hold an id twice: the later copy keeps its payload under a new key.
+      for (const std::string& id : {r.id, r.id + "#dup-" + std::to_string(r.seq)}) {
+        ins.bind(1, r.seq).bind(2, id).bind(3, r.kind).bind(4, r.topic).bind(5, r.contentType);
+        ins.blob(6, r.payload).bind(7, r.created).bind(8, r.state == kAcked ? kAcked : r.state);
+        if (r.parent) ins.bind(9, *r.parent);
+        if (r.ackToken) ins.bind(10, *r.ackToken);
+        if (r.eventSeq) ins.bind(11, *r.eventSeq);
+        ins.run();
+        if (sqlite3_changes(db_) > 0) break;
+      }
     }
+    linkLegacyAttachments(db_);
     exec(db_, "COMMIT");
   }
+  auto metaValue = [&](const char* key, std::uint64_t fallback) {
+    Stmt m(db_, "SELECT value FROM meta WHERE key=?");
+    m.bind(1, std::string(key));
+    return m.step() == SQLITE_ROW ? std::max(fallback, static_cast<std::uint64_t>(m.i64(0)))
+                                  : fallback;
+  };
   {
     Stmt s(db_, "SELECT COALESCE(MAX(seq),0), COALESCE(SUM(length(payload)),0) FROM records");
     s.step();
-    nextSeq_ = static_cast<std::uint64_t>(s.i64(0)) + 1;
-    payloadBytes_ = static_cast<std::uint64_t>(s.i64(1));
-    Stmt m(db_, "SELECT value FROM meta WHERE key='next_seq'");
-    if (m.step() == SQLITE_ROW) nextSeq_ = std::max(nextSeq_, static_cast<std::uint64_t>(m.i64(0)));
+    c_.nextSeq = metaValue("next_seq", static_cast<std::uint64_t>(s.i64(0)) + 1);
+    c_.payloadBytes = static_cast<std::uint64_t>(s.i64(1));
+    Stmt a(db_,
+           "SELECT COALESCE(MAX(COALESCE(event_seq, seq)),0) FROM records WHERE kind=0 AND parent "
+           "IS NULL");
+    a.step();
+    c_.nextAlertSeq = metaValue("next_alert_seq", static_cast<std::uint64_t>(a.i64(0)) + 1);
+    c_.nextIdNumber = metaValue("next_id_number", 1);
   }
+  // One more start: the status and the will carry it, so a late will matches its birth.
+  exec(db_,
+       "INSERT INTO meta(key,value) VALUES('session',1) ON CONFLICT(key) DO UPDATE SET "
+       "value=value+1");
+  session_ = metaValue("session", 1);
   reader_ = openDb(path, SQLITE_OPEN_READWRITE);
-  logger->info("outbox {}: next seq {}, {} bytes of payload", path, nextSeq_, payloadBytes_);
+  logger->info("outbox {}: session {}, next seq {}, next alert seq {}, {} bytes of payload", path,
+               session_, c_.nextSeq, c_.nextAlertSeq, c_.payloadBytes);
 }
 
 void Outbox::accept(RecordDraft draft, AcceptDone done) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back({std::move(draft), std::move(done)});
+    queue_.push_back({std::move(draft), std::move(done), {}, 0});
   }
   cv_.notify_one();
 }
@@ -276,10 +430,10 @@ void Outbox::markPublished(std::uint64_t seq) {
   cv_.notify_one();
 }
 
-void Outbox::markAcked(const std::string& id) {
+void Outbox::markAcked(std::string id, std::string ackToken) {
   {
     std::lock_guard lock(mutex_);
-    toAck_.push_back(id);
+    toAck_.push_back({std::move(id), std::move(ackToken)});
   }
   cv_.notify_one();
 }
@@ -291,12 +445,15 @@ void Outbox::flush() {
 
 void Outbox::writerLoop() {
   auto logger = log::get("outbox");
+  int failures = 0;  // consecutive failed transactions
   while (true) {
     std::vector<Pending> batch;
     std::vector<std::uint64_t> published;
-    std::vector<std::string> acked;
+    std::vector<Ack> acked;
     {
       std::unique_lock lock(mutex_);
+      // After a failed write (a full disk), wait a little rather than spin on it.
+      if (failures > 0) cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; });
       cv_.wait(lock, [this] { return stop_ || !queue_.empty() || !toPublish_.empty() || !toAck_.empty(); });
       if (stop_ && queue_.empty() && toPublish_.empty() && toAck_.empty()) return;
       // Everything that queued while the last commit was syncing goes in this one:
@@ -309,44 +466,68 @@ void Outbox::writerLoop() {
       acked.swap(toAck_);
       busy_ = true;
     }
+    const Counters before = c_;
+    bool ok = true;
     try {
       exec(db_, "BEGIN IMMEDIATE");
       applyUpdates(published, acked);
       commitBatch(batch);
       exec(db_, "COMMIT");
+      failures = 0;
     } catch (const std::exception& e) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      ok = false;
+      ++failures;
+      c_ = before;  // nothing of this transaction happened: numbers and bytes with it
       logger->error("outbox {}: write failed: {}", options_.path, e.what());
-      // Not committed, so not accepted: every caller learns it now.
+      // Not committed, so not accepted: every caller of the batch learns it, including
+      // those whose records had been written before the failure.
       const std::string err = std::string("outbox write failed: ") + e.what();
-      std::weak_ptr<bool> alive = alive_;
       for (auto& p : batch)
-        if (p.done) asio::post(io_, [alive, done = std::move(p.done), err] {
-          if (alive.lock()) done(err, 0);
-        });
-      batch.clear();
+        if (p.error.empty()) p.error = err;
     }
+    publishCounters();
     std::weak_ptr<bool> alive = alive_;
+    bool anyAccepted = false;
     for (auto& p : batch) {
+      anyAccepted = anyAccepted || p.error.empty();
       if (!p.done) continue;
-      asio::post(io_, [alive, done = std::move(p.done)] {
-        if (alive.lock()) done("", 0);  // the wrapped callback supplies the seq
+      asio::post(io_, [alive, done = std::move(p.done), err = std::move(p.error), seq = p.seq] {
+        if (alive.lock()) done(err, err.empty() ? seq : 0);
       });
     }
-    if (!batch.empty() && onCommitted_)
+    if (anyAccepted && onCommitted_)
       asio::post(io_, [this, alive] {
         if (alive.lock() && onCommitted_) onCommitted_();
       });
     {
       std::lock_guard lock(mutex_);
       busy_ = false;
-      for (auto seq : published) publishing_.erase(seq);
+      if (!ok && failures < 5 && !stop_) {
+        // The publish marks and acks were not recorded: they go with the next transaction.
+        toPublish_.insert(toPublish_.begin(), published.begin(), published.end());
+        toAck_.insert(toAck_.begin(), acked.begin(), acked.end());
+      } else {
+        if (!ok && (!published.empty() || !acked.empty()))
+          logger->error(
+              "outbox {}: gave up recording {} publish mark(s) (those records go again) and {} "
+              "ack(s)",
+              options_.path, published.size(), acked.size());
+        for (auto seq : published) publishing_.erase(seq);
+      }
     }
     idle_.notify_all();
   }
 }
 
-void Outbox::applyUpdates(std::vector<std::uint64_t>& published, std::vector<std::string>& acked) {
+void Outbox::publishCounters() {
+  evicted_ = c_.evicted;
+  acksApplied_ = c_.acksApplied;
+  acksRejected_ = c_.acksRejected;
+}
+
+void Outbox::applyUpdates(const std::vector<std::uint64_t>& published,
+                          const std::vector<Ack>& acked) {
   const std::int64_t now = nowMs();
   if (!published.empty()) {
     // Alerts stay on record until acked; other records are done once the broker has them.
@@ -355,21 +536,54 @@ void Outbox::applyUpdates(std::vector<std::uint64_t>& published, std::vector<std
     for (auto seq : published) {
       up.bind(1, kPublished).bind(2, now).bind(3, static_cast<std::int64_t>(seq)).run();
       del.bind(1, static_cast<std::int64_t>(seq));
-      while (del.step() == SQLITE_ROW) payloadBytes_ -= static_cast<std::uint64_t>(del.i64(0));
+      while (del.step() == SQLITE_ROW) c_.payloadBytes -= static_cast<std::uint64_t>(del.i64(0));
       del.reset();
     }
   }
-  if (!acked.empty()) {
-    // The alert and its attachments (ids "<alert id>:<what>").
-    Stmt up(db_, "UPDATE records SET state=2, acked_ms=?, published_ms=COALESCE(published_ms, ?) "
-                 "WHERE id=? OR (id > ? AND id < ?)");
-    for (const auto& id : acked)
-      up.bind(1, now).bind(2, now).bind(3, id).bind(4, id + ":").bind(5, id + ";").run();
-  }
+  for (const auto& ack : acked) applyAck(ack, now);
   // Retention of acked alerts, a little at a time.
   Stmt old(db_, "DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE state=2 AND acked_ms < ? LIMIT 256) RETURNING length(payload)");
   old.bind(1, now - static_cast<std::int64_t>(options_.ackedRetentionS) * 1000);
-  while (old.step() == SQLITE_ROW) payloadBytes_ -= static_cast<std::uint64_t>(old.i64(0));
+  while (old.step() == SQLITE_ROW) c_.payloadBytes -= static_cast<std::uint64_t>(old.i64(0));
+}
+
+void Outbox::applyAck(const Ack& ack, std::int64_t now) {
+  // Exactly one alert, by its exact id (never a prefix, never an attachment).
+  Stmt find(db_, "SELECT state, ack_token FROM records WHERE id=? AND kind=0 AND parent IS NULL");
+  find.bind(1, ack.id);
+  if (find.step() != SQLITE_ROW) return rejectAck(ack, "no alert has this id");
+  const auto state = find.i64(0);
+  if (state == kPending) return rejectAck(ack, "the alert has not been published yet");
+  // Alerts accepted before version 2 carried no token: their exact id is all there is.
+  if (!find.isNull(1) && !sameToken(find.text(1), ack.token))
+    return rejectAck(ack, "wrong ack_token");
+  if (state == kAcked) {
+    log::get("outbox")->debug("alert {} was already acknowledged; a later ack changes nothing",
+                              ack.id);
+    return;
+  }
+  Stmt up(db_,
+          "UPDATE records SET state=2, acked_ms=?1, published_ms=COALESCE(published_ms, ?1) "
+          "WHERE id=?2 OR parent=?2");
+  up.bind(1, now).bind(2, ack.id).run();
+  ++c_.acksApplied;
+}
+
+void Outbox::rejectAck(const Ack& ack, const char* why) {
+  ++c_.acksRejected;
+  // Anyone who may publish on the acks topic can send these: log a bounded number.
+  const auto now = std::chrono::steady_clock::now();
+  auto logger = log::get("outbox");
+  if (now - ackLogWindow_ >= std::chrono::minutes(1)) {
+    if (ackLogsSuppressed_ > 0)
+      logger->warn("{} more ack(s) ignored in the last minute were not logged", ackLogsSuppressed_);
+    ackLogWindow_ = now;
+    ackLogsInWindow_ = ackLogsSuppressed_ = 0;
+  }
+  if (ackLogsInWindow_++ < kAckLogsPerMinute)
+    logger->warn("ignored an ack for \"{}\": {}", escaped(ack.id), why);
+  else
+    ++ackLogsSuppressed_;
 }
 
 std::uint64_t Outbox::freeDiskBytes() const {
@@ -382,16 +596,16 @@ std::uint64_t Outbox::freeDiskBytes() const {
 void Outbox::evictTelemetry(std::uint64_t incoming) {
   Stmt pick(db_, "SELECT seq, length(payload) FROM records WHERE kind=2 ORDER BY seq LIMIT 64");
   Stmt del(db_, "DELETE FROM records WHERE seq=?");
-  while (payloadBytes_ + incoming > options_.maxBytes) {
+  while (c_.payloadBytes + incoming > options_.maxBytes) {
     std::vector<std::pair<std::int64_t, std::int64_t>> victims;
     while (pick.step() == SQLITE_ROW) victims.emplace_back(pick.i64(0), pick.i64(1));
     pick.reset();
     if (victims.empty()) return;
     for (auto [seq, bytes] : victims) {
-      if (payloadBytes_ + incoming <= options_.maxBytes) break;
+      if (c_.payloadBytes + incoming <= options_.maxBytes) break;
       del.bind(1, seq).run();
-      payloadBytes_ -= static_cast<std::uint64_t>(bytes);
-      ++evicted_;
+      c_.payloadBytes -= static_cast<std::uint64_t>(bytes);
+      ++c_.evicted;
     }
   }
 }
@@ -399,18 +613,33 @@ void Outbox::evictTelemetry(std::uint64_t incoming) {
 void Outbox::commitBatch(std::vector<Pending>& batch) {
   if (batch.empty()) return;
   auto logger = log::get("outbox");
-  Stmt ins(db_, "INSERT INTO records(seq,id,kind,topic,content_type,payload,created_ms) VALUES(?,?,?,?,?,?,?)");
+  Stmt ins(db_,
+           "INSERT INTO "
+           "records(seq,id,kind,topic,content_type,payload,created_ms,parent,ack_token,event_seq) "
+           "VALUES(?,?,?,?,?,?,?,?,?,?)");
+  Stmt exists(db_, "SELECT 1 FROM records WHERE id=?");
+  auto attachmentId = [](const std::string& id, std::size_t i) {
+    return id + ":attachment" + (i == 0 ? std::string() : "." + std::to_string(i));
+  };
+  // True when the record's id or one of its attachments' is in the outbox already.
+  auto taken = [&](const std::string& id, std::size_t attachments) {
+    for (std::size_t i = 0; i <= attachments; ++i) {
+      exists.bind(1, i == 0 ? id : attachmentId(id, i - 1));
+      const bool found = exists.step() == SQLITE_ROW;
+      exists.reset();
+      if (found) return true;
+    }
+    return false;
+  };
   const std::int64_t now = nowMs();
   const std::uint64_t freeBytes = freeDiskBytes();
-  std::vector<Pending> refused;
-  std::vector<Pending> kept;
   for (auto& p : batch) {
     const bool isAlert = p.draft.kind == RecordKind::alert;
     std::uint64_t size = 4096;  // an estimate of the rendered record; attachments counted exactly
     for (const auto& a : p.draft.attachments) size += a.payload.size();
-    if (payloadBytes_ + size > options_.maxBytes) evictTelemetry(size);
+    if (c_.payloadBytes + size > options_.maxBytes) evictTelemetry(size);
     std::string refusal;
-    if (payloadBytes_ + size > options_.maxBytes) {
+    if (c_.payloadBytes + size > options_.maxBytes) {
       if (!isAlert) {
         refusal = "outbox budget of " + std::to_string(options_.maxBytes) + " bytes is full of alerts; telemetry not accepted";
       } else {
@@ -425,34 +654,50 @@ void Outbox::commitBatch(std::vector<Pending>& batch) {
     }
     if (refusal.empty() && freeBytes < options_.minFreeBytes + size)
       refusal = "free disk below the floor of " + std::to_string(options_.minFreeBytes) + " bytes";
+    if (refusal.empty() && !p.draft.render) refusal = "a record with nothing to render";
+    std::string id = p.draft.id;
+    if (refusal.empty() && p.draft.numberedId) {
+      // The counter is committed with the record. After a salvaged outbox it may lag
+      // behind ids in use: those numbers are skipped.
+      for (int tries = 0; tries < 1000; ++tries) {
+        id = p.draft.id + "/" + std::to_string(c_.nextIdNumber++);
+        if (!taken(id, p.draft.attachments.size())) break;
+      }
+    }
+    if (refusal.empty() && taken(id, p.draft.attachments.size()))
+      refusal = std::string(kIdTaken) + ": \"" + escaped(id) + "\"";
     if (!refusal.empty()) {
-      logger->error("outbox {}: not accepted {}: {}", options_.path, p.draft.id, refusal);
-      const std::string err = refusal;
-      std::weak_ptr<bool> alive = alive_;
-      if (p.done) asio::post(io_, [alive, done = std::move(p.done), err] {
-        if (alive.lock()) done(err, 0);
-      });
+      logger->error("outbox {}: not accepted {}: {}", options_.path, escaped(id), refusal);
+      p.error = std::move(refusal);
       continue;
     }
-    for (const auto& a : p.draft.attachments) {
-      ins.bind(1, static_cast<std::int64_t>(nextSeq_++)).bind(2, p.draft.id + ":" + "attachment");
+    RenderInfo info{0, id, isAlert ? newAckToken() : std::string()};
+    for (std::size_t i = 0; i < p.draft.attachments.size(); ++i) {
+      const auto& a = p.draft.attachments[i];
+      ins.bind(1, static_cast<std::int64_t>(c_.nextSeq++)).bind(2, attachmentId(id, i));
       ins.bind(3, static_cast<std::int64_t>(p.draft.kind)).bind(4, a.topic).bind(5, a.contentType);
-      ins.blob(6, a.payload).bind(7, now).run();
-      payloadBytes_ += a.payload.size();
+      ins.blob(6, a.payload).bind(7, now).bind(8, id).run();
+      c_.payloadBytes += a.payload.size();
     }
-    const std::uint64_t seq = nextSeq_++;
-    const std::string payload = p.draft.render(seq);
-    ins.bind(1, static_cast<std::int64_t>(seq)).bind(2, p.draft.id);
+    const std::uint64_t seq = c_.nextSeq++;
+    // Alerts are numbered on their own, without gaps: a gap means a missing alert.
+    info.seq = isAlert ? c_.nextAlertSeq++ : seq;
+    const std::string payload = p.draft.render(info);
+    ins.bind(1, static_cast<std::int64_t>(seq)).bind(2, id);
     ins.bind(3, static_cast<std::int64_t>(p.draft.kind)).bind(4, p.draft.topic).bind(5, p.draft.contentType);
-    ins.blob(6, payload).bind(7, now).run();
-    payloadBytes_ += payload.size();
-    // Completions carry the seq: wrap the callback now that we know it.
-    if (p.done) p.done = [done = std::move(p.done), seq](const std::string& e, std::uint64_t) { done(e, seq); };
-    kept.push_back(std::move(p));
+    ins.blob(6, payload).bind(7, now);
+    if (isAlert) ins.bind(9, info.ackToken);
+    ins.bind(10, static_cast<std::int64_t>(info.seq)).run();
+    c_.payloadBytes += payload.size();
+    p.seq = info.seq;
   }
-  Stmt meta(db_, "INSERT INTO meta(key,value) VALUES('next_seq',?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
-  meta.bind(1, static_cast<std::int64_t>(nextSeq_)).run();
-  batch.swap(kept);
+  Stmt meta(db_,
+            "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET "
+            "value=excluded.value");
+  for (const auto& [key, value] :
+       {std::pair{"next_seq", c_.nextSeq}, std::pair{"next_alert_seq", c_.nextAlertSeq},
+        std::pair{"next_id_number", c_.nextIdNumber}})
+    meta.bind(1, std::string(key)).bind(2, static_cast<std::int64_t>(value)).run();
 }
 
 std::vector<OutboxRecord> Outbox::nextPending(std::size_t limit, const std::set<std::uint64_t>& skip) {
@@ -491,7 +736,10 @@ OutboxStats Outbox::stats(double unackedAfterS) {
       st.oldestPendingAgeS = static_cast<double>(now - s.i64(0)) / 1000.0;
   }
   {
-    Stmt s(reader_, "SELECT COUNT(*), MIN(published_ms) FROM records WHERE state=1 AND kind=0 AND instr(id, ':')=0 AND published_ms <= ?");
+    // Every alert, not its attachments (which are acked with it).
+    Stmt s(reader_,
+           "SELECT COUNT(*), MIN(published_ms) FROM records WHERE state=1 AND kind=0 AND parent IS "
+           "NULL AND published_ms <= ?");
     s.bind(1, now - static_cast<std::int64_t>(unackedAfterS * 1000.0));
     if (s.step() == SQLITE_ROW) {
       st.unackedOlderThan = static_cast<std::uint64_t>(s.i64(0));
@@ -503,6 +751,8 @@ OutboxStats Outbox::stats(double unackedAfterS) {
     if (::stat((options_.path + suffix).c_str(), &sb) == 0) st.fileBytes += static_cast<std::uint64_t>(sb.st_size);
   }
   st.evicted = evicted_;
+  st.acksApplied = acksApplied_;
+  st.acksRejected = acksRejected_;
   st.diskFault = diskFault_;
   return st;
 }

@@ -2,10 +2,14 @@
 // The durable outbox (DESIGN "Delivery guarantee"): an SQLite database in WAL mode in the
 // state directory. accept() completes only after the record is committed with fsync;
 // concurrent accepts share one transaction (group commit) on the writer thread. Records
-// go pending → published (on PUBACK) → acked (the control room's ack), per lane in seq
-// order, alerts before status before telemetry.
+// go pending → published (on PUBACK) → acked (the control room's ack, which must name a
+// published alert by its exact id and carry that alert's ack_token), per lane in seq
+// order, alerts before status before telemetry. Ids are unique. The numbers a record is
+// published with (the alert-only `seq`, trace id counters, the session number) are kept
+// in the database and assigned in the transaction that accepts it.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -33,6 +37,7 @@ struct OutboxOptions {
   std::uint64_t minFreeBytes = 100ull << 20;   ///< below this free disk, nothing more is accepted
   std::uint32_t ackedRetentionS = 7 * 86400;   ///< acked alerts are deleted after this
   std::size_t maxBatch = 512;                  ///< records per group commit
+  int maxPages = 0;  ///< SQLite's hard cap on the file's pages (PRAGMA max_page_count); 0 = none
 };
 
 /// One stored record, as the publisher needs it.
@@ -55,6 +60,8 @@ struct OutboxStats {
   double oldestUnackedAgeS = 0;
   std::uint64_t evicted = 0;        ///< telemetry records evicted since start
   bool diskFault = false;           ///< alerts alone exceed the budget
+  std::uint64_t acksApplied = 0;    ///< acks that acknowledged an alert, since start
+  std::uint64_t acksRejected = 0;   ///< acks ignored (unknown id, pending alert, wrong token)
 };
 
 /// The outbox. Public methods are called on the io thread; callbacks are posted to it.
@@ -74,8 +81,12 @@ class Outbox final : public AlertSink {
   /// Marks a record published (its PUBACK arrived). Not waited for: if it is lost in a
   /// crash the record is published again, with the same id.
   void markPublished(std::uint64_t seq);
-  /// Marks the alert with this CloudEvents id acknowledged by the control room.
-  void markAcked(const std::string& id);
+  /// The control room's ack: acknowledges the alert whose CloudEvents id is exactly `id`
+  /// if it was published and `ackToken` is the token it carried; anything else changes
+  /// nothing and is counted (stats().acksRejected) and logged (a bounded number a minute).
+  void markAcked(std::string id, std::string ackToken);
+  /// This start's session number: one more than the last start's (kept in the database).
+  [[nodiscard]] std::uint64_t session() const { return session_; }
   /// Counts; `unackedAfterS` sets the age that counts as overdue.
   OutboxStats stats(double unackedAfterS);
   /// Non-empty when the database was damaged at start: what happened to it.
@@ -89,10 +100,23 @@ class Outbox final : public AlertSink {
   struct Pending {
     RecordDraft draft;
     AcceptDone done;
+    std::string error;      // why it was not accepted ("" = accepted, once committed)
+    std::uint64_t seq = 0;  // its RenderInfo::seq
+  };
+  struct Ack {
+    std::string id, token;
+  };
+  // The writer's counters, restored when a transaction rolls back.
+  struct Counters {
+    std::uint64_t nextSeq = 1, nextAlertSeq = 1, nextIdNumber = 1, payloadBytes = 0;
+    std::uint64_t evicted = 0, acksApplied = 0, acksRejected = 0;
   };
   void writerLoop();
   void commitBatch(std::vector<Pending>& batch);
-  void applyUpdates(std::vector<std::uint64_t>& published, std::vector<std::string>& acked);
+  void applyUpdates(const std::vector<std::uint64_t>& published, const std::vector<Ack>& acked);
+  void applyAck(const Ack& ack, std::int64_t now);
+  void rejectAck(const Ack& ack, const char* why);
+  void publishCounters();
   void evictTelemetry(std::uint64_t incoming);
   std::uint64_t freeDiskBytes() const;
   void openOrRecover();
@@ -109,13 +133,15 @@ class Outbox final : public AlertSink {
   std::condition_variable idle_;
   std::deque<Pending> queue_;
   std::vector<std::uint64_t> toPublish_;
-  std::vector<std::string> toAck_;
+  std::vector<Ack> toAck_;
   bool busy_ = false;
   bool stop_ = false;
-  std::uint64_t nextSeq_ = 1;
-  std::uint64_t payloadBytes_ = 0;  // writer thread; mirrored for stats
+  Counters c_;  // writer thread (and the constructor)
+  std::uint64_t session_ = 0;
   std::set<std::uint64_t> publishing_;  // PUBACKed, commit pending (mutex_)
-  std::atomic<std::uint64_t> evicted_{0};
+  std::atomic<std::uint64_t> evicted_{0}, acksApplied_{0}, acksRejected_{0};  // mirrors of c_
+  std::chrono::steady_clock::time_point ackLogWindow_{};  // writer thread: rejected-ack log limit
+  int ackLogsInWindow_ = 0, ackLogsSuppressed_ = 0;
   std::atomic<bool> diskFault_{false};
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::thread writer_;

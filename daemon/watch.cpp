@@ -212,13 +212,20 @@ int watchAlerts(const WatchOptions& options) {
       if (!imageDir.empty()) saveImage(imageDir, payload, images);
     }
     if (ack) {
-      try {
-        const auto id = nlohmann::json::parse(payload).at("id");
-        client->publish({prefix + "acks", nlohmann::json{{"id", id}}.dump(), 1, false,
-                         "application/json", std::nullopt},
-                        nullptr);
-      } catch (const nlohmann::json::exception&) {
-        // An alert without an id cannot be acknowledged; it was printed all the same.
+      // Contract 5 v1.1: the alert's exact id and the ack_token it carried.
+      const auto e = nlohmann::json::parse(payload, nullptr, false);
+      const auto token = e.is_object() ? e.value("/data/ack_token"_json_pointer, nlohmann::json())
+                                       : nlohmann::json();
+      if (e.is_object() && e.contains("id") && e["id"].is_string() && token.is_string()) {
+        const nlohmann::json a{{"id", e["id"]}, {"ack_token", token}, {"by", clientId}};
+        client->publish(
+            {prefix + "acks", a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 1,
+             false, "application/json", std::nullopt},
+            nullptr);
+      } else {
+        // An alert without an id or token cannot be acknowledged; it was printed all the same.
+        std::cerr << "lanegatectl: an alert without an id and ack_token: not acknowledged"
+                  << std::endl;
       }
     }
     ++received;

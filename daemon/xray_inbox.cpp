@@ -312,10 +312,23 @@ void XrayInbox::finished(std::shared_ptr<Result> r) {
   RecordDraft d;
   d.id = alert ? r->alertId : lane::xrayScanId(identity_, options_.device, scanId);
   const std::string type = alert ? "org.lanegate.xray.hit" : "org.lanegate.xray.scan";
-  d.render = [identity = identity_, id = d.id, type, device = options_.device,
-              data = std::move(r->dataJson)](std::uint64_t seq) {
-    return lane::cloudEvent(identity, type, id, seq, device, std::chrono::system_clock::now(),
-                            data);
+  // Contract 5 v1.1: the event's time is when the scan was taken (the bundle's), its
+  // subject the conveyance's id.
+  lane::EventHead head{type,
+                       "",
+                       0,
+                       options_.device,
+                       scan.takenAt.value_or(std::chrono::system_clock::now()),
+                       lane::subjectOf(scan.conveyance),
+                       alert ? lane::dataSchemaUri("xray-hit-data")
+                             : lane::dataSchemaUri("scan-telemetry") + "#/properties/data",
+                       ""};
+  d.render = [identity = identity_, head = std::move(head),
+              data = std::move(r->dataJson)](const RenderInfo& info) mutable {
+    head.id = info.id;
+    head.seq = info.seq;
+    head.ackToken = info.ackToken;
+    return lane::cloudEvent(identity, head, data);
   };
   if (alert) {
     // An alert: its overlay is stored with it and published first.
@@ -334,7 +347,10 @@ void XrayInbox::finished(std::shared_ptr<Result> r) {
   sink_.accept(std::move(d), [this, alive = alive_, scanId, conveyance = std::move(scan.conveyance),
                               alertId = alert ? r->alertId : std::string()](const std::string& err,
                                                                             std::uint64_t) {
-    if (*alive) accepted(scanId, err, conveyance, alertId);
+    // Its id is taken: this scan's record was made durable before a crash kept the bundle
+    // from being archived. It is done; analysed again, it is not sent twice.
+    if (*alive)
+      accepted(scanId, err.rfind(kIdTaken, 0) == 0 ? std::string() : err, conveyance, alertId);
   });
   pump();
 }

@@ -12,6 +12,8 @@ namespace {
 
 using Json = nlohmann::json;
 
+// Text from devices and bundles may hold invalid UTF-8: replaced, never a throw.
+
 // As vision::toJson rounds them: to 1/`per` of a unit.
 double roundTo(double v, double per) { return std::round(v * per) / per; }
 
@@ -129,6 +131,7 @@ std::string traceHitData(const TraceResult& r) {
        {{"verdict", trace::verdictName(r.ours.verdict)}, {"substances", std::move(ourSubstances)}}},
       {"agree", r.agree},
       {"substances", r.substances},
+      {"readings_valid", r.readingsValid},
       {"readings",
        {{"drift_temp_k", r.driftTempK},
         {"pressure_hpa", r.pressureHpa},
@@ -160,31 +163,99 @@ std::string xrayHitData(const XrayScan& scan, const std::string& imageTopic) {
 
 std::string scanTelemetryData(const XrayScan& scan) {
   return dumpJson(Json{{"scan_id", scan.scanId},
-                       {"verdict", scan.verdict},
-                       {"conveyance", conveyanceJson(scan.conveyance)},
-                       {"evidence", evidenceJson(scan)},
-                       {"timings_ms", timingsJson(scan)}});
+                     {"verdict", scan.verdict},
+                     {"conveyance", conveyanceJson(scan.conveyance)},
+                     {"evidence", evidenceJson(scan)},
+                     {"timings_ms", timingsJson(scan)}});
 }
 
 std::string testAlertData(const LaneIdentity& identity) {
   return dumpJson(Json{{"site", identity.site},
-                       {"lane", identity.lane},
-                       {"message", "test alert requested by a technician; no action needed"}});
+                     {"lane", identity.lane},
+                     {"message", "test alert requested by a technician; no action needed"}});
 }
 
-std::string cloudEvent(const LaneIdentity& identity, const std::string& type, const std::string& id,
-                       std::uint64_t seq, const std::string& device,
-                       std::chrono::system_clock::time_point time, const std::string& dataJson) {
-  const Json head{{"specversion", "1.0"},
-                  {"type", type},
-                  {"id", id},
-                  {"source", "lanegate://" + identity.site + "/" + identity.lane + "/" + device},
-                  {"time", rfc3339(time)},
-                  {"datacontenttype", "application/json"},
-                  {"seq", seq}};
-  // The data goes in as it was serialised; "data" sorts first, as the envelope's keys do.
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_view t) {
+  // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
+  auto digits = [&](std::size_t at, std::size_t n, int& out) {
+    if (at + n > t.size()) return false;
+    out = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (t[i] < '0' || t[i] > '9') return false;
+      out = out * 10 + (t[i] - '0');
+    }
+    return true;
+  };
+  int year, month, day, hour, minute, second;
+  if (!digits(0, 4, year) || t.size() < 20 || t[4] != '-' || !digits(5, 2, month) || t[7] != '-' ||
+      !digits(8, 2, day) || (t[10] != 'T' && t[10] != 't') || !digits(11, 2, hour) ||
+      t[13] != ':' || !digits(14, 2, minute) || t[16] != ':' || !digits(17, 2, second))
+    return std::nullopt;
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    return std::nullopt;
+  std::size_t at = 19;
+  std::int64_t micros = 0;
+  if (at < t.size() && t[at] == '.') {
+    std::size_t n = 0;
+    for (++at; at < t.size() && t[at] >= '0' && t[at] <= '9'; ++at, ++n)
+      if (n < 6) micros = micros * 10 + (t[at] - '0');
+    if (n == 0) return std::nullopt;
+    for (; n < 6; ++n) micros *= 10;
+  }
+  int offsetMin = 0;
+  if (at < t.size() && (t[at] == 'Z' || t[at] == 'z') && at + 1 == t.size()) {
+    // UTC
+  } else if (at + 6 == t.size() && (t[at] == '+' || t[at] == '-') && t[at + 3] == ':') {
+    int oh, om;
+    if (!digits(at + 1, 2, oh) || !digits(at + 4, 2, om) || oh > 23 || om > 59) return std::nullopt;
+    offsetMin = (t[at] == '-' ? -1 : 1) * (oh * 60 + om);
+  } else {
+    return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  const std::time_t secs = timegm(&tm);
+  std::tm check{};
+  gmtime_r(&secs, &check);
+  if (second < 60 && check.tm_mday != day) return std::nullopt;  // 31 February and the like
+  return std::chrono::system_clock::time_point(
+      std::chrono::seconds(secs - std::time_t{offsetMin} * 60) + std::chrono::microseconds(micros));
+}
+
+std::string subjectOf(const ConveyanceRecord& r) {
+  const vision::Conveyance& c = r.conveyance;
+  if (!c.ids.empty() && !c.ids.front().empty()) return c.ids.front();
+  if (!c.plate.empty()) return c.plate;
+  return c.awb;
+}
+
+std::string dataSchemaUri(const std::string& schema) {
+  return "https://lanegate.org/schemas/v1/" + schema + ".schema.json";
+}
+
+std::string cloudEvent(const LaneIdentity& identity, const EventHead& h,
+                       const std::string& dataJson) {
+  Json head{{"specversion", "1.0"},
+            {"type", h.type},
+            {"id", h.id},
+            {"source", "lanegate://" + identity.site + "/" + identity.lane + "/" + h.device},
+            {"time", rfc3339(h.time)},
+            {"datacontenttype", "application/json"},
+            {"dataschema", h.dataschema},
+            {"seq", h.seq}};
+  if (!h.subject.empty()) head["subject"] = h.subject;
+  // The data goes in as it was serialised, the alert's ack_token first (hex: no escaping
+  // needed); "data" sorts first, as the envelope's keys do.
+  std::string data = dataJson;
+  if (!h.ackToken.empty() && data.size() >= 2 && data.front() == '{')
+    data = "{\"ack_token\":\"" + h.ackToken + "\"" + (data == "{}" ? "" : ",") + data.substr(1);
   const std::string rest = dumpJson(head);
-  return "{\"data\":" + dataJson + "," + rest.substr(1);
+  return "{\"data\":" + data + "," + rest.substr(1);
 }
 
 }  // namespace lanegate::lane

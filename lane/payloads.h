@@ -3,10 +3,13 @@
 // envelope is put around data text already serialised (the data is not parsed again), so
 // a spectrum or a finding becomes JSON text exactly once between its device and the outbox.
 // Schemas: config/schemas/{trace-hit-data,xray-hit-data,scan-telemetry,test-alert-data,alert}.
+// Envelope: Contract 5 v1.1 (time of the scan or sample, subject, dataschema, seq).
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -48,10 +51,32 @@ std::string scanTelemetryData(const XrayScan& scan);
 /// org.lanegate.test data: a technician's test alert.
 std::string testAlertData(const LaneIdentity& identity);
 
-/// A structured-mode CloudEvent around `dataJson` (already JSON text): source
-/// lanegate://{site}/{lane}/{device}, time `time`, extension seq.
-std::string cloudEvent(const LaneIdentity& identity, const std::string& type, const std::string& id,
-                       std::uint64_t seq, const std::string& device,
-                       std::chrono::system_clock::time_point time, const std::string& dataJson);
+/// Parses RFC 3339 date-time text ("2026-11-27T12:00:00.123Z", any offset); nullopt
+/// when it is not one.
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_view text);
+
+/// The conveyance's id for an event's `subject`: its first container number, else its
+/// plate, else its air waybill; "" when it names none.
+std::string subjectOf(const ConveyanceRecord& conveyance);
+
+/// The `dataschema` URI of a schema in config/schemas/ ("xray-hit-data" →
+/// https://lanegate.org/schemas/v1/xray-hit-data.schema.json).
+std::string dataSchemaUri(const std::string& schema);
+
+/// What an event says besides its data (Contract 5 v1.1).
+struct EventHead {
+  std::string type;       ///< org.lanegate.xray.hit, ...
+  std::string id;         ///< the CloudEvents id
+  std::uint64_t seq = 0;  ///< extension `seq` (alerts: per lane, contiguous over alerts)
+  std::string device;     ///< source = lanegate://{site}/{lane}/{device}
+  std::chrono::system_clock::time_point time;  ///< when the scan or sample was taken
+  std::string subject;     ///< the conveyance id; "" = none (no `subject` attribute)
+  std::string dataschema;  ///< URI of the data's schema
+  std::string ackToken;    ///< alerts: put into data as `ack_token`; "" = none
+};
+
+/// A structured-mode CloudEvent around `dataJson` (already JSON text, an object).
+std::string cloudEvent(const LaneIdentity& identity, const EventHead& head,
+                       const std::string& dataJson);
 
 }  // namespace lanegate::lane

@@ -53,6 +53,12 @@ tl::expected<TraceResult, std::string> evaluateTrace(const std::string& device, 
   r.pressureHpa = sample.pressureHpa;
   r.desorberTempC = sample.desorberTempC;
   r.spectrum = std::move(*spectrum);
+  if (!r.spectrum.driftTempK)
+    r.readingsProblem = "drift_temp_k " + std::to_string(r.driftTempK) + " is outside 200 to 800 K";
+  if (!r.spectrum.pressureHpa)
+    r.readingsProblem += (r.readingsProblem.empty() ? "" : "; ") + std::string("pressure_hpa ") +
+                         std::to_string(r.pressureHpa) + " is outside 100 to 2000 hPa";
+  r.readingsValid = r.readingsProblem.empty();
   r.ours = trace::analyze(r.spectrum, library);
   r.deviceAlarms = std::move(sample.alarms);
   // The driver decided the alarm from the profile's own status bit: vendors put it

@@ -27,6 +27,10 @@ struct TraceResult {
   std::uint16_t sampleSeq = 0;                   ///< as the device numbered it
   std::uint32_t sampleTime = 0;                  ///< the device's clock, unix seconds
   double driftTempK = 0.0, pressureHpa = 0.0, desorberTempC = 0.0;  ///< readings, for audit
+  /// False when a reading is outside what a drift tube or the weather can do (a sensor or
+  /// unit fault): the device is then `fault`, yet an alarm or a match still alerts.
+  bool readingsValid = true;
+  std::string readingsProblem;  ///< which reading and why, when not valid
   trace::Spectrum spectrum;                                         ///< the plasmagram analysed
   trace::Analysis ours;                                             ///< our analysis
   bool deviceAlarm = false;               ///< the device alarmed (its status bit or its alarm list)

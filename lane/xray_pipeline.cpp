@@ -3,6 +3,7 @@
 #include <chrono>
 #include <future>
 
+#include "lane/payloads.h"
 #include "lane/sha256.h"
 #include "vision/decode.h"
 #include "vision/overlay.h"
@@ -99,6 +100,7 @@ XrayOutcome processBundle(const BundleBytes& in, const XrayContext& ctx) {
     return out;
   }
   scan.scanId = in.scanId;
+  scan.takenAt = parseRfc3339(bundle->meta.time);
   scan.verdict = f.verdict;
   scan.findings = f.findings;
   scan.conveyance = checkedConveyance(bundle->meta);

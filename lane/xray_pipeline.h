@@ -5,6 +5,7 @@
 // for the time it measures: no files, no io_context, no broker; it runs on the daemon's
 // analysis workers and in unit tests alike.
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -37,6 +38,8 @@ struct XrayContext {
 /// One scan, analysed.
 struct XrayScan {
   std::string scanId;                     ///< the bundle's
+  /// When the scan was taken: the bundle's `time` (nullopt when it is not RFC 3339).
+  std::optional<std::chrono::system_clock::time_point> takenAt;
   std::string verdict;                    ///< clear | hit | inconclusive (Contract 2)
   std::vector<vision::Finding> findings;  ///< may hold findings below the hit score on a clear scan
   ConveyanceRecord conveyance;            ///< what was scanned, identifiers checked

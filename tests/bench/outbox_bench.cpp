@@ -39,8 +39,8 @@ RecordDraft alertDraft(const Config& c, std::size_t payloadBytes) {
   d.id = newEventId();
   d.topic = laneTopic(c, "alerts");
   const std::string pad(payloadBytes, 'x');
-  d.render = [identity = identityOf(c), id = d.id, pad](std::uint64_t seq) {
-    auto s = makeTestAlert(identity, id, seq, std::chrono::system_clock::now());
+  d.render = [identity = identityOf(c), pad](const RenderInfo& info) {
+    auto s = makeTestAlert(identity, info, std::chrono::system_clock::now());
     return s.substr(0, s.size() - 1) + ",\"pad\":\"" + pad + "\"}";
   };
   return d;
@@ -126,7 +126,7 @@ void latency(const std::string& dir, double rate, std::size_t count) {
   asio::io_context io;
   auto guard = asio::make_work_guard(io);
   Outbox ob(io, benchOutbox(path));
-  MqttPublisher pub(io, c, [] { return std::string("{\"state\":\"online\"}"); });
+  MqttPublisher pub(io, c, 1, [] { return std::string("{\"state\":\"online\"}"); });
   Delivery delivery(ob, pub);
   pub.start();
   std::thread loop([&] { io.run(); });

@@ -134,7 +134,7 @@ void run(const std::string& dir, double rate, std::size_t count, int workers,
   oo.path = state + "/outbox.db";
   oo.minFreeBytes = 0;
   Outbox ob(io, oo);
-  MqttPublisher pub(io, c, [] { return std::string("{\"state\":\"online\"}"); });
+  MqttPublisher pub(io, c, 1, [] { return std::string("{\"state\":\"online\"}"); });
   Delivery delivery(ob, pub);
   XrayInboxOptions lo;
   lo.device = "xray-1";

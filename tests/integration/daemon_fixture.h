@@ -148,6 +148,44 @@ inline bool deviceStatusShows(const Broker& broker, const std::string& device,
       limit);
 }
 
+/// Generated bundles the vision module flags (findings), by scan id.
+inline std::vector<std::string> flaggedScans(const std::string& dir, std::size_t want) {
+  std::vector<std::string> ids;
+  std::vector<std::filesystem::path> jsons;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (n.ends_with(".json") && !n.ends_with(".truth.json")) jsons.push_back(e.path());
+  }
+  std::sort(jsons.begin(), jsons.end());
+  for (const auto& j : jsons) {
+    const auto r = run({LANEGATECTL_BIN, "analyze", j.string(), "--json"}, 60s);
+    if (r.code != 0) continue;
+    const auto f = nlohmann::json::parse(r.out, nullptr, false);
+    if (f.is_object() && f["verdict"] != "clear") ids.push_back(f["scan_id"]);
+    if (ids.size() == want) break;
+  }
+  return ids;
+}
+
+/// `count` generated bundles in DIR/gen (lanegatectl phantoms, 20 mm pixels); DIR/gen.
+inline std::string phantoms(const TempDir& dir, int count, int seed) {
+  const std::string gen = dir.file("gen");
+  const auto made = run({LANEGATECTL_BIN, "phantoms", "--out", gen, "--count",
+                         std::to_string(count), "--seed", std::to_string(seed), "--pixel-mm", "20"},
+                        120s);
+  EXPECT_EQ(made.code, 0) << made.out << made.err;
+  return gen;
+}
+
+inline void copyBundle(const std::string& from, const std::string& id, const std::string& inbox) {
+  std::filesystem::copy_file(from + "/" + id + ".tiff", inbox + "/" + id + ".tiff",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(from + "/" + id + ".json", inbox + "/." + id + ".json.part",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::rename(inbox + "/." + id + ".json.part",
+                          inbox + "/" + id + ".json");  // the JSON last, by rename
+}
+
 /// Validates `text` (a JSON document, or JSON lines) against config/schemas/<schema>.json
 /// with tests/support/validate_json.py; its exit code and what it said.
 inline RunResult validated(const TempDir& dir, const std::string& schema, const std::string& text) {

@@ -184,5 +184,174 @@ TEST(OutboxIT, DamagedOutboxAtStartIsReportedOnTheStatus) {
   EXPECT_EQ(d.ctl({"test-alert"}).code, 0) << "a fresh outbox works";
 }
 
+const std::string kAcksTopic = "lanegate/v1/it/lane-1/acks";
+
+// Publishes `payload` on the lane's acks topic at QoS 1, as a control room (or anyone
+// the broker lets publish there) would.
+void publishAck(const Broker& b, const std::string& payload) {
+  const auto r = run({MOSQUITTO_PUB_BIN, "-h", "127.0.0.1", "-p", std::to_string(b.port()), "-q",
+                      "1", "-t", kAcksTopic, "-m", payload});
+  ASSERT_EQ(r.code, 0) << r.err;
+}
+
+std::string ackJson(const std::string& id, const std::string& token) {
+  return nlohmann::json{{"id", id}, {"ack_token", token}, {"by", "it"}}.dump();
+}
+
+// The lane's count of ignored acks (status --json), or -1.
+long long acksRejected(const Daemon& d) {
+  const auto s = d.status();
+  return s.is_object() && s.contains("acks_rejected") ? s["acks_rejected"].get<long long>() : -1;
+}
+
+// The alerts a `watch --json` printed.
+std::vector<nlohmann::json> alertsPrinted(const Process& watch) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(watch.out());
+  for (std::string line; std::getline(in, line);)
+    if (auto j = nlohmann::json::parse(line, nullptr, false); j.is_object()) out.push_back(j);
+  return out;
+}
+
+// Acceptance 2 (issue 13): an ack counts only when it names a published alert by its
+// exact id and carries that alert's ack_token; anything else changes nothing, is counted
+// on the status, and the daemon keeps running.
+TEST(OutboxIT, AckCountsOnlyWithTheExactIdAndTokenOfAPublishedAlert) {
+  TempDir dir;
+  Broker broker(dir);
+  Process watch({LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1",
+                 "--json", "--no-ack"},
+                dir.file("watch"));
+  ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s))
+      << watch.err();
+  Daemon d(dir, configText(dir, broker.uri()));
+  ASSERT_TRUE(waitFor([&] { return d.brokerConnected(); }, 15s)) << d.process().err();
+  ASSERT_EQ(d.ctl({"test-alert", "--count", "2"}).code, 0);
+  ASSERT_TRUE(waitFor(
+      [&] { return alertsPrinted(watch).size() == 2 && d.outbox().value("published", -1) == 2; },
+      15s))
+      << watch.out() << d.outbox().dump();
+  const auto alerts = alertsPrinted(watch);
+  const auto tokenOf = [](const nlohmann::json& a) {
+    return a.value("/data/ack_token"_json_pointer, std::string());
+  };
+  const std::string id0 = alerts[0].value("id", ""), token0 = tokenOf(alerts[0]),
+                    token1 = tokenOf(alerts[1]);
+  ASSERT_EQ(token0.size(), 32u);
+  ASSERT_NE(token0, token1);
+
+  publishAck(broker, R"({"id":"xray"})");  // the old wildcard
+  publishAck(broker, ackJson("xray", token0));
+  publishAck(broker, ackJson(id0.substr(0, 8), token0));   // a prefix of the id
+  publishAck(broker, ackJson(id0, token1));                // another alert's token
+  publishAck(broker, nlohmann::json{{"id", id0}}.dump());  // no token
+  publishAck(broker, ackJson(id0, std::string(32, 'a')));  // a made-up token
+  publishAck(broker, ackJson("no-such-alert", token0));    // an unknown id
+  publishAck(broker, "{\"id\":\"\xff\xfe\",\"ack_token\":\"" + token0 + "\"}");  // not UTF-8
+  publishAck(broker, "[1,2,3]");                                                 // not an object
+  ASSERT_TRUE(waitFor([&] { return acksRejected(d) == 9; }, 15s))
+      << d.status().dump() << d.process().err();
+  EXPECT_EQ(d.outbox()["acked"], 0) << "no forged or careless ack acknowledged anything";
+  EXPECT_EQ(d.outbox()["published"], 2);
+  EXPECT_NE(d.process().err().find("ignored an ack"), std::string::npos);
+
+  publishAck(broker, ackJson(id0, token0));
+  ASSERT_TRUE(waitFor([&] { return d.outbox().value("acked", -1) == 1; }, 15s))
+      << d.outbox().dump();
+  EXPECT_EQ(d.outbox()["published"], 1) << "exactly one alert acknowledged";
+  EXPECT_EQ(acksRejected(d), 9);
+  EXPECT_TRUE(d.process().running());
+}
+
+// An alert the broker has not taken (its publish is refused by the broker's ACL) stays
+// pending; an ack for it, even with its real token (read from the outbox), changes nothing.
+TEST(OutboxIT, AckForAPendingAlertChangesNothing) {
+  TempDir dir;
+  writeFile(dir.file("acl"),
+            "topic read lanegate/v1/it/lane-1/alerts\n"
+            "topic readwrite lanegate/v1/it/lane-1/acks\n"
+            "topic readwrite lanegate/v1/it/lane-1/status\n");
+  Broker broker(dir, "acl_file " + dir.file("acl") + "\n");
+  Daemon d(dir, configText(dir, broker.uri()));
+  ASSERT_TRUE(waitFor([&] { return d.brokerConnected(); }, 15s)) << d.process().err();
+  ASSERT_EQ(d.ctl({"test-alert"}).code, 0);
+  ASSERT_TRUE(waitFor(
+      [&] { return d.process().err().find("not delivered yet") != std::string::npos; }, 15s))
+      << "the broker refused the alert: " << d.process().err();
+  ASSERT_EQ(d.outbox()["pending"], 1);
+  const auto row = run({"/usr/bin/sqlite3", dir.file("state/outbox.db"),
+                        "SELECT id || ' ' || ack_token FROM records"});
+  ASSERT_EQ(row.code, 0) << row.err;
+  const auto space = row.out.find(' ');
+  ASSERT_NE(space, std::string::npos) << row.out;
+  const std::string id = row.out.substr(0, space), token = row.out.substr(space + 1, 32);
+  publishAck(broker, ackJson(id, token));
+  ASSERT_TRUE(waitFor([&] { return acksRejected(d) == 1; }, 15s))
+      << d.status().dump() << d.process().err();
+  EXPECT_EQ(d.outbox()["acked"], 0);
+  EXPECT_EQ(d.outbox()["pending"], 1) << "still to be sent";
+  EXPECT_NE(d.process().err().find("has not been published yet"), std::string::npos);
+}
+
+// Contract 5: a persistent session. An ack the control room sends while the daemon is
+// away waits in the daemon's session at the broker and is applied when it is back.
+TEST(OutboxIT, AckSentWhileTheDaemonIsAwayIsAppliedWhenItReturns) {
+  TempDir dir;
+  Broker broker(dir, kDurableBroker + persistenceLine(dir));
+  Process watch({LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1",
+                 "--json", "--no-ack", "--count", "1"},
+                dir.file("watch"));
+  ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s))
+      << watch.err();
+  Daemon d(dir, configText(dir, broker.uri()));
+  ASSERT_TRUE(waitFor([&] { return d.brokerConnected(); }, 15s)) << d.process().err();
+  ASSERT_EQ(d.ctl({"test-alert"}).code, 0);
+  ASSERT_EQ(watch.wait(15s), 0) << watch.err();
+  ASSERT_TRUE(waitFor([&] { return d.outbox().value("published", -1) == 1; }, 15s));
+  const auto alert = alertsPrinted(watch).at(0);
+
+  d.process().signal(SIGTERM);
+  ASSERT_EQ(d.process().wait(10s), 0);
+  // The broker too goes down and up (persistence on): the session outlives both.
+  broker.stop();
+  broker.start();
+  publishAck(broker, ackJson(alert.value("id", ""),
+                             alert.value("/data/ack_token"_json_pointer, std::string())));
+
+  d.start();
+  ASSERT_TRUE(waitFor([&] { return d.brokerConnected(); }, 15s)) << d.process().err();
+  EXPECT_TRUE(waitFor([&] { return d.outbox().value("acked", -1) == 1; }, 15s))
+      << "the ack sent while the daemon was away was lost: " << d.outbox().dump();
+  EXPECT_EQ(d.outbox()["published"], 0);
+}
+
+// A trace hit has no file to wait in: one the outbox refuses (here: less free disk than
+// the floor) is kept, offered again with backoff, and reported on the lane status.
+TEST(OutboxIT, RefusedTraceHitIsRetriedAndReported) {
+  TempDir dir;
+  Broker broker(dir);
+  SimProcess sim({"ims", "--every-ms", "300", "--sequence", "cocaine:900", "--once", "--library",
+                  LANEGATE_SOURCE_DIR "/config/ims/substances.yaml"},
+                 dir.file("sim"));
+  ASSERT_NE(sim.port, 0);
+  Daemon d(dir,
+           configText(dir, broker.uri(), kImsLibrary + "devices:\n" + imsEntry("ims-1", sim.port)) +
+               "outbox:\n  min_free_bytes: 1125899906842624\n");  // 1 PiB: no disk has it
+  auto fault = [&] {
+    const auto s = d.status();
+    if (!s.is_object() || !s.contains("faults")) return std::string();
+    for (const auto& f : s["faults"])
+      if (f.value("kind", "") == "trace_hits_not_accepted") return f.value("detail", "");
+    return std::string();
+  };
+  ASSERT_TRUE(waitFor([&] { return !fault().empty(); }, 30s))
+      << d.status().dump() << d.process().err();
+  EXPECT_EQ(fault().rfind("1 trace hit(s) wait", 0), 0u) << fault();
+  EXPECT_TRUE(waitFor(
+      [&] { return d.process().err().find("NOT accepted (attempt 2)") != std::string::npos; }, 15s))
+      << "offered again: " << d.process().err();
+  EXPECT_TRUE(d.process().running());
+}
+
 }  // namespace
 }  // namespace lanegate::test

@@ -34,7 +34,14 @@ TEST(Events, IdsAreUuidV4AndDistinct) {
 // The envelope itself is lane/payloads.h's (tests/unit/lane/payloads_test.cpp).
 TEST(Events, TestAlertIsFromTheDaemonOfThisLane) {
   const auto t = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'700'000'000'123));
-  const auto e = nlohmann::json::parse(makeTestAlert(identityOf(testConfig()), "abc", 42, t));
+  const auto e = nlohmann::json::parse(makeTestAlert(
+      identityOf(testConfig()), RenderInfo{42, "abc", "00ff00ff00ff00ff00ff00ff00ff00ff"}, t));
+  EXPECT_EQ(e["id"], "abc");
+  EXPECT_EQ(e["seq"], 42);
+  EXPECT_EQ(e["time"], "2023-11-14T22:13:20.123Z") << "when it was asked for";
+  EXPECT_EQ(e["dataschema"], "https://lanegate.org/schemas/v1/test-alert-data.schema.json");
+  EXPECT_EQ(e["data"]["ack_token"], "00ff00ff00ff00ff00ff00ff00ff00ff");
+  EXPECT_FALSE(e.contains("subject"));
   EXPECT_EQ(e["type"], "org.lanegate.test");
   EXPECT_EQ(e["source"], "lanegate://pnv/l1/lanegated");
   EXPECT_EQ(e["data"]["site"], "pnv");

@@ -7,6 +7,10 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
+
+#include <sqlite3.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/support/harness.h"
 
@@ -20,7 +24,9 @@ RecordDraft draft(const std::string& id, RecordKind kind = RecordKind::alert, st
   d.id = id;
   d.kind = kind;
   d.topic = kind == RecordKind::alert ? "t/alerts" : "t/telemetry";
-  d.render = [id](std::uint64_t seq) { return "{\"id\":\"" + id + "\",\"seq\":" + std::to_string(seq) + "}"; };
+  d.render = [](const RenderInfo& i) {
+    return nlohmann::json{{"id", i.id}, {"seq", i.seq}, {"ack_token", i.ackToken}}.dump();
+  };
   if (attachmentBytes) d.attachments.push_back({"t/alerts/" + id + "/image", "image/jpeg", std::string(attachmentBytes, 'x')});
   return d;
 }
@@ -31,16 +37,25 @@ struct Accepted {
   bool done = false;
 };
 
-// Accepts every draft at once and runs the loop until all are answered.
+// Accepts every draft at once and runs the loop until all are answered (at most 20 s: an
+// answer that never comes shows as done == false).
 std::vector<Accepted> acceptAll(asio::io_context& io, Outbox& ob, std::vector<RecordDraft> drafts) {
-  std::vector<Accepted> out(drafts.size());
+  auto out = std::make_shared<std::vector<Accepted>>(drafts.size());
   for (std::size_t i = 0; i < drafts.size(); ++i)
-    ob.accept(std::move(drafts[i]), [&out, i](const std::string& e, std::uint64_t seq) { out[i] = {e, seq, true}; });
+    ob.accept(std::move(drafts[i]), [out, i](const std::string& e, std::uint64_t seq) {
+      (*out)[i] = {e, seq, true};
+    });
   io.restart();
   auto guard = asio::make_work_guard(io);  // completions come from the writer thread
-  while (!std::all_of(out.begin(), out.end(), [](const Accepted& a) { return a.done; })) io.run_one();
-  return out;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!std::all_of(out->begin(), out->end(), [](const Accepted& a) { return a.done; }) &&
+         std::chrono::steady_clock::now() < deadline)
+    io.run_one_for(std::chrono::milliseconds(50));
+  return *out;
 }
+
+// The ack token an alert was rendered with (draft() puts it in the payload).
+std::string tokenOf(const OutboxRecord& r) { return nlohmann::json::parse(r.payload)["ack_token"]; }
 
 OutboxOptions options(const TempDir& dir) {
   OutboxOptions o;
@@ -72,7 +87,10 @@ TEST(Outbox, AcceptedRecordsSurviveReopenInSeqOrder) {
   for (std::size_t i = 0; i < pending.size(); ++i) {
     EXPECT_EQ(pending[i].id, ids[i]);
     EXPECT_EQ(pending[i].seq, i + 1);
-    EXPECT_EQ(pending[i].payload, "{\"id\":\"" + ids[i] + "\",\"seq\":" + std::to_string(i + 1) + "}");
+    const auto payload = nlohmann::json::parse(pending[i].payload);
+    EXPECT_EQ(payload["id"], ids[i]);
+    EXPECT_EQ(payload["seq"], i + 1);
+    EXPECT_EQ(payload["ack_token"].get<std::string>().size(), 32u) << "128 bits in hex";
   }
   // Seq numbers are never reused after a restart.
   const auto more = acceptAll(io, reopened, {[] { return draft("b"); }()});
@@ -112,16 +130,18 @@ TEST(Outbox, PublishedThenAcked) {
   drafts.push_back(draft("a1", RecordKind::alert, 10));
   drafts.push_back(draft("t1", RecordKind::telemetry));
   acceptAll(io, ob, std::move(drafts));
-  for (const auto& r : ob.nextPending(10, {})) ob.markPublished(r.seq);
+  const auto records = ob.nextPending(10, {});
+  for (const auto& r : records) ob.markPublished(r.seq);
   EXPECT_TRUE(ob.nextPending(10, {}).empty()) << "published records are no longer pending";
   ob.flush();
   auto st = ob.stats(0);
   EXPECT_EQ(st.pending, 0u);
   EXPECT_EQ(st.published, 2u) << "the alert and its image stay on record; telemetry is done";
   EXPECT_EQ(st.unackedOlderThan, 1u) << "one alert (not its image) awaits the control room";
-  ob.markAcked("a1");
+  ob.markAcked("a1", tokenOf(records[1]));
   ob.flush();
   st = ob.stats(0);
+  EXPECT_EQ(st.acksApplied, 1u);
   EXPECT_EQ(st.published, 0u);
   EXPECT_EQ(st.acked, 2u);
   EXPECT_EQ(st.unackedOlderThan, 0u);
@@ -208,7 +228,11 @@ TEST(Outbox, TruncatedFileIsMovedAsideAndReadableRecordsRecovered) {
   // And the fresh outbox works, continuing the sequence.
   const auto more = acceptAll(io, ob, {[] { return draft("new"); }()});
   EXPECT_EQ(more[0].error, "");
-  EXPECT_GT(more[0].seq, recovered.back().seq);
+  std::uint64_t lastAlertSeq = 0;
+  for (const auto& r : recovered)
+    if (r.id.find(":attachment") == std::string::npos)
+      lastAlertSeq = std::max<std::uint64_t>(lastAlertSeq, nlohmann::json::parse(r.payload)["seq"]);
+  EXPECT_EQ(more[0].seq, lastAlertSeq + 1) << "alert numbers continue after the recovered ones";
 }
 
 TEST(Outbox, GarbageFileIsMovedAsideNotOverwritten) {
@@ -225,6 +249,229 @@ TEST(Outbox, GarbageFileIsMovedAsideNotOverwritten) {
   ASSERT_EQ(aside.size(), 1u);
   EXPECT_EQ(test::readFile(aside[0].string()), garbage);
   EXPECT_EQ(acceptAll(io, ob, {[] { return draft("a"); }()})[0].error, "");
+}
+
+// Publishes everything pending and waits until it is recorded.
+std::vector<OutboxRecord> publishAll(Outbox& ob) {
+  auto records = ob.nextPending(1000, {});
+  for (const auto& r : records) ob.markPublished(r.seq);
+  ob.flush();
+  return records;
+}
+
+const OutboxRecord& byId(const std::vector<OutboxRecord>& records, const std::string& id) {
+  static const OutboxRecord none;
+  for (const auto& r : records)
+    if (r.id == id) return r;
+  ADD_FAILURE() << "no record " << id;
+  return none;
+}
+
+// Acceptance 2 (issue 13): an ack counts only for a published alert named by its exact id
+// and carrying the token that alert carried.
+TEST(Outbox, AckNeedsTheExactIdOfAPublishedAlertAndItsToken) {
+  TempDir dir;
+  asio::io_context io;
+  Outbox ob(io, options(dir));
+  acceptAll(io, ob,
+            {draft("xray:s:l:x1:scan-1", RecordKind::alert, 100), draft("xray:s:l:x1:scan-2")});
+  const auto published = publishAll(ob);
+  acceptAll(io, ob, {draft("xray:s:l:x1:scan-3")});  // pending: not published
+  const auto pending = ob.nextPending(10, {});
+  ASSERT_EQ(pending.size(), 1u);
+  const std::string token1 = tokenOf(byId(published, "xray:s:l:x1:scan-1"));
+  const std::string token2 = tokenOf(byId(published, "xray:s:l:x1:scan-2"));
+  EXPECT_NE(token1, token2);
+
+  ob.markAcked("xray", token1);                              // a prefix of every id
+  ob.markAcked("xray:s:l:x1:scan-", token1);                 // a longer prefix
+  ob.markAcked("xray:s:l:x1:scan-1", token2);                // another alert's token
+  ob.markAcked("xray:s:l:x1:scan-1", "");                    // no token
+  ob.markAcked("xray:s:l:x1:scan-1", std::string(32, '0'));  // a wrong token
+  ob.markAcked("xray:s:l:x1:scan-9", token1);                // unknown id
+  ob.markAcked("xray:s:l:x1:scan-1:attachment", token1);     // its image, not an alert
+  ob.markAcked("xray:s:l:x1:scan-3", tokenOf(pending[0]));   // right token, but pending
+  ob.markAcked(std::string("\xff\xfe\x00x", 4), token1);     // not even text
+  ob.flush();
+  auto st = ob.stats(0);
+  EXPECT_EQ(st.acksRejected, 9u);
+  EXPECT_EQ(st.acksApplied, 0u);
+  EXPECT_EQ(st.acked, 0u) << "nothing acknowledged";
+  EXPECT_EQ(st.published, 3u) << "two alerts and one image";
+  EXPECT_EQ(st.pending, 1u) << "the pending alert is still to be sent";
+  EXPECT_EQ(st.unackedOlderThan, 2u);
+
+  ob.markAcked("xray:s:l:x1:scan-1", token1);
+  ob.flush();
+  st = ob.stats(0);
+  EXPECT_EQ(st.acksApplied, 1u);
+  EXPECT_EQ(st.acked, 2u) << "exactly that alert, with its image";
+  EXPECT_EQ(st.published, 1u) << "scan-2 is still awaited";
+  EXPECT_EQ(st.pending, 1u);
+  ob.markAcked("xray:s:l:x1:scan-1", token1);  // a repeat changes nothing and is no forgery
+  ob.flush();
+  EXPECT_EQ(ob.stats(0).acksRejected, 9u);
+  EXPECT_EQ(ob.stats(0).acked, 2u);
+}
+
+TEST(Outbox, UnackedCountCoversAlertsWhoseIdHasAColon) {
+  TempDir dir;
+  asio::io_context io;
+  Outbox ob(io, options(dir));
+  acceptAll(
+      io, ob,
+      {draft("xray:s:l:x1:scan-1", RecordKind::alert, 10), draft("trace:s/l/ims-1/1700000000/4")});
+  publishAll(ob);
+  EXPECT_EQ(ob.stats(0).unackedOlderThan, 2u) << "every published alert, none of the images";
+}
+
+TEST(Outbox, RepeatedIdIsRefusedToItsCaller) {
+  TempDir dir;
+  asio::io_context io;
+  Outbox ob(io, options(dir));
+  ASSERT_EQ(acceptAll(io, ob, {draft("a1")})[0].error, "");
+  const auto again = acceptAll(io, ob, {draft("a1"), draft("a2")});
+  EXPECT_NE(again[0].error.find("already in the outbox"), std::string::npos) << again[0].error;
+  EXPECT_EQ(again[1].error, "") << "the rest of the batch is accepted";
+  EXPECT_EQ(again[1].seq, 2u) << "a refused alert takes no number";
+  EXPECT_EQ(ob.nextPending(10, {}).size(), 2u);
+}
+
+TEST(Outbox, NumberedIdsCarryACounterKeptAcrossRestarts) {
+  TempDir dir;
+  asio::io_context io;
+  auto numbered = [] {
+    auto d = draft("trace:s/l/ims-1/0/7");  // a detector whose clock was reset: same time, same seq
+    d.numberedId = true;
+    return d;
+  };
+  {
+    Outbox ob(io, options(dir));
+    for (const auto& a : acceptAll(io, ob, {numbered(), numbered()})) EXPECT_EQ(a.error, "");
+  }
+  Outbox ob(io, options(dir));
+  EXPECT_EQ(acceptAll(io, ob, {numbered()})[0].error, "");
+  std::vector<std::string> ids;
+  for (const auto& r : ob.nextPending(10, {})) ids.push_back(r.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"trace:s/l/ims-1/0/7/1", "trace:s/l/ims-1/0/7/2",
+                                           "trace:s/l/ims-1/0/7/3"}));
+  EXPECT_EQ(nlohmann::json::parse(ob.nextPending(10, {})[2].payload)["id"], "trace:s/l/ims-1/0/7/3")
+      << "the payload is rendered with the final id";
+}
+
+TEST(Outbox, AlertSeqHasNoGapsWithTelemetryInterleavedAndSurvivesRestart) {
+  TempDir dir;
+  asio::io_context io;
+  {
+    Outbox ob(io, options(dir));
+    const auto a = acceptAll(
+        io, ob,
+        {draft("a1", RecordKind::alert, 10), draft("t1", RecordKind::telemetry), draft("a2"),
+         draft("t2", RecordKind::telemetry), draft("a3", RecordKind::alert, 10)});
+    EXPECT_EQ(a[0].seq, 1u);
+    EXPECT_EQ(a[2].seq, 2u);
+    EXPECT_EQ(a[4].seq, 3u);
+  }
+  Outbox ob(io, options(dir));
+  const auto a = acceptAll(io, ob, {draft("t3", RecordKind::telemetry), draft("a4")});
+  EXPECT_EQ(a[1].seq, 4u);
+  std::vector<std::uint64_t> alertSeqs;
+  for (const auto& r : ob.nextPending(100, {}))
+    if (r.kind == RecordKind::alert && r.id.find(":attachment") == std::string::npos)
+      alertSeqs.push_back(nlohmann::json::parse(r.payload)["seq"]);
+  EXPECT_EQ(alertSeqs, (std::vector<std::uint64_t>{1, 2, 3, 4}));
+}
+
+TEST(Outbox, SessionGrowsByOnePerStart) {
+  TempDir dir;
+  asio::io_context io;
+  std::uint64_t first = 0;
+  {
+    Outbox ob(io, options(dir));
+    first = ob.session();
+    EXPECT_EQ(first, 1u);
+  }
+  Outbox ob(io, options(dir));
+  EXPECT_EQ(ob.session(), first + 1);
+}
+
+// Accepts a draft whose rendering takes a while, so that what is accepted meanwhile goes
+// into the next group commit, together.
+RecordDraft slow(const std::string& id) {
+  auto d = draft(id);
+  auto render = d.render;
+  d.render = [render](const RenderInfo& i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return render(i);
+  };
+  return d;
+}
+
+// A batch that fails part-way (here SQLite's page cap stands for a full disk): every
+// caller in it hears of the failure, and the numbers it had taken are given back.
+TEST(Outbox, BatchFailingPartWayAnswersEveryCallerAndRollsBackItsNumbers) {
+  TempDir dir;
+  asio::io_context io;
+  auto o = options(dir);
+  o.maxPages = 64;  // 256 KiB with 4 KiB pages
+  Outbox ob(io, o);
+  Accepted first;
+  ob.accept(slow("first"), [&first](const std::string& e, std::uint64_t seq) {
+    first = {e, seq, true};
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the writer is rendering it
+  std::vector<RecordDraft> drafts;
+  drafts.push_back(draft("small"));                             // fits, written first...
+  drafts.push_back(draft("huge", RecordKind::alert, 1 << 20));  // ...then this one fails
+  const auto r = acceptAll(io, ob, std::move(drafts));
+  while (!first.done) io.run_one_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(first.error, "");
+  EXPECT_EQ(first.seq, 1u);
+  ASSERT_TRUE(r[0].done) << "the callback of a record written before the failure was dropped";
+  ASSERT_TRUE(r[1].done);
+  EXPECT_NE(r[0].error.find("outbox write failed"), std::string::npos) << r[0].error;
+  EXPECT_NE(r[1].error.find("outbox write failed"), std::string::npos) << r[1].error;
+  const auto next = acceptAll(io, ob, {draft("after")});
+  EXPECT_EQ(next[0].error, "");
+  EXPECT_EQ(next[0].seq, 2u) << "the rolled-back batch's numbers are reused: no gap in alert seq";
+  const auto pending = ob.nextPending(10, {});
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(pending[1].seq, 2u) << "the record numbers follow the rollback too";
+}
+
+// A version 0 outbox (before ids were unique and acks needed tokens) is migrated in place.
+TEST(Outbox, VersionZeroOutboxIsMigrated) {
+  TempDir dir;
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.file("outbox.db").c_str(), &db), SQLITE_OK);
+    const char* sql = R"(
+      CREATE TABLE records(seq INTEGER PRIMARY KEY, id TEXT NOT NULL, kind INTEGER NOT NULL,
+        topic TEXT NOT NULL, content_type TEXT NOT NULL, payload BLOB NOT NULL,
+        created_ms INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0, published_ms INTEGER, acked_ms INTEGER);
+      CREATE INDEX records_delivery ON records(state, kind, seq);
+      CREATE INDEX records_id ON records(id);
+      CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      INSERT INTO records VALUES(1,'x:attachment',0,'t/img','image/jpeg','jpg',1,1,1,NULL);
+      INSERT INTO records VALUES(2,'x',0,'t/alerts','a','{}',1,1,1,NULL);
+      INSERT INTO records VALUES(3,'dup',0,'t/alerts','a','{}',1,0,NULL,NULL);
+      INSERT INTO records VALUES(4,'dup',0,'t/alerts','a','{}',1,0,NULL,NULL);
+      INSERT INTO meta VALUES('next_seq', 9);)";
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  asio::io_context io;
+  Outbox ob(io, options(dir));
+  EXPECT_TRUE(ob.recoveryNote().empty()) << ob.recoveryNote();
+  auto st = ob.stats(0);
+  EXPECT_EQ(st.pending, 2u) << "both copies of a repeated id are kept";
+  EXPECT_EQ(st.unackedOlderThan, 1u) << "x, not its image";
+  ob.markAcked("x", "");  // an alert from before tokens is acked by its exact id
+  ob.flush();
+  st = ob.stats(0);
+  EXPECT_EQ(st.acked, 2u) << "x and its image";
+  const auto a = acceptAll(io, ob, {draft("new")});
+  EXPECT_EQ(a[0].seq, 9u) << "alert numbers continue above the old shared ones";
 }
 
 }  // namespace

@@ -36,7 +36,9 @@ class RecordingSink : public AlertSink {
       done(refuse, 0);
       return;
     }
-    payloads.push_back(draft.render(++seq));
+    payloads.push_back(draft.render(
+        RenderInfo{++seq, draft.id,
+                   draft.kind == RecordKind::alert ? "00112233445566778899aabbccddeeff" : ""}));
     drafts.push_back(std::move(draft));
     done("", seq);
   }
@@ -254,6 +256,17 @@ TEST_F(XrayInboxTest, ABundleWhoseAlertWasNotMadeDurableStaysInTheInbox) {
   auto again = lane();
   ASSERT_TRUE(runUntil([&] { return sink_.drafts.size() == 1; }));
   EXPECT_EQ(sink_.drafts[0].id, "xray:s1:l1:xray-1:keep-1");
+}
+
+// Ids are unique in the outbox: a scan whose record was committed before a crash, but whose
+// bundle was not archived, is refused as a repeat when analysed again, and that means done.
+TEST_F(XrayInboxTest, ABundleWhoseAlertIsAlreadyDurableIsArchivedOnItsRepeat) {
+  sink_.refuse = std::string(kIdTaken) + ": \"xray:s1:l1:xray-1:again-1\"";
+  write(phantomWith(true, "again-1"));
+  auto l = lane();
+  ASSERT_TRUE(runUntil([&] { return sink_.refused == 1 && !exists(inbox() + "/again-1.json"); }));
+  EXPECT_TRUE(exists(state() + "/scans/xray-1/again-1.json"));
+  EXPECT_EQ(l->status()["last_error"], "") << l->status().dump();
 }
 
 TEST_F(XrayInboxTest, InvalidContainerNumbersAreFlaggedNotDropped) {

@@ -36,10 +36,22 @@ ConveyanceRecord container() {
   return checkedConveyance(meta);
 }
 
+const std::string kToken = "0123456789abcdef0123456789abcdef";
+
+// An event as the outbox renders it: numbered, with an ack token, of `schema`'s data.
+std::string event(const std::string& type, const std::string& id, std::uint64_t seq,
+                  const std::string& device, const std::string& data, const std::string& schema,
+                  const std::string& subject = "") {
+  return cloudEvent(
+      kLane, EventHead{type, id, seq, device, kTime, subject, dataSchemaUri(schema), kToken}, data);
+}
+
 TEST(Payloads, CloudEventCarriesTheDataTextAsSerialised) {
   const std::string data = R"({"a":[2.5,"x"],"b":1})";  // as a dump writes it: keys in order
-  const std::string event =
-      cloudEvent(kLane, "org.lanegate.test", "abc", 42, "lanegated", kTime, data);
+  const std::string event = cloudEvent(
+      kLane,
+      EventHead{"org.lanegate.test", "abc", 42, "lanegated", kTime, "", "https://x/y.json", ""},
+      data);
   EXPECT_NE(event.find("\"data\":" + data), std::string::npos) << event;
   const auto e = nlohmann::json::parse(event);
   EXPECT_EQ(e["specversion"], "1.0");
@@ -49,7 +61,47 @@ TEST(Payloads, CloudEventCarriesTheDataTextAsSerialised) {
   EXPECT_EQ(e["source"], "lanegate://s1/l1/lanegated");
   EXPECT_EQ(e["time"], "2023-11-14T22:13:20.123Z");
   EXPECT_EQ(e["datacontenttype"], "application/json");
+  EXPECT_EQ(e["dataschema"], "https://x/y.json");
+  EXPECT_FALSE(e.contains("subject")) << "no conveyance, no subject";
   EXPECT_EQ(event, e.dump()) << "the same text as one nlohmann dump: keys in order, no spaces";
+}
+
+TEST(Payloads, AlertEnvelopeV11CarriesSubjectAndAckTokenInData) {
+  const std::string withToken = event("org.lanegate.test", "abc", 3, "lanegated", R"({"b":1})",
+                                      "test-alert-data", "CSQU3054383");
+  const auto e = nlohmann::json::parse(withToken);
+  EXPECT_EQ(e["subject"], "CSQU3054383");
+  EXPECT_EQ(e["data"]["ack_token"], kToken);
+  EXPECT_EQ(e["data"]["b"], 1);
+  EXPECT_EQ(withToken, e.dump()) << "still one canonical dump";
+  EXPECT_EQ(nlohmann::json::parse(event("t", "i", 1, "d", "{}", "x"))["data"],
+            nlohmann::json({{"ack_token", kToken}}));
+}
+
+TEST(Payloads, Rfc3339ParsesOffsetsAndFractionsAndRefusesTheRest) {
+  const auto t = parseRfc3339("2023-11-14T22:13:20.123Z");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(*t, kTime);
+  EXPECT_EQ(parseRfc3339("2023-11-15T00:13:20.123+02:00"), kTime);
+  EXPECT_EQ(parseRfc3339("2023-11-14T21:43:20.123-00:30"), kTime);
+  EXPECT_EQ(rfc3339(*parseRfc3339("2026-11-27T12:00:00Z")), "2026-11-27T12:00:00.000Z");
+  for (const char* bad : {"", "2023-11-14", "2023-11-14T22:13:20", "2023-13-14T22:13:20Z",
+                          "2023-02-30T22:13:20Z", "2023-11-14T22:13:20.Z",
+                          "2023-11-14T22:13:20Zjunk", "2023-11-14 22:13:20Z", "yesterday at noon"})
+    EXPECT_FALSE(parseRfc3339(bad)) << bad;
+}
+
+TEST(Payloads, SubjectIsTheFirstContainerElsePlateElseAirWaybill) {
+  ConveyanceRecord r = container();
+  EXPECT_EQ(subjectOf(r), "CSQU3054383");
+  r.conveyance.ids.clear();
+  r.conveyance.plate = "AB-123-CD";
+  r.conveyance.awb = "020-12345675";
+  EXPECT_EQ(subjectOf(r), "AB-123-CD");
+  r.conveyance.plate.clear();
+  EXPECT_EQ(subjectOf(r), "020-12345675");
+  r.conveyance.awb.clear();
+  EXPECT_EQ(subjectOf(r), "");
 }
 
 TEST(Payloads, TraceHitDataValidatesWithAndWithoutAConveyance) {
@@ -69,6 +121,7 @@ TEST(Payloads, TraceHitDataValidatesWithAndWithoutAConveyance) {
   EXPECT_TRUE(d["spectrum"]["period_ns"].is_number_integer()) << "whole ns as an integer";
   EXPECT_EQ(d["priority"], "normal");
   EXPECT_FALSE(d.contains("conveyance"));
+  EXPECT_EQ(d["readings_valid"], true);
 
   Correlator c;
   c.onScan(container(), "xray:s1:l1:xray-1:scan-1");
@@ -80,8 +133,8 @@ TEST(Payloads, TraceHitDataValidatesWithAndWithoutAConveyance) {
   EXPECT_EQ(j["conveyance"]["id_checks"][0]["valid"], true);
   EXPECT_EQ(j["correlated_alerts"], nlohmann::json::array({"xray:s1:l1:xray-1:scan-1"}));
   EXPECT_EQ(j["priority"], "high");
-  expectValid("alert",
-              cloudEvent(kLane, "org.lanegate.trace.hit", r->id, 7, "ims-1", kTime, correlated));
+  expectValid("alert", event("org.lanegate.trace.hit", r->id, 7, "ims-1", correlated,
+                             "trace-hit-data", subjectOf(*r->conveyance)));
 }
 
 TEST(Payloads, XrayHitAndScanTelemetryValidate) {
@@ -108,16 +161,21 @@ TEST(Payloads, XrayHitAndScanTelemetryValidate) {
   EXPECT_EQ(d["image"]["bytes"], hit.image.size());
   EXPECT_EQ(d["findings"].size(), hit.findings.size());
   EXPECT_EQ(d["findings"][0]["kind"], hit.findings[0].kind);
-  expectValid("alert", cloudEvent(kLane, "org.lanegate.xray.hit", id, 3, "xray-1", kTime, data));
-  expectValid("scan-telemetry",
-              cloudEvent(kLane, "org.lanegate.xray.scan", xrayScanId(kLane, "xray-1", clear.scanId),
-                         4, "xray-1", kTime, scanTelemetryData(clear)));
+  expectValid("alert", event("org.lanegate.xray.hit", id, 3, "xray-1", data, "xray-hit-data",
+                             subjectOf(hit.conveyance)));
+  expectValid(
+      "scan-telemetry",
+      cloudEvent(kLane,
+                 EventHead{"org.lanegate.xray.scan", xrayScanId(kLane, "xray-1", clear.scanId), 4,
+                           "xray-1", kTime, subjectOf(clear.conveyance),
+                           dataSchemaUri("scan-telemetry") + "#/properties/data", ""},
+                 scanTelemetryData(clear)));
 }
 
 TEST(Payloads, TestAlertValidates) {
   const std::string data = testAlertData(kLane);
   expectValid("test-alert-data", data);
-  expectValid("alert", cloudEvent(kLane, "org.lanegate.test", "0b0c", 1, "lanegated", kTime, data));
+  expectValid("alert", event("org.lanegate.test", "0b0c", 1, "lanegated", data, "test-alert-data"));
 }
 
 }  // namespace

@@ -91,6 +91,34 @@ TEST(TracePipeline, ImplausibleReadingsStayForAuditButNotInTheSpectrum) {
   EXPECT_EQ(r.driftTempK, 110.0);
   EXPECT_FALSE(r.spectrum.driftTempK.has_value());
   EXPECT_TRUE(r.alert) << "the hit is not lost over a sensor reading";
+  EXPECT_FALSE(r.readingsValid);
+  EXPECT_NE(r.readingsProblem.find("drift_temp_k"), std::string::npos) << r.readingsProblem;
+}
+
+// Issue 13: an out-of-range pressure marks the readings invalid; the device's own alarm
+// still makes an alert, and so does our match alone; a clean sample is none.
+TEST(TracePipeline, OutOfRangePressureStillAlertsOnTheDevicesAlarmMarkedInvalid) {
+  TraceSample alarmed = traceSample(lib(), "", 0, {{1, "cocaine", 1400}});
+  alarmed.pressureHpa = 6553.5;  // 0xFFFF tenths: a sensor that is not there
+  const TraceResult a = evaluated(std::move(alarmed));
+  EXPECT_TRUE(a.alert);
+  EXPECT_FALSE(a.readingsValid);
+  EXPECT_NE(a.readingsProblem.find("pressure_hpa 6553.5"), std::string::npos) << a.readingsProblem;
+  EXPECT_EQ(a.pressureHpa, 6553.5) << "kept for audit";
+
+  TraceSample ours = traceSample(lib(), "cocaine", 1500);
+  ours.pressureHpa = 0.0;
+  const TraceResult o = evaluated(std::move(ours));
+  EXPECT_TRUE(o.alert) << "a substance identified by us still alerts";
+  EXPECT_FALSE(o.readingsValid);
+
+  TraceSample quiet = traceSample(lib(), "", 0);
+  quiet.pressureHpa = 6553.5;
+  const TraceResult q = evaluated(std::move(quiet));
+  EXPECT_FALSE(q.alert);
+  EXPECT_FALSE(q.readingsValid) << "the device is at fault even when nothing alarmed";
+
+  EXPECT_TRUE(evaluated(traceSample(lib(), "", 0)).readingsValid);
 }
 
 }  // namespace
