@@ -4,8 +4,9 @@
 // outbox are sampled. After the warm-up, RSS must grow by less than 2 MB and descriptors
 // and threads not at all (each compared as the lowest of three readings 200 ms apart, so
 // that a file open for the scan being analysed at that moment does not count).
-//   soak [--seconds 180] [--warmup 60] [--every-s 5]
+//   soak [--seconds 180] [--warmup 60] [--every-s 5] [--acked-retention-s S]
 // Prints one line per sample and a verdict; exits 1 on a leak, or when the lane did no work.
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <dirent.h>
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -81,18 +83,17 @@ nlohmann::json ctlJson(const std::string& sock, const char* cmd) {
 
 int main(int argc, char** argv) {
   double seconds = 180, warmup = 60, every = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i];
-    const double v = std::atof(argv[i + 1]);
-    if (k == "--seconds")
-      seconds = v;
-    else if (k == "--warmup")
-      warmup = v;
-    else if (k == "--every-s")
-      every = v;
-    else
-      fail("usage: soak [--seconds S] [--warmup S] [--every-s S]");
-  }
+  std::optional<long> ackedRetentionS;  // the shipped outbox setting unless given
+  CLI::App app{"Soak: the demo lane at a high rate while the daemon's resources are sampled"};
+  app.add_option("--seconds", seconds, "how long to sample after the warm-up")
+      ->capture_default_str();
+  app.add_option("--warmup", warmup, "seconds before the reference sample")->capture_default_str();
+  app.add_option("--every-s", every, "seconds between samples")->capture_default_str();
+  app.add_option("--acked-retention-s", ackedRetentionS, "outbox.acked_retention_s of the daemon");
+  CLI11_PARSE(app, argc, argv);
+  const std::string outboxYaml =
+      ackedRetentionS ? "outbox:\n  acked_retention_s: " + std::to_string(*ackedRetentionS) + "\n"
+                      : "";
   if (seconds < 3 * every || warmup < 0 || every < 1) fail("need --seconds >= 3 * --every-s >= 3");
 
   TempDir dir;
@@ -124,8 +125,8 @@ int main(int argc, char** argv) {
   const std::string sock = dir.file("control.sock");
   writeFile(dir.file("lanegate.yaml"),
             "site: soak\nlane: lane-1\nlog_level: warn\nstate_dir: " + dir.file("state") +
-                "\ncontrol_socket: " + sock + "\nims_library: " + lib +
-                "\nbroker:\n  uri: " + broker.uri() +
+                "\ncontrol_socket: " + sock + "\nims_library: " + lib + "\n" + outboxYaml +
+                "broker:\n  uri: " + broker.uri() +
                 "\ndevices:\n  - name: xray-1\n    type: xray\n    host: 127.0.0.1\n    port: " +
                 std::to_string(xrayPort) + "\n    poll_interval_ms: 50\n    inbox: " + inbox +
                 "\n    profile: " LANEGATE_SOURCE_DIR "/config/profiles/xray-generic-v1.yaml\n" +
