@@ -748,7 +748,12 @@ tl::expected<void, std::string> writeBundle(const ScanBundle& bundle, const std:
 tl::expected<Calibration, std::string> loadCalibration(const std::string& path) {
   auto text = readFileCapped(path, 64ull << 20);
   if (!text) return tl::unexpected(text.error());
-  const json doc = json::parse(*text, nullptr, false);
+  return parseCalibration(*text, path);
+}
+
+tl::expected<Calibration, std::string> parseCalibration(std::string_view text,
+                                                        const std::string& path) {
+  const json doc = json::parse(text.begin(), text.end(), nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("energies") ||
       !doc["energies"].is_array())
     return fail(path,

@@ -79,6 +79,10 @@ tl::expected<void, std::string> writeBundle(const ScanBundle& bundle, const std:
 /// Reads a calibration file: {"energies": [{"dark": [...], "air": [...]}, ...]}.
 tl::expected<Calibration, std::string> loadCalibration(const std::string& path);
 
+/// Parses a calibration file's text (`name` names it in messages).
+tl::expected<Calibration, std::string> parseCalibration(std::string_view text,
+                                                        const std::string& name);
+
 /// Serialises a calibration in the format loadCalibration reads.
 std::string calibrationToJson(const Calibration& calibration);
 
