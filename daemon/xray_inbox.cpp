@@ -122,6 +122,11 @@ XrayInbox::~XrayInbox() {
 }
 
 std::string XrayInbox::start() {
+  // Why it could not start is also its last error, on the status.
+  return lastError_ = open();
+}
+
+std::string XrayInbox::open() {
   const std::string& device = options_.device;
   auto inbox = lane::Dir::open(options_.inbox, false);
   if (!inbox) return device + ": inbox " + inbox.error().message;

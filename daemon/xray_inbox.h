@@ -87,6 +87,7 @@ class XrayInbox {
 
  private:
   struct Result;
+  std::string open();
   void readEvents();
   void scheduleRescan();
   void rescan();

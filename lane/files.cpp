@@ -40,11 +40,11 @@ bool writeAll(int fd, std::string_view bytes) {
   return true;
 }
 
-// A temporary name in the same directory no other writer uses.
-std::string temporaryName(const std::string& name) {
+// A temporary name in the same directory that no other writer uses (and short, whatever
+// the length of the name it stands for).
+std::string temporaryName() {
   static std::atomic<unsigned> counter{0};
-  return "." + name + ".tmp-" + std::to_string(::getpid()) + "-" +
-         std::to_string(counter.fetch_add(1));
+  return ".lanegate-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
 }
 
 }  // namespace
@@ -194,7 +194,7 @@ FileResult<std::string> Dir::read(const std::string& name, std::uint64_t cap) co
 }
 
 FileResult<void> Dir::replace(const std::string& name, std::string_view bytes) const {
-  const std::string tmp = temporaryName(name);
+  const std::string tmp = temporaryName();
   Fd fd(::openat(fd_, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640));
   if (fd.get() < 0) return tl::unexpected(error(errno, tmp, "cannot create"));
   if (!writeAll(fd.get(), bytes) || ::fsync(fd.get()) != 0) {
