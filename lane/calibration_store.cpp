@@ -86,8 +86,19 @@ void CalibrationStore::open(Dir dir) {
   dir_ = std::move(dir);
 }
 
+bool CalibrationStore::ensureOpen() {
+  if (dir_.isOpen()) return true;
+  auto dir = Dir::open(path_, false);
+  if (!dir) {
+    problem_ = dir.error().message;
+    return false;
+  }
+  dir_ = std::move(*dir);
+  return true;
+}
+
 std::string CalibrationStore::loadLatest() {
-  if (!dir_.isOpen()) return problem_ = path_ + ": not open";
+  if (!ensureOpen()) return problem_;
   auto entries = dir_.list();
   if (!entries) return problem_ = entries.error().message;
   // The newest calibration that is a regular file; anything else under such a name (a
@@ -130,6 +141,11 @@ CalibrationStored CalibrationStore::record(const CalibrationFrames& frames,
   out.version = stamp(now);
   const std::string kind(calibrationKindName(frames.kind));
   out.usable = frames.check.problem.empty();
+  if (!ensureOpen()) {
+    out.usable = false;
+    out.error = problem_;
+    return out;
+  }
   const nlohmann::json record{{"kind", kind},
                               {"scan_id", frames.scanId},
                               {"time", rfc3339(now)},

@@ -62,7 +62,8 @@ class CalibrationStore {
   /// `dir` names this scanner's calibration directory in messages until open() is called.
   explicit CalibrationStore(std::string dir);
 
-  /// Uses `dir` (opened by the caller) for every file from now on.
+  /// Uses `dir` (opened by the caller) for every file from now on; without it, the
+  /// directory is opened by its path when first needed.
   void open(Dir dir);
   /// Uses the newest stored calibration again; an error text when it cannot be read.
   std::string loadLatest();
@@ -91,6 +92,7 @@ class CalibrationStore {
   [[nodiscard]] const Dir& directory() const { return dir_; }
 
  private:
+  bool ensureOpen();
   std::string path_;
   Dir dir_;
   std::shared_ptr<const CalibrationFrames> dark_, air_;

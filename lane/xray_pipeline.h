@@ -33,7 +33,7 @@ struct XrayContext {
   std::shared_ptr<const vision::Calibration> calibration;  ///< for raw scans (null: none yet)
   std::shared_ptr<const CalibrationFrames> dark;  ///< the latest usable dark, for air frames
   std::map<std::string, double> timingsMs;        ///< stages before this one (queue, read)
-  vision::DecodeLimits limits;                    ///< caps checked before anything is allocated
+  vision::DecodeLimits limits{};                  ///< caps checked before anything is allocated
 };
 
 /// One scan, analysed.

@@ -246,5 +246,67 @@ TEST(XrayHostileIT, LinksInTheStateDirectoryAreNotFollowedAndTheOutboxIsIntact) 
   EXPECT_EQ(check.out, "ok\n3\n") << check.err;
 }
 
+// Issue 13: a scan the daemon dies on (here: SIGKILL while it is analysed) is analysed again
+// after one such death; after the second in a row it is quarantined and the control room
+// gets an inconclusive alert saying so, instead of a lane stuck in a crash loop.
+TEST(XrayHostileIT, AScanKilledDuringAnalysisTwiceInARowIsQuarantinedWithAnInconclusiveAlert) {
+  TempDir dir;
+  const std::string gen = dir.file("gen"), inbox = dir.file("inbox"), state = dir.file("state");
+  fs::create_directories(inbox);
+  // One large scan (3 mm pixels): its analysis takes long enough to be interrupted.
+  const auto made = run(
+      {LANEGATECTL_BIN, "phantoms", "--out", gen, "--count", "1", "--seed", "7", "--pixel-mm", "3"},
+      120s);
+  ASSERT_EQ(made.code, 0) << made.err;
+  const std::string id = "ph7-0000";
+  Broker broker(dir);
+  Process watch(
+      {LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1", "--json"},
+      dir.file("watch"));
+  ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s))
+      << watch.err();
+  Daemon d(dir, configText(dir, broker.uri(), devices(inbox)));
+  ASSERT_TRUE(waitFor([&] { return d.up(); }, 20s)) << d.process().err();
+  fs::copy_file(gen + "/" + id + ".tiff", inbox + "/" + id + ".tiff");
+  fs::copy_file(gen + "/" + id + ".json", inbox + "/.staged");
+  fs::rename(inbox + "/.staged", inbox + "/" + id + ".json");
+  const std::string marker = state + "/inflight/xray-1/" + id;
+  for (int death = 1; death <= 2; ++death) {
+    ASSERT_TRUE(waitFor(
+        [&] { return d.process().err().find("analysing " + id) != std::string::npos; }, 30s))
+        << d.process().err();
+    d.process().signal(SIGKILL);
+    d.process().wait(10s);
+    if (fs::exists(state + "/scans/xray-1/" + id + ".json"))
+      GTEST_SKIP() << "the analysis finished before kill " << death;
+    EXPECT_TRUE(fs::exists(marker)) << "in progress, durably";
+    EXPECT_FALSE(fs::exists(state + "/quarantine/xray-1/" + id + ".json"))
+        << "not after " << death << " death(s)";
+    d.start();
+    if (death == 1) {
+      // One death proves nothing: analysed again.
+      ASSERT_TRUE(waitFor(
+          [&] { return d.process().err().find("analysing it again") != std::string::npos; }, 20s))
+          << d.process().err();
+    }
+  }
+  const std::string alertId = "xray:it:lane-1:xray-1:" + id;
+  ASSERT_TRUE(waitFor([&] { return watch.out().find(alertId) != std::string::npos; }, 30s))
+      << d.process().err() << watch.err();
+  const auto alert = nlohmann::json::parse(watch.out().substr(0, watch.out().find('\n')));
+  EXPECT_EQ(alert["type"], "org.lanegate.xray.hit");
+  EXPECT_EQ(alert["data"]["verdict"], "inconclusive");
+  EXPECT_NE(alert["data"]["findings"][0]["reason"].get<std::string>().find("2 consecutive starts"),
+            std::string::npos)
+      << alert.dump();
+  expectValid(dir, "alert", alert.dump());
+  EXPECT_TRUE(fs::exists(state + "/quarantine/xray-1/" + id + ".tiff"));
+  EXPECT_FALSE(fs::exists(inbox + "/" + id + ".json"));
+  EXPECT_FALSE(fs::exists(marker));
+  EXPECT_EQ(d.process().err().find("analysing " + id), std::string::npos)
+      << "not analysed a third time";
+  EXPECT_TRUE(d.up());
+}
+
 }  // namespace
 }  // namespace lanegate::test
