@@ -223,10 +223,32 @@ FileResult<void> Dir::move(const std::string& name, const Dir& to,
     return {};
   }
   if (errno != EXDEV) return tl::unexpected(error(errno, name, "cannot move to " + to.path_));
-  // Another file system: a copy, durable before the original goes.
-  auto bytes = read(name, static_cast<std::uint64_t>(st.st_size));
-  if (!bytes) return tl::unexpected(bytes.error());
-  if (auto w = to.replace(toName, *bytes); !w) return w;
+  // Another file system: a copy (in blocks, a TIFF may be large), durable before the
+  // original goes.
+  Fd in(::openat(fd_, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (in.get() < 0) return tl::unexpected(error(errno, name, "cannot open"));
+  const std::string tmp = temporaryName();
+  Fd out(::openat(to.fd_, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640));
+  if (out.get() < 0) return tl::unexpected(to.error(errno, tmp, "cannot create"));
+  std::vector<char> block(1u << 20);
+  for (;;) {
+    const ssize_t n = ::read(in.get(), block.data(), block.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 ||
+        !writeAll(out.get(), std::string_view(block.data(),
+                                              static_cast<std::size_t>(std::max<ssize_t>(n, 0))))) {
+      const int e = errno;
+      ::unlinkat(to.fd_, tmp.c_str(), 0);
+      return tl::unexpected(to.error(e, toName, "cannot copy " + path_ + "/" + name + " to"));
+    }
+    if (n == 0) break;
+  }
+  if (::fsync(out.get()) != 0 || ::renameat(to.fd_, tmp.c_str(), to.fd_, toName.c_str()) != 0) {
+    const int e = errno;
+    ::unlinkat(to.fd_, tmp.c_str(), 0);
+    return tl::unexpected(to.error(e, toName, "cannot copy into place"));
+  }
+  ::fsync(to.fd_);
   return remove(name);
 }
 
