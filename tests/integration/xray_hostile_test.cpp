@@ -131,13 +131,13 @@ TEST(XrayHostileIT, HostileBundlesAreRejectedWithinTheCapsAndTheDaemonKeepsAnswe
   const long long peak = vmHwmBytes(d.process().pid());
   EXPECT_LT(peak - idle, 64ll << 20) << (peak - idle) / (1 << 20) << " MB above idle";
   // A name that is not UTF-8, and a bundle whose JSON is not.
-  const std::string badName = "scan-\xff\xfe";
-  writeFile(inbox + "/" + badName + ".json", meta("x"));
   std::string latin = meta("latin-1");
   latin.replace(latin.find("\"truck\""), 7, "\"truck\", \"plate\": \"\xe9\xe9\"");
   drop(inbox, "latin-1", repeatedStripTags(), latin);
-  ASSERT_TRUE(logged("rejected bundle scan-") && logged("rejected bundle latin-1"))
-      << d.process().err();
+  ASSERT_TRUE(logged("rejected bundle latin-1")) << d.process().err();
+  const std::string badName = "scan-\xff\xfe";
+  writeFile(inbox + "/" + badName + ".json", meta("x"));
+  ASSERT_TRUE(logged("rejected bundle scan-")) << d.process().err();
   // The daemon runs on and answers; the last error names the file, escaped.
   EXPECT_TRUE(d.process().running());
   const auto table = d.ctl({"status"});
@@ -147,9 +147,7 @@ TEST(XrayHostileIT, HostileBundlesAreRejectedWithinTheCapsAndTheDaemonKeepsAnswe
   const auto& scans = status["scans"]["xray-1"];
   EXPECT_EQ(scans["rejected"], 4) << scans;
   const std::string lastError = scans["last_error"];
-  EXPECT_TRUE(lastError.find("scan-\\xff\\xfe.json") != std::string::npos ||
-              lastError.find("latin-1.json") != std::string::npos)
-      << lastError;
+  EXPECT_NE(lastError.find("'scan-\\xff\\xfe.json': a scan id is"), std::string::npos) << lastError;
   EXPECT_TRUE(d.process().running());
 
   // Each with its reason, in the state directory.
