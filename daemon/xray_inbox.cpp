@@ -403,6 +403,9 @@ void XrayInbox::pump() {
       } catch (const std::exception& e) {
         r->outcome = {};
         r->outcome.error = options_.inbox + "/" + scanId + ".json: analysis failed: " + e.what();
+      } catch (...) {
+        r->outcome = {};
+        r->outcome.error = options_.inbox + "/" + scanId + ".json: analysis failed";
       }
       asio::post(io_, [this, alive, r] {
         if (*alive) finished(r);
