@@ -123,7 +123,9 @@ XrayInbox::~XrayInbox() {
 
 std::string XrayInbox::start() {
   // Why it could not start is also its last error, on the status.
-  return lastError_ = open();
+  std::string why = open();
+  if (!why.empty()) lastError_ = why;
+  return why;
 }
 
 std::string XrayInbox::open() {
@@ -229,17 +231,6 @@ void XrayInbox::quarantine(const std::string& scanId, int starts) {
     bundle.jsonText = std::move(*j);
   if (auto t = inboxDir_.read(scanId + ".tiff", options_.limits.maxTiffBytes))
     bundle.tiffBytes = std::move(*t);
-  for (const char* ext : {".tiff", ".json"}) {
-    const std::string name = scanId + ext;
-    if (!inboxDir_.exists(name)) continue;
-    if (auto m = inboxDir_.move(name, quarantineDir_, name); !m)
-      logger->error("{}: {}", options_.device, m.error().message);
-  }
-  if (auto w = quarantineDir_.replace(
-          scanId + ".error", lane::rfc3339(std::chrono::system_clock::now()) + " " + why + "\n");
-      !w)
-    logger->error("{}: {}", options_.device, w.error().message);
-  (void)inflightDir_.remove(scanId);
   lane::XrayScan scan = lane::quarantinedScan(bundle, why);
   RecordDraft d;
   d.id = lane::xrayAlertId(identity_, options_.device, scanId);
@@ -252,14 +243,32 @@ void XrayInbox::quarantine(const std::string& scanId, int starts) {
                             std::chrono::system_clock::now(), data);
   };
   d.attachments.push_back({imageTopic, "image/jpeg", std::move(scan.image)});
-  ++alerts_;
-  sink_.accept(std::move(d),
-               [this, alive = alive_, id = scanId](const std::string& err, std::uint64_t) {
-                 if (*alive && !err.empty()) {
-                   lastError_ = "quarantine alert for scan " + id + " not accepted: " + err;
-                   log::get("daemon")->error("{}: {}", options_.device, lastError_);
-                 }
-               });
+  // Not analysed in this run whatever happens; it leaves the inbox once its alert is
+  // durable (until then its marker stays, and the next start quarantines it again).
+  known_.insert(scanId);
+  sink_.accept(std::move(d), [this, alive = alive_, scanId, why](const std::string& err,
+                                                                 std::uint64_t) {
+    if (!*alive) return;
+    if (!err.empty()) {
+      lastError_ = "quarantine alert for scan " + scanId + " not accepted: " + err;
+      log::get("daemon")->error("{}: {}", options_.device, lastError_);
+      return;
+    }
+    ++alerts_;
+    auto out = log::get("daemon");
+    for (const char* ext : {".tiff", ".json"}) {
+      const std::string name = scanId + ext;
+      if (!inboxDir_.exists(name)) continue;
+      if (auto m = inboxDir_.move(name, quarantineDir_, name); !m)
+        out->error("{}: {}", options_.device, m.error().message);
+    }
+    if (auto w = quarantineDir_.replace(
+            scanId + ".error", lane::rfc3339(std::chrono::system_clock::now()) + " " + why + "\n");
+        !w)
+      out->error("{}: {}", options_.device, w.error().message);
+    (void)inflightDir_.remove(scanId);
+    known_.erase(scanId);
+  });
 }
 
 void XrayInbox::stop() {

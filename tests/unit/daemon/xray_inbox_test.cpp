@@ -507,6 +507,31 @@ TEST_F(XrayInboxTest, ABundleFoundInProgressByTwoConsecutiveStartsIsQuarantined)
   EXPECT_TRUE(fs::is_empty(inflight));
 }
 
+// The quarantine alert is what lets the bundle leave: refused (disk full), the bundle and its
+// marker stay, it is not analysed, and the next start quarantines it again.
+TEST_F(XrayInboxTest, AQuarantineWhoseAlertIsRefusedIsTriedAgainAtTheNextStart) {
+  const std::string inflight = state() + "/inflight/xray-1";
+  fs::create_directories(inflight);
+  write(phantomWith(true, "twice-2"));
+  writeFile(inflight + "/twice-2", "1\n");
+  sink_.refuse = "disk full";
+  auto l = lane();
+  ASSERT_TRUE(runUntil([&] { return sink_.refused == 1; }));
+  runUntil([] { return false; }, std::chrono::seconds(1));
+  EXPECT_EQ(sink_.refused, 1) << "not analysed meanwhile";
+  EXPECT_TRUE(exists(inbox() + "/twice-2.json"));
+  EXPECT_TRUE(exists(inflight + "/twice-2"));
+  EXPECT_NE(l->status()["last_error"].get<std::string>().find("quarantine alert"),
+            std::string::npos);
+  l.reset();
+  sink_.refuse.clear();
+  auto again = lane();
+  ASSERT_TRUE(runUntil([&] { return sink_.drafts.size() == 1; }));
+  EXPECT_EQ(nlohmann::json::parse(sink_.payloads[0])["data"]["verdict"], "inconclusive");
+  EXPECT_TRUE(exists(state() + "/quarantine/xray-1/twice-2.json"));
+  EXPECT_FALSE(exists(inflight + "/twice-2"));
+}
+
 // Issue 13, acceptance 4 (the calibration part): a link planted among the calibrations,
 // newer than the real one, is never followed; the real one stays in use.
 TEST_F(XrayInboxTest, ACalibrationLinkIsNotFollowed) {
