@@ -12,6 +12,7 @@ find_package(tl-expected REQUIRED)
 find_package(CLI11 2.1 CONFIG REQUIRED)  # every command line (libcli11-dev 2.1.2)
 find_package(SQLite3 REQUIRED)
 find_package(JPEG REQUIRED)     # the overlay encoder: libjpeg-turbo reads BGR rows itself
+find_package(TIFF REQUIRED)     # scan TIFFs the walker does not copy directly, decoded in memory (libtiff-dev)
 find_package(OpenSSL REQUIRED)  # SHA-256 of evidence and images (libssl-dev)
 pkg_check_modules(MODBUS REQUIRED IMPORTED_TARGET libmodbus)
 pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)

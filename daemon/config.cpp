@@ -125,6 +125,22 @@ OutboxConfig readOutbox(SettingsReader& top) {
   return o;
 }
 
+// Caps a scan bundle is checked against before anything is allocated for it.
+vision::DecodeLimits readDecode(SettingsReader& top) {
+  vision::DecodeLimits d;
+  SettingsReader r(top.file(), top.map("decode", false), "decode", top.errors());
+  d.maxWidth = static_cast<int>(r.integer("max_scan_width", d.maxWidth, 1, 1 << 20));
+  d.maxHeight = static_cast<int>(r.integer("max_scan_height", d.maxHeight, 1, 1 << 20));
+  d.maxPixels = static_cast<std::uint64_t>(
+      r.integer("max_scan_pixels", static_cast<std::int64_t>(d.maxPixels), 1, 1ll << 34));
+  d.maxTiffBytes = static_cast<std::uintmax_t>(
+      r.integer("max_tiff_bytes", static_cast<std::int64_t>(d.maxTiffBytes), 1024, 1ll << 36));
+  d.maxJsonBytes = static_cast<std::uintmax_t>(
+      r.integer("max_json_bytes", static_cast<std::int64_t>(d.maxJsonBytes), 1024, 64ll << 20));
+  r.finish();
+  return d;
+}
+
 std::vector<DeviceSpec> readDevices(SettingsReader& top) {
   std::vector<DeviceSpec> devices;
   const YAML::Node list = top.sequence("devices", false);
@@ -239,6 +255,7 @@ tl::expected<Config, ConfigErrors> parseConfig(const std::string& text, const st
   }
   c.broker = readBroker(r, c.site, c.lane);
   c.outbox = readOutbox(r);
+  c.decode = readDecode(r);
   c.devices = readDevices(r);
   r.finish();
   if (!errors.empty()) return tl::unexpected(errors);

@@ -10,6 +10,7 @@
 #include "drivers/driver.h"
 #include "drivers/settings.h"
 #include "trace/library.h"
+#include "vision/decode.h"
 
 namespace lanegate {
 
@@ -48,6 +49,7 @@ struct Config {
   std::string imsLibrary = "/etc/lanegate/ims/substances.yaml";  ///< IMS substance library
   BrokerConfig broker;
   OutboxConfig outbox;
+  vision::DecodeLimits decode;  ///< caps on what a scan bundle may make the daemon allocate
   std::vector<DeviceSpec> devices;
 };
 

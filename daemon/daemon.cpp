@@ -227,6 +227,7 @@ void Daemon::startDevices() {
     o.device = spec.name;
     o.inbox = s.inbox;
     o.stateDir = config_.stateDir;
+    o.limits = config_.decode;
     o.workers = s.workers;
     o.queue = s.queue;
     o.retentionDays = s.retentionDays;

@@ -35,6 +35,14 @@ const std::vector<Key>& restartOnlyKeys() {
       {"outbox.min_free_bytes",
        [](const Config& c) { return text(static_cast<double>(c.outbox.minFreeBytes)); }},
       {"outbox.acked_retention_s", [](const Config& c) { return text(c.outbox.ackedRetentionS); }},
+      {"decode.max_scan_width", [](const Config& c) { return text(c.decode.maxWidth); }},
+      {"decode.max_scan_height", [](const Config& c) { return text(c.decode.maxHeight); }},
+      {"decode.max_scan_pixels",
+       [](const Config& c) { return text(static_cast<double>(c.decode.maxPixels)); }},
+      {"decode.max_tiff_bytes",
+       [](const Config& c) { return text(static_cast<double>(c.decode.maxTiffBytes)); }},
+      {"decode.max_json_bytes",
+       [](const Config& c) { return text(static_cast<double>(c.decode.maxJsonBytes)); }},
   };
   return keys;
 }

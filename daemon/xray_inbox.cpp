@@ -26,9 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::uintmax_t kMaxTiffBytes = 1ull << 30;
-constexpr std::uintmax_t kMaxJsonBytes = 1ull << 20;
-
 bool validScanId(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
@@ -37,33 +34,18 @@ bool validScanId(const std::string& s) {
   });
 }
 
-// Reads a whole file; "" and an error text when it cannot.
-std::string readWhole(const fs::path& p, std::uintmax_t cap, std::string& error) {
-  std::error_code ec;
-  const auto size = fs::file_size(p, ec);
-  if (ec) {
-    error = p.string() + ": " + ec.message();
-    return {};
+// Reads a file of the inbox, retrying a transient failure after each wait of `backoff`
+// (this runs on a worker, which may wait).
+lane::FileResult<std::string> readRetrying(const lane::Dir& dir, const std::string& name,
+                                           std::uint64_t cap,
+                                           const std::vector<std::chrono::milliseconds>& backoff) {
+  auto r = dir.read(name, cap);
+  for (const auto wait : backoff) {
+    if (r || !r.error().transient()) break;
+    std::this_thread::sleep_for(wait);
+    r = dir.read(name, cap);
   }
-  if (size > cap) {
-    error = p.string() + ": " + std::to_string(size) + " bytes, more than the limit of " +
-            std::to_string(cap);
-    return {};
-  }
-  std::ifstream in(p, std::ios::binary);
-  std::string bytes(static_cast<std::size_t>(size), '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(size));
-  if (!in) error = p.string() + ": cannot read";
-  return bytes;
-}
-
-// Moves a file, replacing the target (rename, or copy + remove across file systems).
-void moveReplacing(const fs::path& from, const fs::path& to) {
-  std::error_code ec;
-  fs::rename(from, to, ec);
-  if (!ec) return;
-  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
-  if (!ec) fs::remove(from, ec);
+  return r;
 }
 
 double msSince(Clock::time_point t) {
@@ -75,6 +57,7 @@ double msSince(Clock::time_point t) {
 /// What a worker made of one bundle.
 struct XrayInbox::Result {
   std::string scanId;
+  std::string retryLater;     // a transient read error: the bundle stays for the next rescan
   lane::XrayOutcome outcome;  // rejected, a scan, or a calibration bundle
   std::string alertId;        // a scan with findings: its alert id, image topic and data
   std::string imageTopic;
@@ -139,37 +122,153 @@ XrayInbox::~XrayInbox() {
 }
 
 std::string XrayInbox::start() {
-  std::error_code ec;
-  const fs::path inbox(options_.inbox);
-  if (!fs::is_directory(inbox, ec))
-    return options_.device + ": inbox " + options_.inbox + " is not a directory";
-  for (const fs::path& d :
-       {inbox / "rejected", fs::path(options_.stateDir) / "scans" / options_.device,
-        fs::path(calibrations_.dir())}) {
-    fs::create_directories(d, ec);
-    if (ec) return options_.device + ": cannot create " + d.string() + ": " + ec.message();
+  // Why it could not start is also its last error, on the status.
+  std::string why = open();
+  if (!why.empty()) lastError_ = why;
+  return why;
+}
+
+std::string XrayInbox::open() {
+  const std::string& device = options_.device;
+  auto inbox = lane::Dir::open(options_.inbox, false);
+  if (!inbox) return device + ": inbox " + inbox.error().message;
+  auto state = lane::Dir::open(options_.stateDir, true);
+  if (!state) return device + ": state_dir " + state.error().message;
+  // <state_dir>/<what>/<device>/, each opened without following a link.
+  auto stateSub = [&](const char* what, lane::Dir& into) -> std::string {
+    auto parent = state->sub(what, true);
+    auto dir = parent ? parent->sub(device, true) : tl::unexpected(parent.error());
+    if (!dir) return device + ": " + dir.error().message;
+    into = std::move(*dir);
+    return {};
+  };
+  lane::Dir calibration;
+  for (const auto& [what, into] :
+       std::initializer_list<std::pair<const char*, lane::Dir*>>{{"rejected", &rejectedDir_},
+                                                                 {"scans", &archiveDir_},
+                                                                 {"inflight", &inflightDir_},
+                                                                 {"quarantine", &quarantineDir_},
+                                                                 {"calibration", &calibration}}) {
+    if (std::string why = stateSub(what, *into); !why.empty()) return why;
   }
+  inboxDir_ = std::move(*inbox);
+  calibrations_.open(std::move(calibration));
   const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (fd < 0) return options_.device + ": inotify_init1: " + std::strerror(errno);
+  if (fd < 0) return device + ": inotify_init1: " + std::strerror(errno);
   if (::inotify_add_watch(fd, options_.inbox.c_str(), IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
     const std::string why = std::strerror(errno);
     ::close(fd);
-    return options_.device + ": cannot watch " + options_.inbox + ": " + why;
+    return device + ": cannot watch " + options_.inbox + ": " + why;
   }
   inotify_.assign(fd);
   keepScanBuffersInTheHeap();
   if (const std::string why = calibrations_.loadLatest(); !why.empty())
-    log::get("daemon")->error("{}: {}", options_.device, why);
+    log::get("daemon")->error("{}: {}", device, why);
   pool_ =
       std::make_unique<asio::thread_pool>(static_cast<std::size_t>(std::max(1, options_.workers)));
   primeWorkers();
   stopped_ = false;
+  quarantineInterrupted();
   readEvents();
   rescan();
   scheduleRescan();
-  log::get("daemon")->info("{}: watching {} ({} worker(s))", options_.device, options_.inbox,
+  log::get("daemon")->info("{}: watching {} ({} worker(s))", device, options_.inbox,
                            options_.workers);
   return {};
+}
+
+// Markers left in inflight/ name bundles that were being analysed when the daemon stopped
+// without finishing them (a crash, a SIGKILL, a power cut). One such stop proves nothing
+// (the scan is analysed again); a bundle found so by two consecutive starts is quarantined,
+// so that a scan that kills the daemon cannot keep it in a crash loop.
+void XrayInbox::quarantineInterrupted() {
+  auto entries = inflightDir_.list();
+  if (!entries) {
+    log::get("daemon")->error("{}: {}", options_.device, entries.error().message);
+    return;
+  }
+  for (const lane::DirEntry& e : *entries) {
+    if (e.name.front() == '.') {
+      (void)inflightDir_.remove(e.name);  // a temporary of an interrupted write
+      continue;
+    }
+    auto text = inflightDir_.read(e.name, 64);
+    int starts = 1;
+    if (text) starts += std::atoi(text->c_str());
+    if (!validScanId(e.name) || !inboxDir_.exists(e.name + ".json")) {
+      (void)inflightDir_.remove(e.name);  // gone from the inbox meanwhile
+      continue;
+    }
+    if (starts >= 2) {
+      quarantine(e.name, starts);
+      continue;
+    }
+    log::get("daemon")->warn(
+        "{}: scan {} was being analysed when the daemon stopped; analysing it again",
+        options_.device, e.name);
+    interrupted_[e.name] = starts;
+    if (auto w = inflightDir_.replace(e.name, std::to_string(starts) + "\n"); !w)
+      log::get("daemon")->error("{}: {}", options_.device, w.error().message);
+  }
+}
+
+void XrayInbox::quarantine(const std::string& scanId, int starts) {
+  auto logger = log::get("daemon");
+  const std::string why =
+      "scan " + scanId + " was being analysed when the daemon stopped, at " +
+      std::to_string(starts) +
+      " consecutive starts; it is quarantined unanalysed (a technician must look at it)";
+  logger->error("{}: {}", options_.device, why);
+  lastError_ = why;
+  lane::BundleBytes bundle{scanId,
+                           options_.inbox + "/" + scanId + ".json",
+                           {},
+                           options_.inbox + "/" + scanId + ".tiff",
+                           {}};
+  // Its bytes, for the evidence hashes (bounded like any bundle's); a file that cannot be
+  // read is hashed as empty, and the files are kept as they are either way.
+  if (auto j = inboxDir_.read(scanId + ".json", options_.limits.maxJsonBytes))
+    bundle.jsonText = std::move(*j);
+  if (auto t = inboxDir_.read(scanId + ".tiff", options_.limits.maxTiffBytes))
+    bundle.tiffBytes = std::move(*t);
+  lane::XrayScan scan = lane::quarantinedScan(bundle, why);
+  RecordDraft d;
+  d.id = lane::xrayAlertId(identity_, options_.device, scanId);
+  d.kind = RecordKind::alert;
+  d.topic = lane::laneTopic(identity_, "alerts");
+  const std::string imageTopic = lane::laneTopic(identity_, "alerts/" + d.id + "/image");
+  d.render = [identity = identity_, id = d.id, device = options_.device,
+              data = lane::xrayHitData(scan, imageTopic)](std::uint64_t seq) {
+    return lane::cloudEvent(identity, "org.lanegate.xray.hit", id, seq, device,
+                            std::chrono::system_clock::now(), data);
+  };
+  d.attachments.push_back({imageTopic, "image/jpeg", std::move(scan.image)});
+  // Not analysed in this run whatever happens; it leaves the inbox once its alert is
+  // durable (until then its marker stays, and the next start quarantines it again).
+  known_.insert(scanId);
+  sink_.accept(std::move(d), [this, alive = alive_, scanId, why](const std::string& err,
+                                                                 std::uint64_t) {
+    if (!*alive) return;
+    if (!err.empty()) {
+      lastError_ = "quarantine alert for scan " + scanId + " not accepted: " + err;
+      log::get("daemon")->error("{}: {}", options_.device, lastError_);
+      return;
+    }
+    ++alerts_;
+    auto out = log::get("daemon");
+    for (const char* ext : {".tiff", ".json"}) {
+      const std::string name = scanId + ext;
+      if (!inboxDir_.exists(name)) continue;
+      if (auto m = inboxDir_.move(name, quarantineDir_, name); !m)
+        out->error("{}: {}", options_.device, m.error().message);
+    }
+    if (auto w = quarantineDir_.replace(
+            scanId + ".error", lane::rfc3339(std::chrono::system_clock::now()) + " " + why + "\n");
+        !w)
+      out->error("{}: {}", options_.device, w.error().message);
+    (void)inflightDir_.remove(scanId);
+    known_.erase(scanId);
+  });
 }
 
 void XrayInbox::stop() {
@@ -179,6 +278,9 @@ void XrayInbox::stop() {
   rescanTimer_.cancel();
   inotify_.close(ec);
   if (pool_) pool_->join();  // analyses in progress finish; their bundles stay in the inbox
+  // Those analyses ended: their markers go, so a stop is not taken for a crash.
+  for (const std::string& id : analysingIds_) (void)inflightDir_.remove(id);
+  analysingIds_.clear();
 }
 
 void XrayInbox::readEvents() {
@@ -211,13 +313,16 @@ void XrayInbox::scheduleRescan() {
 }
 
 void XrayInbox::rescan() {
-  std::vector<std::pair<fs::file_time_type, std::string>> found;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(options_.inbox, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.ends_with(".json") && e.is_regular_file(ec))
-      found.emplace_back(e.last_write_time(ec), name);
+  retryPending();
+  auto entries = inboxDir_.list();
+  if (!entries) {
+    lastError_ = entries.error().message;
+    log::get("daemon")->error("{}: {}", options_.device, lastError_);
+    return;
   }
+  std::vector<std::pair<std::int64_t, std::string>> found;
+  for (const lane::DirEntry& e : *entries)
+    if (e.name.ends_with(".json") && !e.directory) found.emplace_back(e.mtimeNs, e.name);
   std::sort(found.begin(), found.end());  // oldest first
   for (const auto& [time, name] : found) consider(name);
 }
@@ -226,11 +331,12 @@ void XrayInbox::consider(const std::string& fileName) {
   if (stopped_ || !fileName.ends_with(".json") || fileName.front() == '.') return;
   const std::string scanId = fileName.substr(0, fileName.size() - 5);
   if (known_.count(scanId)) return;
-  std::error_code ec;
-  if (!fs::exists(fs::path(options_.inbox) / fileName, ec)) return;
+  if (!inboxDir_.exists(fileName)) return;
   if (!validScanId(scanId)) {
     known_.insert(scanId);
-    reject(scanId, "'" + fileName + "': a scan id is 1 to 64 of A-Z a-z 0-9 . _ - (Contract 1)");
+    // The name may hold any bytes (not UTF-8, control characters): escaped wherever it is shown.
+    reject(scanId, "'" + lane::printableName(fileName) +
+                       "': a scan id is 1 to 64 of A-Z a-z 0-9 . _ - (Contract 1)");
     return;
   }
   if (queue_.size() >= static_cast<std::size_t>(std::max(1, options_.queue))) {
@@ -251,50 +357,93 @@ void XrayInbox::pump() {
   while (!stopped_ && analysing_ < std::max(1, options_.workers) && !queue_.empty()) {
     const std::string scanId = queue_.front();
     queue_.pop_front();
+    // In progress, durably, before the analysis starts (see quarantineInterrupted).
+    const auto found = interrupted_.find(scanId);
+    const int starts = found == interrupted_.end() ? 0 : found->second;
+    if (auto w = inflightDir_.replace(scanId, std::to_string(starts) + "\n"); !w) {
+      lastError_ = "scan " + scanId + " waits: " + w.error().message;
+      log::get("daemon")->error("{}: {}", options_.device, lastError_);
+      known_.erase(scanId);  // stays in the inbox; the next rescan tries again
+      continue;
+    }
+    analysingIds_.insert(scanId);
     ++analysing_;
     log::get("daemon")->debug("{}: analysing {}", options_.device, scanId);
-    lane::XrayContext context{calibrations_.calibration(), calibrations_.dark(), {}};
-    asio::post(*pool_,
-               [this, scanId, queuedAt = Clock::now(), context = std::move(context), alive = alive_,
-                inbox = options_.inbox, device = options_.device, identity = identity_]() mutable {
-                 auto r = std::make_shared<Result>();
-                 r->scanId = scanId;
-                 context.timingsMs["queue"] = msSince(queuedAt);
-                 const auto readAt = Clock::now();
-                 lane::BundleBytes bundle{scanId,
-                                          (fs::path(inbox) / (scanId + ".json")).string(),
-                                          {},
-                                          (fs::path(inbox) / (scanId + ".tiff")).string(),
-                                          {}};
-                 std::string err;
-                 bundle.jsonText = readWhole(bundle.jsonPath, kMaxJsonBytes, err);
-                 if (err.empty()) bundle.tiffBytes = readWhole(bundle.tiffPath, kMaxTiffBytes, err);
-                 context.timingsMs["read"] = msSince(readAt);
-                 if (!err.empty()) {
-                   r->outcome.error = err;
-                 } else {
-                   r->outcome = lane::processBundle(bundle, context);
-                 }
-                 // The record's data is serialised here, off the io thread, once.
-                 if (const auto& scan = r->outcome.scan; scan && scan->alert()) {
-                   r->alertId = lane::xrayAlertId(identity, device, scanId);
-                   r->imageTopic = lane::laneTopic(identity, "alerts/" + r->alertId + "/image");
-                   r->dataJson = lane::xrayHitData(*scan, r->imageTopic);
-                 } else if (scan) {
-                   r->dataJson = lane::scanTelemetryData(*scan);
-                 }
-                 asio::post(io_, [this, alive, r] {
-                   if (*alive) finished(r);
-                 });
-               });
+    lane::XrayContext context{
+        calibrations_.calibration(), calibrations_.dark(), {}, options_.limits};
+    asio::post(*pool_, [this, scanId, queuedAt = Clock::now(), context = std::move(context),
+                        alive = alive_, device = options_.device, identity = identity_]() mutable {
+      auto r = std::make_shared<Result>();
+      r->scanId = scanId;
+      // Nothing a bundle does may end the worker (or the daemon): whatever
+      // escapes below rejects this bundle.
+      try {
+        context.timingsMs["queue"] = msSince(queuedAt);
+        const auto readAt = Clock::now();
+        lane::BundleBytes bundle{scanId,
+                                 options_.inbox + "/" + scanId + ".json",
+                                 {},
+                                 options_.inbox + "/" + scanId + ".tiff",
+                                 {}};
+        auto json = readRetrying(inboxDir_, scanId + ".json", options_.limits.maxJsonBytes,
+                                 options_.readBackoff);
+        auto tiff = json ? readRetrying(inboxDir_, scanId + ".tiff", options_.limits.maxTiffBytes,
+                                        options_.readBackoff)
+                         : tl::unexpected(json.error());
+        context.timingsMs["read"] = msSince(readAt);
+        if (!tiff) {
+          if (tiff.error().transient())
+            r->retryLater = tiff.error().message;
+          else
+            r->outcome.error = tiff.error().message;
+        } else {
+          bundle.jsonText = std::move(*json);
+          bundle.tiffBytes = std::move(*tiff);
+          r->outcome = lane::processBundle(bundle, context);
+        }
+        // The record's data is serialised here, off the io thread, once.
+        if (const auto& scan = r->outcome.scan; scan && scan->alert()) {
+          r->alertId = lane::xrayAlertId(identity, device, scanId);
+          r->imageTopic = lane::laneTopic(identity, "alerts/" + r->alertId + "/image");
+          r->dataJson = lane::xrayHitData(*scan, r->imageTopic);
+        } else if (scan) {
+          r->dataJson = lane::scanTelemetryData(*scan);
+        }
+      } catch (const std::exception& e) {
+        r->outcome = {};
+        r->outcome.error = options_.inbox + "/" + scanId + ".json: analysis failed: " + e.what();
+      } catch (...) {
+        r->outcome = {};
+        r->outcome.error = options_.inbox + "/" + scanId + ".json: analysis failed";
+      }
+      asio::post(io_, [this, alive, r] {
+        if (*alive) finished(r);
+      });
+    });
   }
+}
+
+void XrayInbox::endInflight(const std::string& scanId) {
+  analysingIds_.erase(scanId);
+  interrupted_.erase(scanId);
+  if (auto rm = inflightDir_.remove(scanId); !rm)
+    log::get("daemon")->error("{}: {}", options_.device, rm.error().message);
 }
 
 void XrayInbox::finished(std::shared_ptr<Result> r) {
   --analysing_;
   if (stopped_) return;  // the bundle stays in the inbox for the next start
-  ++analysed_;
   const std::string scanId = r->scanId;
+  endInflight(scanId);
+  if (!r->retryLater.empty()) {
+    // Not the bundle's fault: it stays in the inbox and the next rescan tries again.
+    lastError_ = "scan " + scanId + " will be read again: " + r->retryLater;
+    log::get("daemon")->warn("{}: {}", options_.device, lastError_);
+    known_.erase(scanId);
+    pump();
+    return;
+  }
+  ++analysed_;
   if (r->outcome.raw) calibrations_.noteRawScan();
   if (!r->outcome.error.empty()) {
     reject(scanId, r->outcome.error);
@@ -364,8 +513,9 @@ void XrayInbox::accepted(const std::string& scanId, const std::string& error,
     log::get("daemon")->error("{}: {}", options_.device, lastError_);
   } else {
     ++(alertId.empty() ? clear_ : alerts_);
-    archive(scanId);
+    const bool moved = archive(scanId);
     if (onScan_) onScan_(conveyance, alertId);
+    if (!moved) return;  // stays known until it is archived (retryPending)
   }
   known_.erase(scanId);
 }
@@ -377,9 +527,12 @@ void XrayInbox::storeCalibration(const Result& r) {
   const lane::CalibrationStored stored =
       calibrations_.record(frames, std::chrono::system_clock::now());
   // The bundle itself, kept beside its check record under a versioned name.
-  for (const char* ext : {".tiff", ".json"})
-    moveReplacing(fs::path(options_.inbox) / (r.scanId + ext),
-                  fs::path(calibrations_.dir()) / (stored.version + "-" + r.scanId + ext));
+  for (const char* ext : {".tiff", ".json"}) {
+    if (auto m = inboxDir_.move(r.scanId + ext, calibrations_.directory(),
+                                stored.version + "-" + r.scanId + ext);
+        !m)
+      logger->error("{}: {}", options_.device, m.error().message);
+  }
   if (!stored.usable) {
     logger->error("{}: {} (the previous calibration stays in use)", options_.device, stored.error);
     return;
@@ -395,54 +548,107 @@ bool XrayInbox::calibrationDue(double maxAgeHours, std::string& why) const {
 }
 
 void XrayInbox::reject(const std::string& scanId, const std::string& why) {
-  ++rejected_;
-  lastError_ = why;
-  log::get("daemon")->error("{}: rejected bundle {}: {}", options_.device, scanId, why);
-  const fs::path dir = fs::path(options_.inbox) / "rejected";
-  for (const char* ext : {".tiff", ".json"}) {
-    std::error_code ec;
-    const fs::path from = fs::path(options_.inbox) / (scanId + ext);
-    if (fs::exists(from, ec)) moveReplacing(from, dir / (scanId + ext));
+  auto logger = log::get("daemon");
+  const std::string shown = lane::printableName(scanId);
+  if (!pending_.count(scanId)) {
+    ++rejected_;
+    lastError_ = why;
+    logger->error("{}: rejected bundle {}: {}", options_.device, shown, why);
   }
-  std::ofstream(dir / (scanId + ".error"))
-      << lane::rfc3339(std::chrono::system_clock::now()) << " " << why << "\n";
+  std::string notes;
+  for (const char* ext : {".tiff", ".json"}) {
+    const std::string name = scanId + ext;
+    if (!inboxDir_.exists(name)) continue;
+    auto m = inboxDir_.move(name, rejectedDir_, name);
+    if (m) continue;
+    if (m.error().code == ELOOP) {
+      // A link has no content of its own: it goes, its target is never touched.
+      (void)inboxDir_.remove(name);
+      notes += " (" + lane::printableName(name) + " was a symbolic link: removed, not followed)";
+      continue;
+    }
+    logger->error("{}: {}", options_.device, m.error().message);
+    // Transient: tried again at the next rescan. Otherwise it stays known (not retried
+    // until a restart) rather than being analysed and rejected in a loop.
+    if (m.error().transient()) pending_[scanId] = why;
+    return;
+  }
+  if (auto w =
+          rejectedDir_.replace(scanId + ".error", lane::rfc3339(std::chrono::system_clock::now()) +
+                                                      " " + why + notes + "\n");
+      !w) {
+    logger->error("{}: {}", options_.device, w.error().message);
+    if (w.error().transient()) {
+      pending_[scanId] = why;
+      return;
+    }
+  }
+  pending_.erase(scanId);
   known_.erase(scanId);
 }
 
-void XrayInbox::archive(const std::string& scanId) {
-  const fs::path dir = fs::path(options_.stateDir) / "scans" / options_.device;
-  for (const char* ext : {".tiff", ".json"})
-    moveReplacing(fs::path(options_.inbox) / (scanId + ext), dir / (scanId + ext));
+bool XrayInbox::archive(const std::string& scanId) {
+  for (const char* ext : {".tiff", ".json"}) {
+    const std::string name = scanId + ext;
+    if (!inboxDir_.exists(name)) continue;
+    if (auto m = archiveDir_.isOpen() ? inboxDir_.move(name, archiveDir_, name)
+                                      : lane::FileResult<void>();
+        !m) {
+      log::get("daemon")->error("{}: {} (archived at the next rescan)", options_.device,
+                                m.error().message);
+      pending_[scanId] = "";  // accepted already: never analysed again, only moved
+      return false;
+    }
+  }
+  pending_.erase(scanId);
+  return true;
+}
+
+// Moves that failed (the record is durable or the bundle judged): tried again, never
+// re-analysed.
+void XrayInbox::retryPending() {
+  const auto pending = pending_;
+  for (const auto& [scanId, why] : pending) {
+    if (why.empty()) {
+      if (archive(scanId)) known_.erase(scanId);
+    } else {
+      reject(scanId, why);
+    }
+  }
 }
 
 void XrayInbox::prune() {
-  const fs::path dir = fs::path(options_.stateDir) / "scans" / options_.device;
-  std::vector<std::tuple<fs::file_time_type, std::uintmax_t, fs::path>> files;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.is_regular_file(ec)) files.emplace_back(e.last_write_time(ec), e.file_size(ec), e.path());
+  auto entries = archiveDir_.list();
+  if (!entries) return;
+  std::vector<std::tuple<std::int64_t, std::uint64_t, std::string>> files;
+  for (const lane::DirEntry& e : *entries)
+    if (e.regular) files.emplace_back(e.mtimeNs, e.size, e.name);
   std::sort(files.begin(), files.end());  // oldest first
-  std::uintmax_t total = 0;
+  std::uint64_t total = 0;
   for (const auto& f : files) total += std::get<1>(f);
-  const auto cutoff = fs::file_time_type::clock::now() -
-                      std::chrono::duration_cast<fs::file_time_type::duration>(
-                          std::chrono::duration<double, std::ratio<86400>>(options_.retentionDays));
-  for (const auto& [time, size, path] : files) {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  const auto cutoff = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count() -
+                      static_cast<std::int64_t>(options_.retentionDays * 86400.0 * 1e9);
+  for (const auto& [time, size, name] : files) {
     const bool tooOld = options_.retentionDays > 0 && time < cutoff;
     const bool overBudget = options_.retentionBytes > 0 && total > options_.retentionBytes;
     if (!tooOld && !overBudget) break;
-    fs::remove(path, ec);
+    (void)archiveDir_.remove(name);
     total -= size;
   }
 }
 
 nlohmann::json XrayInbox::status() const {
   const lane::CalibrationStatus c = calibrations_.status(std::chrono::system_clock::now());
-  nlohmann::json cal{{"file", c.file}, {"problem", c.problem}};
+  // Messages may quote file names, which may hold any bytes: only printable UTF-8 goes out.
+  nlohmann::json cal{{"file", lane::printableName(c.file)},
+                     {"problem", lane::printableName(c.problem)}};
   if (c.ageH) cal["age_h"] = *c.ageH;
-  return {{"inbox", options_.inbox}, {"queued", queue_.size()},  {"analysing", analysing_},
-          {"analysed", analysed_},   {"alerts", alerts_},        {"clear", clear_},
-          {"rejected", rejected_},   {"last_error", lastError_}, {"calibration", cal}};
+  return {{"inbox", options_.inbox}, {"queued", queue_.size()},
+          {"analysing", analysing_}, {"analysed", analysed_},
+          {"alerts", alerts_},       {"clear", clear_},
+          {"rejected", rejected_},   {"last_error", lane::printableName(lastError_)},
+          {"calibration", cal}};
 }
 
 }  // namespace lanegate

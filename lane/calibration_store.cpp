@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -80,27 +79,60 @@ tl::expected<std::optional<vision::CalibrationKind>, std::string> calibrationKin
   return tl::make_unexpected(name + ": \"calibration\" must be \"dark\" or \"air\"");
 }
 
-CalibrationStore::CalibrationStore(std::string dir) : dir_(std::move(dir)) {}
+CalibrationStore::CalibrationStore(std::string dir) : path_(std::move(dir)) {}
+
+void CalibrationStore::open(Dir dir) {
+  path_ = dir.path();
+  dir_ = std::move(dir);
+}
+
+bool CalibrationStore::ensureOpen() {
+  if (dir_.isOpen()) return true;
+  auto dir = Dir::open(path_, false);
+  if (!dir) {
+    problem_ = dir.error().message;
+    return false;
+  }
+  dir_ = std::move(*dir);
+  return true;
+}
 
 std::string CalibrationStore::loadLatest() {
-  std::string latest;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir_, ec)) {
-    const std::string n = e.path().filename().string();
-    if (n.starts_with("calibration-") && n.ends_with(".json") && n > latest) latest = n;
+  if (!ensureOpen()) return problem_;
+  auto entries = dir_.list();
+  if (!entries) return problem_ = entries.error().message;
+  // The newest calibration that is a regular file; anything else under such a name (a
+  // link, say) is reported and never opened.
+  std::string latest, refused;
+  for (const DirEntry& e : *entries) {
+    if (!e.name.starts_with("calibration-") || !e.name.ends_with(".json")) continue;
+    if (!e.regular) {
+      refused = printableName(path_ + "/" + e.name) +
+                ": not a regular file (a link is never followed); ignored";
+      continue;
+    }
+    if (e.name > latest) latest = e.name;
   }
-  if (latest.empty()) return {};
-  const fs::path path = fs::path(dir_) / latest;
-  auto cal = vision::loadCalibration(path.string());
+  if (latest.empty()) {
+    if (!refused.empty()) problem_ = refused;
+    return refused;
+  }
+  const std::string path = (fs::path(path_) / latest).string();
+  constexpr std::uint64_t kMaxCalibrationBytes = 64ull << 20;
+  auto text = dir_.read(latest, kMaxCalibrationBytes);
+  auto cal =
+      text ? vision::parseCalibration(*text, path)
+           : tl::expected<vision::Calibration, std::string>(tl::unexpect, text.error().message);
   const auto when = parseStamp(latest.substr(12));
   if (!cal || !when) {
-    problem_ = path.string() + ": " + (cal ? "no time in its name" : cal.error());
+    problem_ = cal ? path + ": no time in its name" : cal.error();
     return problem_;
   }
   calibration_ = std::make_shared<vision::Calibration>(std::move(*cal));
   calibratedAt_ = *when;
-  file_ = path.string();
-  return {};
+  file_ = path;
+  problem_ = refused;
+  return refused;
 }
 
 CalibrationStored CalibrationStore::record(const CalibrationFrames& frames,
@@ -109,13 +141,19 @@ CalibrationStored CalibrationStore::record(const CalibrationFrames& frames,
   out.version = stamp(now);
   const std::string kind(calibrationKindName(frames.kind));
   out.usable = frames.check.problem.empty();
+  if (!ensureOpen()) {
+    out.usable = false;
+    out.error = problem_;
+    return out;
+  }
   const nlohmann::json record{{"kind", kind},
                               {"scan_id", frames.scanId},
                               {"time", rfc3339(now)},
                               {"valid", out.usable},
                               {"problem", frames.check.problem},
                               {"checks", checksJson(frames.check)}};
-  std::ofstream(fs::path(dir_) / (kind + "-" + out.version + ".json")) << record.dump(1) << "\n";
+  if (auto w = dir_.replace(kind + "-" + out.version + ".json", record.dump(1) + "\n"); !w)
+    out.error = "cannot keep the check record: " + w.error().message;
   if (!out.usable) {
     out.error = problem_ =
         kind + " calibration " + frames.scanId + " rejected: " + frames.check.problem;
@@ -140,8 +178,13 @@ CalibrationStored CalibrationStore::record(const CalibrationFrames& frames,
     }
     cal->energies.push_back({dark[e], air[e]});
   }
-  const fs::path file = fs::path(dir_) / ("calibration-" + out.version + ".json");
-  std::ofstream(file) << vision::calibrationToJson(*cal);
+  const std::string name = "calibration-" + out.version + ".json";
+  if (auto w = dir_.replace(name, vision::calibrationToJson(*cal)); !w) {
+    // Not durable, so not used: a restart would not find it.
+    out.error = problem_ = "cannot store the new calibration: " + w.error().message;
+    return out;
+  }
+  const fs::path file = fs::path(path_) / name;
   calibration_ = std::move(cal);
   calibratedAt_ = now;
   file_ = out.made = file.string();

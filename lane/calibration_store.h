@@ -6,7 +6,9 @@
 //   dark-<version>.json, air-<version>.json   what was checked, and whether it was usable
 //   calibration-<version>.json       a calibration in vision::loadCalibration's format
 // where <version> is a sortable UTC stamp (20261127T153012.345Z). At start the newest
-// calibration-*.json is used again. Time is passed in, never read here.
+// calibration-*.json is used again. Every file is read and written through the
+// directory's handle (lane/files.h): a link planted in the directory is never followed,
+// neither to load a calibration nor to write a record. Time is passed in, never read here.
 
 #include <chrono>
 #include <memory>
@@ -17,6 +19,7 @@
 
 #include <tl/expected.hpp>
 
+#include "lane/files.h"
 #include "vision/calibration_check.h"
 #include "vision/scan.h"
 
@@ -56,9 +59,12 @@ struct CalibrationStatus {
 /// The calibrations of one scanner; lives on the daemon's io thread.
 class CalibrationStore {
  public:
-  /// `dir` holds this scanner's calibration files (created by the caller).
+  /// `dir` names this scanner's calibration directory in messages until open() is called.
   explicit CalibrationStore(std::string dir);
 
+  /// Uses `dir` (opened by the caller) for every file from now on; without it, the
+  /// directory is opened by its path when first needed.
+  void open(Dir dir);
   /// Uses the newest stored calibration again; an error text when it cannot be read.
   std::string loadLatest();
   /// Records a checked bundle taken at `now`: writes its check record and, when it is
@@ -80,11 +86,15 @@ class CalibrationStore {
   [[nodiscard]] std::shared_ptr<const CalibrationFrames> dark() const { return dark_; }
   /// For the status at `now`.
   [[nodiscard]] CalibrationStatus status(std::chrono::system_clock::time_point now) const;
-  /// The directory.
-  [[nodiscard]] const std::string& dir() const { return dir_; }
+  /// The directory's path.
+  [[nodiscard]] const std::string& dir() const { return path_; }
+  /// The directory (open once open() was called).
+  [[nodiscard]] const Dir& directory() const { return dir_; }
 
  private:
-  std::string dir_;
+  bool ensureOpen();
+  std::string path_;
+  Dir dir_;
   std::shared_ptr<const CalibrationFrames> dark_, air_;
   std::shared_ptr<const vision::Calibration> calibration_;
   std::chrono::system_clock::time_point calibratedAt_{};

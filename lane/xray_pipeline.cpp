@@ -36,7 +36,8 @@ XrayOutcome rejected(std::string why) {
 
 XrayOutcome calibrationBundle(vision::CalibrationKind kind, const BundleBytes& in,
                               const XrayContext& ctx) {
-  auto bundle = vision::decodeBundle(in.jsonText, in.jsonPath, in.tiffBytes, in.tiffPath);
+  auto bundle =
+      vision::decodeBundle(in.jsonText, in.jsonPath, in.tiffBytes, in.tiffPath, ctx.limits);
   if (!bundle) return rejected(bundle.error());
   XrayOutcome out;
   CalibrationFrames frames;
@@ -48,9 +49,7 @@ XrayOutcome calibrationBundle(vision::CalibrationKind kind, const BundleBytes& i
   return out;
 }
 
-}  // namespace
-
-XrayOutcome processBundle(const BundleBytes& in, const XrayContext& ctx) {
+XrayOutcome analyse(const BundleBytes& in, const XrayContext& ctx) {
   const auto kind = calibrationKindOf(in.jsonText, in.jsonPath);
   if (!kind) return rejected(kind.error());
   if (*kind) return calibrationBundle(**kind, in, ctx);
@@ -72,7 +71,8 @@ XrayOutcome processBundle(const BundleBytes& in, const XrayContext& ctx) {
   lap();
   // Decoded from the bytes being hashed, so an uncompressed TIFF (what scanners write) is
   // read once and the analysis sees exactly what the hash covers.
-  auto bundle = vision::decodeBundle(in.jsonText, in.jsonPath, in.tiffBytes, in.tiffPath);
+  auto bundle =
+      vision::decodeBundle(in.jsonText, in.jsonPath, in.tiffBytes, in.tiffPath, ctx.limits);
   scan.timingsMs["decode"] = lap();
   auto finish = [&] { std::tie(scan.tiffSha256, scan.timingsMs["hash"]) = hashing.get(); };
   if (!bundle) {
@@ -115,6 +115,50 @@ XrayOutcome processBundle(const BundleBytes& in, const XrayContext& ctx) {
   finish();
   out.scan = std::move(scan);
   return out;
+}
+
+}  // namespace
+
+XrayOutcome processBundle(const BundleBytes& in, const XrayContext& ctx) {
+  // Decoding is bounded by ctx.limits and the analysis reports its own problems; this is
+  // the last line: a bundle that still makes something throw is rejected, and the worker
+  // that ran it (and the daemon) carry on.
+  try {
+    return analyse(in, ctx);
+  } catch (const std::bad_alloc&) {
+    return rejected(in.tiffPath + ": out of memory analysing this scan");
+  } catch (const std::exception& e) {
+    return rejected(in.tiffPath + ": analysis failed: " + e.what());
+  } catch (...) {
+    return rejected(in.tiffPath + ": analysis failed");
+  }
+}
+
+XrayScan quarantinedScan(const BundleBytes& in, const std::string& why) {
+  XrayScan scan;
+  scan.scanId = in.scanId;
+  scan.verdict = "inconclusive";
+  scan.timingsMs["total"] = 0.0;  // nothing was analysed
+  scan.jsonSha256 = sha256Hex(in.jsonText);
+  scan.tiffSha256 = sha256Hex(in.tiffBytes);
+  if (auto meta = vision::parseMeta(in.jsonText, in.jsonPath))
+    scan.conveyance = checkedConveyance(*meta);
+  vision::Finding f;
+  f.kind = "anomaly";
+  f.detector = "quarantine";
+  f.score = 1.0;
+  f.reason = why;
+  scan.findings.push_back(f);
+  // A mid-grey placeholder: the image itself was never decoded.
+  vision::Findings overlay;
+  overlay.findings = scan.findings;
+  overlay.preview = cv::Mat(64, 256, CV_8UC1, cv::Scalar(128));
+  overlay.materialMap =
+      cv::Mat(1, 1, CV_8UC1, cv::Scalar(static_cast<int>(vision::Material::kUnknown)));
+  const auto jpeg = vision::renderOverlay(overlay);
+  scan.image.assign(jpeg.begin(), jpeg.end());
+  scan.imageSha256 = sha256Hex(scan.image);
+  return scan;
 }
 
 }  // namespace lanegate::lane

@@ -15,6 +15,7 @@
 #include "lane/calibration_store.h"
 #include "lane/conveyance.h"
 #include "vision/analysis.h"
+#include "vision/decode.h"
 #include "vision/scan.h"
 
 namespace lanegate::lane {
@@ -33,6 +34,7 @@ struct XrayContext {
   std::shared_ptr<const vision::Calibration> calibration;  ///< for raw scans (null: none yet)
   std::shared_ptr<const CalibrationFrames> dark;  ///< the latest usable dark, for air frames
   std::map<std::string, double> timingsMs;        ///< stages before this one (queue, read)
+  vision::DecodeLimits limits{};                  ///< caps checked before anything is allocated
 };
 
 /// One scan, analysed.
@@ -63,6 +65,13 @@ struct XrayOutcome {
 };
 
 /// Decodes, checks and analyses one bundle; renders the overlay of a scan with findings.
+/// Never throws: whatever goes wrong (memory included) rejects the bundle with the reason.
 XrayOutcome processBundle(const BundleBytes& bundle, const XrayContext& context);
+
+/// A scan the lane could not analyse and will not try again (it was being analysed when the
+/// daemon stopped, at two consecutive starts): an `inconclusive` alert with one finding
+/// saying `why`, the evidence hashes of the files as they are, the conveyance when its
+/// JSON is readable, and a placeholder overlay (the image was never decoded).
+XrayScan quarantinedScan(const BundleBytes& bundle, const std::string& why);
 
 }  // namespace lanegate::lane

@@ -18,10 +18,14 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitBadInput = 1;
 constexpr int kExitUsage = 2;
-// A spectrum of 4000 points is about 30 kB; anything far bigger is not a spectrum.
+// A substance library is a few kB; a spectrum of 4000 points (Contract 3's most) about
+// 30 kB, under 100 kB pretty-printed. Larger files are refused before they are read or
+// parsed, so the parser never builds more than a bounded document.
 constexpr std::streamoff kMaxFileBytes = 16 * 1024 * 1024;
+constexpr std::streamoff kMaxSpectrumBytes = 1024 * 1024;
 
-std::optional<std::string> readFile(const std::string& path, std::string& error) {
+std::optional<std::string> readFile(const std::string& path, std::string& error,
+                                    std::streamoff maxBytes = kMaxFileBytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = "cannot open";
@@ -29,8 +33,9 @@ std::optional<std::string> readFile(const std::string& path, std::string& error)
   }
   in.seekg(0, std::ios::end);
   const std::streamoff size = in.tellg();
-  if (size > kMaxFileBytes) {
-    error = "file too large";
+  if (size > maxBytes) {
+    error = "file too large (" + std::to_string(size) + " bytes; at most " +
+            std::to_string(maxBytes) + ")";
     return std::nullopt;
   }
   in.seekg(0, std::ios::beg);
@@ -157,7 +162,7 @@ int imsCommand(const std::vector<std::string>& args, std::ostream& out, std::ost
     err << library.error() << "\n";
     return kExitBadInput;
   }
-  const auto spectrumText = readFile(spectrumPath, error);
+  const auto spectrumText = readFile(spectrumPath, error, kMaxSpectrumBytes);
   if (!spectrumText) {
     err << spectrumPath << ": " << error << "\n";
     return kExitBadInput;

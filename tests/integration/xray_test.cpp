@@ -53,8 +53,8 @@ TEST(XrayIT, InboxBundlesBecomeAlertsWithVerifiedImagesAcrossRestartsAndGarbage)
   std::string meta = readFile(gen + "/" + ids[1] + ".json");
   meta.replace(meta.find(ids[1]), ids[1].size(), "garbage-1");
   writeFile(inbox + "/garbage-1.json", meta);
-  ASSERT_TRUE(waitFor([&] { return fs::exists(inbox + "/rejected/garbage-1.error"); }, 30s)) << d.process().err();
-  EXPECT_NE(readFile(inbox + "/rejected/garbage-1.error").find("garbage-1.tiff"), std::string::npos);
+  ASSERT_TRUE(waitFor([&] { return fs::exists(dir.file("state") + "/rejected/xray-1/garbage-1.error"); }, 30s)) << d.process().err();
+  EXPECT_NE(readFile(dir.file("state") + "/rejected/xray-1/garbage-1.error").find("garbage-1.tiff"), std::string::npos);
   copyBundle(gen, ids[1], inbox);
   const std::string id1 = "xray:it:lane-1:xray-1:" + ids[1];
   ASSERT_TRUE(waitFor([&] { return watch.out().find(id1) != std::string::npos; }, 60s)) << d.process().err();

@@ -51,6 +51,33 @@ TEST(Config, ShippedExampleIsValid) {
   EXPECT_EQ(c->stateDir, "/var/lib/lanegate");
 }
 
+// Issue 13: the caps a scan bundle is checked against are config keys; the shipped example
+// lists each with the default the daemon uses without it.
+TEST(Config, DecodeCapsDefaultAndOverride) {
+  auto shipped = loadConfig(LANEGATE_SOURCE_DIR "/config/lanegate.yaml");
+  ASSERT_TRUE(shipped) << shipped.error().str();
+  auto bare = parseConfig("site: a\nlane: b\nbroker:\n  uri: tcp://h:1\n", "t.yaml");
+  ASSERT_TRUE(bare) << bare.error().str();
+  const vision::DecodeLimits defaults;
+  for (const Config* c : {&*shipped, &*bare}) {
+    EXPECT_EQ(c->decode.maxWidth, defaults.maxWidth);
+    EXPECT_EQ(c->decode.maxHeight, defaults.maxHeight);
+    EXPECT_EQ(c->decode.maxPixels, defaults.maxPixels);
+    EXPECT_EQ(c->decode.maxTiffBytes, defaults.maxTiffBytes);
+    EXPECT_EQ(c->decode.maxJsonBytes, defaults.maxJsonBytes);
+  }
+  auto set = parseConfig(
+      "site: a\nlane: b\nbroker:\n  uri: tcp://h:1\ndecode:\n  max_scan_pixels: 1000000\n"
+      "  max_json_bytes: 4096\n",
+      "t.yaml");
+  ASSERT_TRUE(set) << set.error().str();
+  EXPECT_EQ(set->decode.maxPixels, 1000000u);
+  EXPECT_EQ(set->decode.maxJsonBytes, 4096u);
+  EXPECT_EQ(
+      errorsOf("site: a\nlane: b\nbroker:\n  uri: tcp://h:1\ndecode:\n  max_scan_pixels: 0\n"),
+      "t.yaml:6: decode: 'max_scan_pixels' must be between 1 and 17179869184, got 0\n");
+}
+
 TEST(ConfigErrors, UnknownTopLevelKey) {
   EXPECT_EQ(errorsOf(std::string(kValid) + "colour: blue\n"),
             "t.yaml:8: config: unknown key 'colour'\n");

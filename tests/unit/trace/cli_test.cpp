@@ -53,6 +53,24 @@ TEST_F(CliTest, AnalyzePrintsATable) {
   EXPECT_NE(out_.str().find("(calibrant)"), std::string::npos) << out_.str();
 }
 
+// Issue 13: a spectrum file is capped before it is read or parsed (a 4000-point spectrum is
+// ~30 kB); longer arrays within the cap are refused by the parser with the limit named.
+TEST_F(CliTest, OversizedSpectraAreRefusedWithTheLimit) {
+  std::string big = "{\"points\": [";
+  for (int i = 0; i < 300000; ++i) big += "1000, ";
+  big += "1], \"period_ns\": 12500}";
+  write("big.json", big);
+  EXPECT_EQ(run({"analyze", path("big.json")}), 1);
+  EXPECT_NE(err_.str().find("bytes; at most 1048576)"), std::string::npos) << err_.str();
+  EXPECT_NE(err_.str().find("big.json: file too large ("), std::string::npos) << err_.str();
+  std::string longer = "{\"points\": [";
+  for (int i = 0; i < 4000; ++i) longer += "1000, ";
+  longer += "1], \"period_ns\": 12500}";
+  write("long.json", longer);
+  EXPECT_EQ(run({"analyze", path("long.json")}), 1);
+  EXPECT_NE(err_.str().find("4001 points, at most 4000"), std::string::npos) << err_.str();
+}
+
 TEST_F(CliTest, AnalyzeJson) {
   EXPECT_EQ(run({"analyze", path("hit.json"), "--json"}), 0) << err_.str();
   const auto j = nlohmann::json::parse(out_.str());
