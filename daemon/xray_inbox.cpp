@@ -237,10 +237,22 @@ void XrayInbox::quarantine(const std::string& scanId, int starts) {
   d.kind = RecordKind::alert;
   d.topic = lane::laneTopic(identity_, "alerts");
   const std::string imageTopic = lane::laneTopic(identity_, "alerts/" + d.id + "/image");
-  d.render = [identity = identity_, id = d.id, device = options_.device,
-              data = lane::xrayHitData(scan, imageTopic)](std::uint64_t seq) {
-    return lane::cloudEvent(identity, "org.lanegate.xray.hit", id, seq, device,
-                            std::chrono::system_clock::now(), data);
+  // Contract 5 v1.1 as for any X-ray alert: the bundle's time and conveyance when its JSON
+  // could be read, else now and none.
+  lane::EventHead head{"org.lanegate.xray.hit",
+                       "",
+                       0,
+                       options_.device,
+                       scan.takenAt.value_or(std::chrono::system_clock::now()),
+                       lane::subjectOf(scan.conveyance),
+                       lane::dataSchemaUri("xray-hit-data"),
+                       ""};
+  d.render = [identity = identity_, head = std::move(head),
+              data = lane::xrayHitData(scan, imageTopic)](const RenderInfo& info) mutable {
+    head.id = info.id;
+    head.seq = info.seq;
+    head.ackToken = info.ackToken;
+    return lane::cloudEvent(identity, head, data);
   };
   d.attachments.push_back({imageTopic, "image/jpeg", std::move(scan.image)});
   // Not analysed in this run whatever happens; it leaves the inbox once its alert is
