@@ -141,8 +141,12 @@ TEST(ControlIT, ANonUtf8InboxFileNameDoesNotBreakStatus) {
   ASSERT_TRUE(d.process().running()) << d.process().err();
   const auto s = d.status();
   ASSERT_TRUE(s.is_object());
-  EXPECT_NE(s["scans"]["xray-1"].value("last_error", "").find("\xef\xbf\xbd"), std::string::npos)
-      << "the bad bytes are shown as U+FFFD: " << s["scans"]["xray-1"];
+  // The inbox escapes the bad bytes itself (\xff); were a name to reach the reply raw, the
+  // reply's dump would show U+FFFD. Either way the name is there and readable.
+  const std::string lastError = s["scans"]["xray-1"].value("last_error", "");
+  EXPECT_TRUE(lastError.find("scan-\\xff\\xfe.json") != std::string::npos ||
+              lastError.find("\xef\xbf\xbd") != std::string::npos)
+      << "the bad bytes are shown escaped or as U+FFFD: " << s["scans"]["xray-1"];
 }
 
 TEST(ControlIT, AnOverlongLineIsRefusedAndTheConnectionClosed) {
