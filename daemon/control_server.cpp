@@ -37,6 +37,44 @@ std::optional<gid_t> groupId(const std::string& name) {
 
 }  // namespace
 
+void handleControlLine(const std::string& text, const ControlSocketOptions& options,
+                       const std::string& peer, const ControlHandler& handler,
+                       const std::shared_ptr<ControlReply>& reply) {
+  nlohmann::json request;
+  try {
+    request = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    // The parser's message quotes the bytes it stopped at: the reply's dump keeps them
+    // printable.
+    reply->finish(std::string("request is not JSON: ") + e.what());
+    return;
+  }
+  if (!request.is_object() || !request.contains("cmd") || !request["cmd"].is_string()) {
+    reply->finish("request must be an object with a string \"cmd\"");
+    return;
+  }
+  const std::string cmd = request["cmd"].get<std::string>();
+  if (!options.commands.empty() && !options.commands.count(cmd)) {
+    log::get("daemon")->warn("{}: refused '{}' from {}", options.path, shortened(cmd), peer);
+    const bool known = !options.otherSocket.empty();
+    reply->refuse("'" + shortened(cmd) + "' is not accepted on " + options.path +
+                  (known ? "; it needs the admin socket " + options.otherSocket : ""));
+    return;
+  }
+  if (options.logPeers)
+    log::get("daemon")->info("{}: '{}' from {}", options.path, shortened(cmd), peer);
+  try {
+    handler(request, reply);
+  } catch (const std::exception& e) {
+    // The request ends with an error; the daemon goes on.
+    log::get("daemon")->error("{}: '{}' failed: {}", options.path, shortened(cmd), e.what());
+    reply->finish("internal error while handling '" + shortened(cmd) + "': " + e.what());
+  } catch (...) {
+    log::get("daemon")->error("{}: '{}' failed", options.path, shortened(cmd));
+    reply->finish("internal error while handling '" + shortened(cmd) + "'");
+  }
+}
+
 // One client connection: reads request lines, writes answers in order.
 struct ControlServer::Session : std::enable_shared_from_this<ControlServer::Session> {
   // Holds its session until the answer is finished: an answer may wait for the
@@ -50,6 +88,9 @@ struct ControlServer::Session : std::enable_shared_from_this<ControlServer::Sess
       nlohmann::json j{{"done", true}};
       if (!error.empty()) j["error"] = error;
       finishWith(j);
+    }
+    void refuse(const std::string& error) override {
+      finishWith({{"done", true}, {"refused", true}, {"error", error}});
     }
     void finishWith(const nlohmann::json& last) {
       if (!session) return;
@@ -121,41 +162,7 @@ struct ControlServer::Session : std::enable_shared_from_this<ControlServer::Sess
     auto reply = std::make_shared<Reply>();
     reply->session = shared_from_this();
     busy = true;
-    nlohmann::json request;
-    try {
-      request = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      // The parser's message quotes the bytes it stopped at: dumpJson keeps them printable.
-      reply->finish(std::string("request is not JSON: ") + e.what());
-      return;
-    }
-    if (!request.is_object() || !request.contains("cmd") || !request["cmd"].is_string()) {
-      reply->finish("request must be an object with a string \"cmd\"");
-      return;
-    }
-    const std::string cmd = request["cmd"].get<std::string>();
-    if (!options().commands.empty() && !options().commands.count(cmd)) {
-      log::get("daemon")->warn("{}: refused '{}' from {}", options().path, shortened(cmd), peer);
-      const bool known = !options().otherSocket.empty();
-      reply->finishWith(
-          {{"done", true},
-           {"refused", true},
-           {"error", "'" + shortened(cmd) + "' is not accepted on " + options().path +
-                         (known ? "; it needs the admin socket " + options().otherSocket : "")}});
-      return;
-    }
-    if (options().logPeers)
-      log::get("daemon")->info("{}: '{}' from {}", options().path, shortened(cmd), peer);
-    try {
-      server.handler_(request, reply);
-    } catch (const std::exception& e) {
-      // The request ends with an error; the daemon goes on.
-      log::get("daemon")->error("{}: '{}' failed: {}", options().path, shortened(cmd), e.what());
-      reply->finish("internal error while handling '" + shortened(cmd) + "': " + e.what());
-    } catch (...) {
-      log::get("daemon")->error("{}: '{}' failed", options().path, shortened(cmd));
-      reply->finish("internal error while handling '" + shortened(cmd) + "'");
-    }
+    handleControlLine(text, options(), peer, server.handler_, reply);
   }
 
   void write(std::string data) {

@@ -30,6 +30,8 @@ class ControlReply {
   virtual void line(const nlohmann::json& j) = 0;
   /// Ends the answer with {"done": true, ...extra} (ok) or {"done": true, "error": ...}.
   virtual void finish(const std::string& error = "") = 0;
+  /// Ends the answer as refused by this socket: {"done": true, "refused": true, "error": ...}.
+  virtual void refuse(const std::string& error) { finish(error); }
 };
 
 /// Handles one request; runs on the io thread.
@@ -48,6 +50,14 @@ struct ControlSocketOptions {
   std::chrono::milliseconds idleTimeout{std::chrono::seconds(60)};
   std::size_t maxLineBytes = std::size_t{64} * 1024;
 };
+
+/// One request line as a control socket handles it (parsed, checked against the socket's
+/// commands, handed to `handler`), without the socket: what a connection does with each
+/// line, callable from tests and the fuzz target. Never throws; `peer` names the client in
+/// logs.
+void handleControlLine(const std::string& text, const ControlSocketOptions& options,
+                       const std::string& peer, const ControlHandler& handler,
+                       const std::shared_ptr<ControlReply>& reply);
 
 /// Listens on a Unix socket and dispatches requests.
 class ControlServer {

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/acks.h"
 #include "daemon/events.h"
 #include "daemon/log.h"
 #include "daemon/reload.h"
@@ -100,6 +101,8 @@ int Daemon::run() {
   ao.commands.clear();
   ao.otherSocket.clear();
   ao.logPeers = true;
+  controlOptions_ = co;
+  adminOptions_ = ao;
   control_ = std::make_unique<ControlServer>(io_, co, handler);
   admin_ = std::make_unique<ControlServer>(io_, ao, handler);
   for (auto* server : {control_.get(), admin_.get()}) {
@@ -116,6 +119,7 @@ int Daemon::run() {
                LANEGATE_VERSION, config_.site, config_.lane, config_.devices.size(),
                config_.controlSocket, config_.adminSocket);
   sd_notify(0, "READY=1");
+  ready_ = true;
   // Every handler answers its own errors; should an exception still escape one, it ends
   // that handler's work, is logged, and the loop goes on (Asio allows run() again).
   while (true) {
@@ -525,53 +529,32 @@ void Daemon::checkStatus() {
 }
 
 void Daemon::onAck(const std::string& payload) {
-  // Whoever may publish on the acks topic can send anything here: bounded before parsing,
-  // parsed without throwing (invalid UTF-8 is a parse error), logged escaped and rarely.
-  constexpr std::size_t kMaxAckBytes = 4096, kMaxIdBytes = 512;
-  std::string why;
-  nlohmann::json j;
-  if (payload.size() > kMaxAckBytes) {
-    why = "larger than " + std::to_string(kMaxAckBytes) + " bytes";
-  } else {
-    j = nlohmann::json::parse(payload, nullptr, false);
-    if (!j.is_object())
-      why = "not a JSON object in UTF-8";
-    else if (!j.contains("id") || !j["id"].is_string() ||
-             j["id"].get_ref<const std::string&>().empty() ||
-             j["id"].get_ref<const std::string&>().size() > kMaxIdBytes)
-      why = "no \"id\" string of 1 to " + std::to_string(kMaxIdBytes) + " bytes";
-  }
-  if (why.empty()) {
-    // Without a token (or with a wrong one) the outbox refuses it, unless the alert is from
-    // before tokens existed.
-    const auto& t = j.contains("ack_token") ? j["ack_token"] : nlohmann::json();
-    outbox_->markAcked(
-        j["id"].get<std::string>(),
-        t.is_string() && t.get_ref<const std::string&>().size() <= 128 ? t.get<std::string>() : "");
+  auto ack = parseAck(payload);
+  if (ack) {
+    outbox_->markAcked(std::move(ack->id), std::move(ack->token));
     return;
   }
   ++acksMalformed_;
-  if (acksMalformed_ <= 10 || acksMalformed_ % 1000 == 0) {
-    std::string shown;
-    for (std::size_t i = 0; i < payload.size() && i < 120; ++i) {
-      const auto c = static_cast<unsigned char>(payload[i]);
-      if (c >= 0x20 && c < 0x7f && c != '\\') {
-        shown += static_cast<char>(c);
-      } else {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\x%02x", c);
-        shown += buf;
-      }
-    }
-    log::get("daemon")->warn("ignored an ack ({} so far): {}: {}{}", acksMalformed_, why, shown,
-                             payload.size() > 120 ? "..." : "");
-  }
+  if (acksMalformed_ <= 10 || acksMalformed_ % 1000 == 0)
+    log::get("daemon")->warn("ignored an ack ({} so far): {}: {}", acksMalformed_, ack.error(),
+                             printableBytes(payload));
 }
 
 std::string Daemon::statusJson() {
   auto j = statusObject();
   j["time"] = lane::rfc3339(std::chrono::system_clock::now());
   return lane::dumpJson(j);
+}
+
+void Daemon::controlLine(std::string line, bool admin, std::shared_ptr<ControlReply> reply) {
+  asio::post(io_, [this, line = std::move(line), admin, reply = std::move(reply)] {
+    handleControlLine(
+        line, admin ? adminOptions_ : controlOptions_, "an in-process caller",
+        [this](const nlohmann::json& req, std::shared_ptr<ControlReply> r) {
+          onControl(req, std::move(r));
+        },
+        reply);
+  });
 }
 
 void Daemon::onControl(const nlohmann::json& request, std::shared_ptr<ControlReply> reply) {

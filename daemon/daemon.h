@@ -2,6 +2,7 @@
 // lanegated's core: one io_context thread owns all state; signals, the control socket,
 // the MQTT publisher and the device threads all feed it.
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -29,6 +30,12 @@ class Daemon {
   ~Daemon();
   /// Runs until SIGTERM/SIGINT; returns the process exit code.
   int run();
+  /// True once run() has its sockets and handles requests (any thread may ask).
+  [[nodiscard]] bool ready() const { return ready_; }
+  /// One control request line handled as the control socket (or, with `admin`, the admin
+  /// socket) would, without a socket: posted to the io thread, answered through `reply`.
+  /// For in-process drivers such as the control fuzz target; call once ready().
+  void controlLine(std::string line, bool admin, std::shared_ptr<ControlReply> reply);
 
  private:
   void waitSignals();
@@ -66,6 +73,8 @@ class Daemon {
   std::string lastStatusSummary_;
   std::unique_ptr<ControlServer> control_;  // group lanegate: status, devices, outbox
   std::unique_ptr<ControlServer> admin_;    // group lanegate-admin: every command
+  ControlSocketOptions controlOptions_, adminOptions_;
+  std::atomic<bool> ready_{false};
   std::vector<std::unique_ptr<DeviceRunner>> runners_;
   std::vector<std::unique_ptr<XrayInbox>> inboxes_;
   // The conveyance in the lane (PLC lane_occupied and scans); trace hits are tied to it.

@@ -28,6 +28,8 @@ declare -A reach=(
   [config]='validateImsDriver'
   [profile]='parseXrayProfile'
   [modbus]='ModbusLink::read'
+  [ack]='Outbox::applyAck'
+  [control]='Daemon::onControl'
 )
 
 if [ -n "${FUZZ_TARGETS:-}" ]; then

@@ -322,7 +322,14 @@ long long peakGrowth(const std::function<void()>& work) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? growth : -1;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+// ASan's redzones and its quarantine of freed memory inflate the peak: the 64 MB budget is
+// held in the dev build (CI runs these tests there as well, .ci/run); under ASan the check
+// only has to catch a blow-up such as the 268 MB the old walker took.
+constexpr long long kMemoryBudget = 256ll << 20;
+#else
 constexpr long long kMemoryBudget = 64ll << 20;
+#endif
 
 // Issue 13, acceptance 5: repeated strip tags and a 2^31 x 2^31 claim are refused within
 // the caps, with a message naming the problem, and the peak memory stays under 64 MB.
