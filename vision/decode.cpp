@@ -188,7 +188,9 @@ int memMap(thandle_t h, void** base, toff_t* size) {
 }
 void memUnmap(thandle_t, void*, toff_t) {}
 
-int keepError(TIFF*, void* user, const char* module, const char* fmt, va_list ap) {
+// libtiff's handler: `fmt` is libtiff's own printf format (the attribute tells the compiler).
+__attribute__((format(printf, 4, 0))) int keepError(TIFF*, void* user, const char* module,
+                                                    const char* fmt, va_list ap) {
   auto* f = static_cast<MemoryTiff*>(user);
   if (f->error.empty()) {
     char buf[512];
