@@ -94,8 +94,14 @@ TEST(LaneIT, ATraceHitCarriesTheConveyanceOnlyWhileThePlcSaysItIsInTheLane) {
                            kImsLibrary + "devices:\n" + xrayEntry(inbox, plc.port()) +
                                imsEntry("ims-1", imsPort)));
   auto laneOccupied = [&] {
+    // Until the scanner has reported, the status has no entry (or no readings) for it.
     const auto s = d.status();
-    return s.is_object() ? s["devices"]["xray-1"]["readings"].value("lane_occupied", -1.0) : -1.0;
+    const auto none = nlohmann::json::object();
+    if (!s.is_object()) return -1.0;
+    return s.value("devices", none)
+        .value("xray-1", none)
+        .value("readings", none)
+        .value("lane_occupied", -1.0);
   };
 
   // The lane is empty: hits name no conveyance.
