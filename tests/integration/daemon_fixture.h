@@ -18,12 +18,19 @@ inline const std::string kStatusTopic = "lanegate/v1/it/lane-1/status";
 inline const std::string kAlertsTopic = "lanegate/v1/it/lane-1/alerts";
 
 inline std::string configText(const TempDir& dir, const std::string& brokerUri,
-                       const std::string& devices = "devices: []\n") {
+                              const std::string& devices = "devices: []\n") {
   return "site: it\nlane: lane-1\nlog_level: debug\n"
-         "state_dir: " + dir.file("state") + "\n"
-         "control_socket: " + dir.file("control.sock") + "\n"
-         "broker:\n  uri: " + brokerUri + "\n  keepalive_s: 5\n"
-         "  reconnect_min_s: 0.1\n  reconnect_max_s: 0.5\n" + devices;
+         "state_dir: " +
+         dir.file("state") +
+         "\n"
+         "control_socket: " +
+         dir.file("control.sock") +
+         "\n"
+         "broker:\n  uri: " +
+         brokerUri +
+         "\n  keepalive_s: 5\n"
+         "  reconnect_min_s: 0.1\n  reconnect_max_s: 0.5\n" +
+         devices;
 }
 
 // A daemon under test, with its config in `dir`.
@@ -36,8 +43,9 @@ class Daemon {
   /// Starts (again) the daemon on the same config and state.
   void start() {
     process_.reset();
-    process_ = std::make_unique<Process>(
-        std::vector<std::string>{LANEGATED_BIN, "-c", configPath()}, dir_.file("lanegated-" + std::to_string(++starts_)));
+    process_ =
+        std::make_unique<Process>(std::vector<std::string>{LANEGATED_BIN, "-c", configPath()},
+                                  dir_.file("lanegated-" + std::to_string(++starts_)));
   }
   /// True once the control socket answers.
   bool up() const { return status().is_object(); }
@@ -103,20 +111,6 @@ inline std::string xrayEntry(const std::string& inbox, int port) {
   return "  - name: xray-1\n    type: xray\n    host: 127.0.0.1\n    port: " +
          std::to_string(port) + "\n    poll_interval_ms: 50\n    inbox: " + inbox +
          "\n    profile: " LANEGATE_SOURCE_DIR "/config/profiles/xray-generic-v1.yaml\n";
-}
-
-/// The port a simulator printed ("listening on 127.0.0.1:PORT"); 0 when it did not in time.
-inline int simPort(Process& sim) {
-  int port = 0;
-  waitFor(
-      [&] {
-        const std::string out = sim.out();
-        const auto at = out.find("listening on 127.0.0.1:");
-        if (at != std::string::npos) port = std::atoi(out.c_str() + at + 23);
-        return port != 0 || !sim.running();
-      },
-      15s);
-  return port;
 }
 
 /// A `lanegate-sim` process (its arguments after the binary) on a free port.

@@ -14,68 +14,12 @@
 #include <fstream>
 
 #include "tests/integration/daemon_fixture.h"
+#include "tests/support/crafted_tiff.h"
 
 namespace lanegate::test {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A little-endian TIFF built entry by entry (data after the header, then one directory).
-class TiffBuilder {
- public:
-  std::uint32_t data(const std::string& bytes) {
-    const auto at = static_cast<std::uint32_t>(8 + data_.size());
-    data_ += bytes;
-    if (data_.size() % 2) data_ += '\0';
-    return at;
-  }
-  void entry(unsigned tag, unsigned type, std::uint32_t count, std::uint32_t value) {
-    entries_ += u16(tag) + u16(type) + u32(count) +
-                (type == 3 && count == 1 ? u16(value) + u16(0) : u32(value));
-    ++count_;
-  }
-  std::string build() const {
-    return "II" + u16(42) + u32(static_cast<std::uint32_t>(8 + data_.size())) + data_ +
-           u16(count_) + entries_ + u32(0);
-  }
-
- private:
-  static std::string u16(unsigned v) {
-    return {static_cast<char>(v & 0xff), static_cast<char>((v >> 8) & 0xff)};
-  }
-  static std::string u32(std::uint32_t v) { return u16(v & 0xffff) + u16(v >> 16); }
-  std::string data_, entries_;
-  unsigned count_ = 0;
-};
-
-// 256 copies of StripOffsets and StripByteCounts over one 64K-entry array (the walker
-// used to collect 256 MB of offsets from these 256 KB).
-std::string repeatedStripTags() {
-  TiffBuilder b;
-  const std::uint32_t array = b.data(std::string(65536u * 4, '\0'));
-  b.entry(256, 4, 1, 64);
-  b.entry(257, 4, 1, 64);
-  b.entry(258, 3, 1, 16);
-  b.entry(277, 3, 1, 1);
-  b.entry(278, 4, 1, 1);
-  for (int i = 0; i < 256; ++i) {
-    b.entry(273, 4, 65536, array);
-    b.entry(279, 4, 65536, array);
-  }
-  return b.build();
-}
-
-std::string hugeClaim() {
-  TiffBuilder b;
-  const std::uint32_t strip = b.data(std::string(2, '\0'));
-  b.entry(256, 4, 1, 1u << 31);
-  b.entry(257, 4, 1, 1u << 31);
-  b.entry(258, 3, 1, 16);
-  b.entry(273, 4, 1, strip);
-  b.entry(277, 3, 1, 1);
-  b.entry(279, 4, 1, 2);
-  return b.build();
-}
 
 std::string meta(const std::string& scanId) {
   return R"({"scan_id": ")" + scanId +
@@ -117,7 +61,7 @@ TEST(XrayHostileIT, HostileBundlesAreRejectedWithinTheCapsAndTheDaemonKeepsAnswe
   ASSERT_GT(idle, 0);
 
   drop(inbox, "strips-1", repeatedStripTags(), meta("strips-1"));
-  drop(inbox, "huge-1", hugeClaim(), meta("huge-1"));
+  drop(inbox, "huge-1", claimedSize(1u << 31, 1u << 31), meta("huge-1"));
   const auto logged = [&](const std::string& what) {
     return waitFor(
                [&] {

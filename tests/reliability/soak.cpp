@@ -55,19 +55,6 @@ long fdCount(pid_t pid) {
   return n;
 }
 
-int simPort(Process& sim) {
-  int port = 0;
-  waitFor(
-      [&] {
-        const std::string out = sim.out();
-        const auto at = out.find("listening on 127.0.0.1:");
-        if (at != std::string::npos) port = std::atoi(out.c_str() + at + 23);
-        return port != 0 || !sim.running();
-      },
-      15s);
-  return port;
-}
-
 [[noreturn]] void fail(const std::string& why) {
   std::fprintf(stderr, "soak: %s\n", why.c_str());
   std::exit(1);

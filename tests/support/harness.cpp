@@ -138,16 +138,31 @@ bool portOpen(int port) {
   return ok;
 }
 
+int simPort(Process& sim) {
+  int port = 0;
+  waitFor(
+      [&] {
+        const std::string out = sim.out();
+        const auto at = out.find("listening on 127.0.0.1:");
+        if (at != std::string::npos) port = std::atoi(out.c_str() + at + 23);
+        return port != 0 || !sim.running();
+      },
+      15s);
+  return port;
+}
+
 Broker::Broker(const TempDir& dir, const std::string& extraConfig)
     : conf_(dir.file("mosquitto.conf")), logPrefix_(dir.file("mosquitto")) {
   // The port is free when chosen; another process could take it before mosquitto
   // binds, so try a few.
   for (int attempt = 0; attempt < 5; ++attempt) {
     port_ = freeLoopbackPort();
-    writeFile(conf_, "listener " + std::to_string(port_) + " 127.0.0.1\n"
-                     "allow_anonymous true\n"
-                     // Started as root (CI), mosquitto would drop to its own user.
-                     "user root\n" + extraConfig + "\n");
+    writeFile(conf_, "listener " + std::to_string(port_) +
+                         " 127.0.0.1\n"
+                         "allow_anonymous true\n"
+                         // Started as root (CI), mosquitto would drop to its own user.
+                         "user root\n" +
+                         extraConfig + "\n");
     start();
     if (process_) return;
   }
@@ -157,8 +172,8 @@ Broker::Broker(const TempDir& dir, const std::string& extraConfig)
 Broker::~Broker() { stop(); }
 
 void Broker::start() {
-  process_ = std::make_unique<Process>(std::vector<std::string>{MOSQUITTO_BIN, "-c", conf_},
-                                       logPrefix_);
+  process_ =
+      std::make_unique<Process>(std::vector<std::string>{MOSQUITTO_BIN, "-c", conf_}, logPrefix_);
   const bool up = waitFor([&] { return portOpen(port_) || !process_->running(); }, 10s);
   if (!up || !process_->running()) process_.reset();
 }
@@ -174,7 +189,8 @@ std::string Broker::uri() const { return "tcp://127.0.0.1:" + std::to_string(por
 
 std::string retained(const Broker& broker, const std::string& topic,
                      std::chrono::milliseconds timeout) {
-  const auto secs = std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
+  const auto secs =
+      std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
   auto r = run({MOSQUITTO_SUB_BIN, "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-t",
                 topic, "-C", "1", "-W", std::to_string(secs), "--retained-only"},
                timeout + 5s);

@@ -81,6 +81,10 @@ int freeLoopbackPort();
 /// True when something accepts connections on 127.0.0.1:port.
 bool portOpen(int port);
 
+/// The port a simulator printed on stdout ("listening on 127.0.0.1:PORT"); 0 when it did
+/// not within 15 s or exited first.
+int simPort(Process& sim);
+
 /// A real mosquitto on a loopback port chosen at run time.
 class Broker {
  public:

@@ -2,6 +2,7 @@
 #include "vision/decode.h"
 
 #include "test_support.h"
+#include "tests/support/crafted_tiff.h"
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -19,6 +20,10 @@
 
 namespace lanegate::vision {
 namespace {
+
+using lanegate::test::claimedSize;
+using lanegate::test::repeatedStripTags;
+using lanegate::test::TiffBuilder;
 
 using test::ScratchDir;
 using test::writeText;
@@ -206,90 +211,6 @@ TEST(Decode, AbsurdHeaderDimensions) {
   writeText(dir.file("s1.json"), kMeta);
   const std::string e = expectError(dir.file("s1.json"));
   EXPECT_NE(e.find("beyond the limit"), std::string::npos) << e;
-}
-
-// A little-endian TIFF built entry by entry, for files no encoder would write: data blocks
-// after the header, then one directory.
-class TiffBuilder {
- public:
-  /// Appends raw bytes; their offset in the file.
-  std::uint32_t data(const std::string& bytes) {
-    const auto at = static_cast<std::uint32_t>(8 + data_.size());
-    data_ += bytes;
-    if (data_.size() % 2) data_ += '\0';
-    return at;
-  }
-  /// One directory entry (value inline, or the offset of its data).
-  void entry(unsigned tag, unsigned type, std::uint32_t count, std::uint32_t value) {
-    entries_.push_back({tag, type, count, value});
-  }
-  std::string build() const {
-    std::string t = "II";
-    auto u16 = [&](unsigned v) {
-      t += static_cast<char>(v & 0xff);
-      t += static_cast<char>((v >> 8) & 0xff);
-    };
-    auto u32 = [&](std::uint32_t v) {
-      u16(v & 0xffff);
-      u16(v >> 16);
-    };
-    u16(42);
-    u32(static_cast<std::uint32_t>(8 + data_.size()));
-    t += data_;
-    u16(static_cast<unsigned>(entries_.size()));
-    for (const Entry& e : entries_) {
-      u16(e.tag);
-      u16(e.type);
-      u32(e.count);
-      if (e.type == 3 && e.count == 1) {
-        u16(e.value);
-        u16(0);
-      } else {
-        u32(e.value);
-      }
-    }
-    u32(0);
-    return t;
-  }
-
- private:
-  struct Entry {
-    unsigned tag, type;
-    std::uint32_t count, value;
-  };
-  std::string data_;
-  std::vector<Entry> entries_;
-};
-
-// A 64x64 page whose StripOffsets and StripByteCounts are each listed `repeats` times, all
-// pointing at one array of `arrayLength` LONGs: the walker used to collect every copy.
-std::string repeatedStripTags(unsigned repeats, std::uint32_t arrayLength) {
-  TiffBuilder b;
-  const std::uint32_t array = b.data(std::string(arrayLength * 4u, '\0'));
-  b.entry(256, 4, 1, 64);
-  b.entry(257, 4, 1, 64);
-  b.entry(258, 3, 1, 16);
-  b.entry(277, 3, 1, 1);
-  b.entry(278, 4, 1, 1);
-  for (unsigned i = 0; i < repeats; ++i) {
-    b.entry(273, 4, arrayLength, array);
-    b.entry(279, 4, arrayLength, array);
-  }
-  return b.build();
-}
-
-// A page claiming width x height pixels (LONGs), one strip of 2 bytes.
-std::string claimedSize(std::uint32_t width, std::uint32_t height) {
-  TiffBuilder b;
-  const std::uint32_t strip = b.data(std::string(2, '\0'));
-  b.entry(256, 4, 1, width);
-  b.entry(257, 4, 1, height);
-  b.entry(258, 3, 1, 16);
-  b.entry(273, 4, 1, strip);
-  b.entry(277, 3, 1, 1);
-  b.entry(278, 4, 1, height);
-  b.entry(279, 4, 1, 2);
-  return b.build();
 }
 
 long long vmHwmBytes() {
