@@ -195,10 +195,25 @@ int cmdOutbox(const Socket& sock, bool json) {
   }));
 }
 
-int cmdReload(const Socket& sock) {
-  const int rc = report(request(sock, {{"cmd", "reload"}}, [](const nlohmann::json&) {}));
-  if (rc == kOk) std::cout << "reload requested; the daemon's log says what changed\n";
-  return rc;
+int cmdReload(const Socket& sock, bool json) {
+  // Waits for the daemon's answer: systemd's ExecReload= runs this, so a refused config
+  // fails `systemctl reload` with its file:line errors.
+  return report(request(sock, {{"cmd", "reload"}}, [&](const nlohmann::json& j) {
+    if (json) {
+      std::cout << lane::dumpJson(j) << std::endl;
+      return;
+    }
+    const auto list = [&](const char* key) {
+      std::string out;
+      if (j.contains(key) && j[key].is_array())
+        for (const auto& k : j[key])
+          if (k.is_string()) out += (out.empty() ? "" : ", ") + k.get<std::string>();
+      return out.empty() ? std::string("nothing") : out;
+    };
+    std::cout << "reloaded " << j.value("reloaded", std::string("?")) << ": "
+              << j.value("devices", 0) << " device(s); applied: " << list("applied")
+              << "; changed but needing a restart: " << list("restart_only") << std::endl;
+  }));
 }
 
 // A device command through the daemon; `device` may be "" for the lane's only one of `type`.
@@ -283,8 +298,11 @@ int ctlMain(int argc, char** argv, const OfflineCommand& offline) {
   devices->callback([&] { rc = cmdDevices(control(), json); });
 
   auto* reload = app.add_subcommand(
-      "reload", "re-read the configuration (as SIGHUP); the log says what changed");
-  reload->callback([&] { rc = cmdReload(admin()); });
+      "reload",
+      "re-read the configuration and wait: what took effect, or exit 1 with the file:line "
+      "errors (the daemon keeps the previous configuration)");
+  reload->add_flag("--json", json, "one JSON object");
+  reload->callback([&] { rc = cmdReload(admin(), json); });
 
   std::string device, action;
   auto* calibrate = app.add_subcommand(

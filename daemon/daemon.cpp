@@ -1,7 +1,5 @@
 #include "daemon/daemon.h"
 
-#include <systemd/sd-daemon.h>
-
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
@@ -43,7 +41,10 @@ nlohmann::json healthJson(const DeviceHealth& h) {
 }  // namespace
 
 Daemon::Daemon(Config config)
-    : config_(std::move(config)), signals_(io_, SIGINT, SIGTERM, SIGHUP), statusTimer_(io_),
+    : config_(std::move(config)),
+      signals_(io_, SIGINT, SIGTERM, SIGHUP),
+      statusTimer_(io_),
+      notify_(io_, [this] { return stuck(); }),
       started_(std::chrono::system_clock::now()) {}
 
 Daemon::~Daemon() { stopDevices(); }
@@ -118,7 +119,8 @@ int Daemon::run() {
   logger->info("lanegated {} running: site {} lane {}, {} device(s), sockets {} and {}",
                LANEGATE_VERSION, config_.site, config_.lane, config_.devices.size(),
                config_.controlSocket, config_.adminSocket);
-  sd_notify(0, "READY=1");
+  notify_.ready();
+  notify_.status(summaryLine());
   ready_ = true;
   // Every handler answers its own errors; should an exception still escape one, it ends
   // that handler's work, is logged, and the loop goes on (Asio allows run() again).
@@ -156,7 +158,7 @@ void Daemon::waitSignals() {
 void Daemon::shutdown() {
   if (stopping_) return;
   stopping_ = true;
-  sd_notify(0, "STOPPING=1");
+  notify_.stopping();
   control_->close();
   admin_->close();
   statusTimer_.cancel();
@@ -169,15 +171,17 @@ void Daemon::shutdown() {
   outbox_->flush();  // commit the last published marks; accepted records are already safe
 }
 
-std::string Daemon::reload() {
+std::string Daemon::reload(nlohmann::json* outcome) {
   auto logger = log::get("daemon");
-  sd_notify(0, "RELOADING=1");
+  notify_.reloading();
   auto fresh = loadConfig(config_.path);
   if (!fresh) {
     for (const auto& e : fresh.error().all()) logger->error("reload: {}", e.str());
     logger->error("reload: configuration not changed; still running on the previous one");
-    sd_notify(0, "READY=1");
-    return "configuration not changed (still running on the previous one): " + fresh.error().str();
+    notify_.reloaded();
+    std::string errors = fresh.error().str();
+    while (!errors.empty() && errors.back() == '\n') errors.pop_back();
+    return "reload refused, still running on the previous configuration:\n" + errors;
   }
   ReloadPlan plan = planReload(config_, *fresh);
   for (const auto& key : plan.restartOnly)
@@ -203,7 +207,13 @@ std::string Daemon::reload() {
   for (const auto& key : plan.applied) applied += (applied.empty() ? "" : ", ") + key;
   logger->info("reloaded {}: {} device(s){}", config_.path, config_.devices.size(),
                applied.empty() ? "" : "; applied " + applied);
-  sd_notify(0, "READY=1");
+  if (outcome)
+    *outcome = {{"reloaded", config_.path},
+                {"devices", config_.devices.size()},
+                {"applied", plan.applied},
+                {"restart_only", plan.restartOnly}};
+  notify_.reloaded();
+  notify_.status(summaryLine());
   return "";
 }
 
@@ -519,6 +529,7 @@ void Daemon::checkStatus() {
       lastStatusSummary_ = summary;
       publisher_->publishStatus();
     }
+    notify_.status(summaryLine());
   } catch (const std::exception& e) {
     log::get("daemon")->error("status check failed: {}", e.what());  // and again in 5 s
   }
@@ -526,6 +537,52 @@ void Daemon::checkStatus() {
   statusTimer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec && !stopping_) checkStatus();
   });
+}
+
+std::vector<std::string> Daemon::problems() {
+  std::vector<std::string> out;
+  for (const auto& [name, h] : health_)
+    if (h.state != "ok")
+      out.push_back(name + " " + h.state + (h.detail.empty() ? "" : " (" + h.detail + ")"));
+  if (publisher_ && !publisher_->connected())
+    out.push_back("broker " + config_.broker.uri + " not connected" +
+                  (publisher_->lastError().empty() ? "" : " (" + publisher_->lastError() + ")"));
+  if (outbox_) {
+    const auto faults = statusObject()["faults"];
+    for (const auto& f : faults)
+      out.push_back(f.value("kind", std::string("fault")) + ": " +
+                    f.value("detail", std::string()));
+  }
+  if (auto s = stuck(); !s.empty()) out.push_back(s);
+  return out;
+}
+
+std::string Daemon::summaryLine() {
+  const auto issues = problems();
+  if (!issues.empty()) {
+    std::string line = "NOT HEALTHY: ";
+    for (std::size_t i = 0; i < issues.size(); ++i) line += (i ? "; " : "") + issues[i];
+    return line;
+  }
+  const auto pending = outbox_ ? outbox_->stats(config_.outbox.ackTimeoutS).pending : 0;
+  return "healthy: " + std::to_string(health_.size()) + " device(s) ok, broker connected, " +
+         std::to_string(pending) + " alert(s) pending in the outbox";
+}
+
+std::string Daemon::stuck() const {
+  const auto now = std::chrono::steady_clock::now();
+  const auto seconds = [](std::chrono::steady_clock::duration d) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count());
+  };
+  if (publisher_) {
+    if (const auto d = publisher_->stalledFor(now); d > publisher_->publishTimeout())
+      return "the MQTT publisher has waited " + seconds(d) + " s for a PUBACK";
+  }
+  for (const auto& r : runners_)
+    if (const auto w = r->wedged(now))
+      return w->device + ": a " + w->call + " call has not returned for " + seconds(w->elapsed) +
+             " s (over 3x its timeout)";
+  return "";
 }
 
 void Daemon::onAck(const std::string& payload) {
@@ -588,7 +645,10 @@ void Daemon::onControl(const nlohmann::json& request, std::shared_ptr<ControlRep
     reply->line(devicesJson());
     reply->finish();
   } else if (cmd == "reload") {
-    reply->finish(reload());
+    nlohmann::json outcome;
+    const std::string err = reload(&outcome);
+    if (err.empty()) reply->line(outcome);
+    reply->finish(err);
   } else if (cmd == "device-command") {
     deviceCommand(request, std::move(reply));
   } else {

@@ -18,6 +18,7 @@
 #include "daemon/device_runner.h"
 #include "daemon/mqtt_publisher.h"
 #include "daemon/outbox.h"
+#include "daemon/systemd_notify.h"
 #include "daemon/xray_inbox.h"
 #include "lane/correlator.h"
 
@@ -39,8 +40,9 @@ class Daemon {
 
  private:
   void waitSignals();
-  /// Re-reads the config; "" when applied, else why it was refused (the old one stays).
-  std::string reload();
+  /// Re-reads the config; "" when applied (what changed in `outcome`), else why it was
+  /// refused, with the file:line errors (the old config stays).
+  std::string reload(nlohmann::json* outcome = nullptr);
   void shutdown();
   void startDevices();
   void stopDevices();
@@ -61,6 +63,13 @@ class Daemon {
   void onScan(const lane::ConveyanceRecord& conveyance, const std::string& alertId);
   void publishDeviceStatus(const std::string& name, const DeviceHealth& health);
   [[nodiscard]] std::string statusJson();
+  /// What keeps the daemon from being fully healthy (Contract 6: a device not ok, the
+  /// broker unreachable, a fault, something stuck), one sentence each; empty when healthy.
+  [[nodiscard]] std::vector<std::string> problems();
+  /// The one-line summary for systemd's STATUS= and the log.
+  [[nodiscard]] std::string summaryLine();
+  /// What is stuck (the publisher, a device thread), or "": gates the watchdog.
+  [[nodiscard]] std::string stuck() const;
   [[nodiscard]] nlohmann::json statusObject();
 
   Config config_;
@@ -71,6 +80,7 @@ class Daemon {
   std::unique_ptr<Delivery> delivery_;
   asio::steady_timer statusTimer_;
   std::string lastStatusSummary_;
+  SystemdNotify notify_;
   std::unique_ptr<ControlServer> control_;  // group lanegate: status, devices, outbox
   std::unique_ptr<ControlServer> admin_;    // group lanegate-admin: every command
   ControlSocketOptions controlOptions_, adminOptions_;

@@ -43,6 +43,27 @@ DeviceRunner::DeviceRunner(asio::io_context& io, std::string label, std::vector<
 
 DeviceRunner::~DeviceRunner() { stop(); }
 
+template <typename F>
+auto DeviceRunner::call(const Slot& s, const char* what, milliseconds timeout, F&& f) {
+  {
+    std::lock_guard lock(busyMutex_);
+    busySlot_ = &s;
+    busyCall_ = what;
+    busySince_ = Clock::now();
+    busyBudget_ = 3 * timeout;
+  }
+  auto result = f();
+  std::lock_guard lock(busyMutex_);
+  busySlot_ = nullptr;
+  return result;
+}
+
+std::optional<DeviceRunner::Wedged> DeviceRunner::wedged(Clock::time_point now) const {
+  std::lock_guard lock(busyMutex_);
+  if (!busySlot_ || now - busySince_ <= busyBudget_) return std::nullopt;
+  return Wedged{busySlot_->name, busyCall_, now - busySince_};
+}
+
 void DeviceRunner::start() { thread_ = std::thread([this] { run(); }); }
 
 bool DeviceRunner::serves(const std::string& device) const {
@@ -115,7 +136,8 @@ void DeviceRunner::runCommands() {
       continue;
     }
     logger->info("{}: running command {}", s.name, next.cmd.name);
-    CommandResult r = s.driver->command(next.cmd);
+    CommandResult r =
+        call(s, "command", s.driver->commandTimeout(), [&] { return s.driver->command(next.cmd); });
     logger->info("{}: command {}: {}{}", s.name, next.cmd.name, r.ok ? "ok" : "failed",
                  r.message.empty() ? "" : ": " + r.message);
     finish(next.done, std::move(r));
@@ -139,7 +161,8 @@ void DeviceRunner::step(Slot& s, Clock::time_point now) {
   auto logger = log::get("drivers");
   if (!s.open) {
     std::string error;
-    const DriverAction action = s.driver->open(error);
+    const DriverAction action =
+        call(s, "open", s.driver->callTimeout(), [&] { return s.driver->open(error); });
     if (action == DriverAction::ok) {
       logger->info("{}: open", s.name);
       s.open = true;
@@ -164,7 +187,7 @@ void DeviceRunner::step(Slot& s, Clock::time_point now) {
     s.due = Clock::now() + milliseconds(d(rng));
     return;
   }
-  PollResult r = s.driver->poll();
+  PollResult r = call(s, "poll", s.driver->callTimeout(), [&] { return s.driver->poll(); });
   for (auto& sample : r.samples)
     asio::post(io_, [cb = onSample_, name = s.name, sample = std::move(sample)]() mutable {
       cb(name, std::move(sample));

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,6 +55,15 @@ class DeviceRunner {
   /// connected or the runner stops first.
   void submit(const std::string& device, Command cmd, CommandDone done);
 
+  /// A driver call that has not returned within 3x its timeout.
+  struct Wedged {
+    std::string device;
+    std::string call;  ///< open, poll, command or close
+    std::chrono::steady_clock::duration elapsed;
+  };
+  /// The call the thread is stuck in at `now`, if any (any thread may ask).
+  [[nodiscard]] std::optional<Wedged> wedged(std::chrono::steady_clock::time_point now) const;
+
  private:
   struct Slot;
   struct Pending {
@@ -69,6 +79,9 @@ class DeviceRunner {
   void takeOutOfService(Slot& s, DeviceHealth health, const std::string& why);
   void runCommands();
   void finish(const CommandDone& done, CommandResult r);
+  // Runs one driver call, noting it for wedged().
+  template <typename F>
+  auto call(const Slot& s, const char* what, std::chrono::milliseconds timeout, F&& f);
 
   asio::io_context& io_;
   std::string label_;
@@ -79,6 +92,12 @@ class DeviceRunner {
   std::condition_variable cv_;
   bool stop_ = false;
   std::deque<Pending> commands_;
+  // The driver call in progress (guarded by busyMutex_): who, what, since when, budget.
+  mutable std::mutex busyMutex_;
+  const Slot* busySlot_ = nullptr;
+  const char* busyCall_ = "";
+  std::chrono::steady_clock::time_point busySince_{};
+  std::chrono::steady_clock::duration busyBudget_{};
   std::thread thread_;
 };
 

@@ -180,12 +180,13 @@ void MqttPublisher::pump() {
   while (connected_ && inflight_ < window_ && !queue_.empty()) {
     auto q = std::move(queue_.front());
     queue_.pop_front();
-    ++inflight_;
+    if (inflight_++ == 0) lastProgress_ = std::chrono::steady_clock::now();
     std::weak_ptr<bool> alive = alive_;
     client_->publish(q.msg, [this, alive, done = std::move(q.done)](const std::string& err) {
       asio::post(io_, [this, alive, done, err] {
         if (!alive.lock()) return;
         if (inflight_ > 0) --inflight_;
+        lastProgress_ = std::chrono::steady_clock::now();
         if (done) done(err);
         pump();
       });

@@ -42,6 +42,18 @@ class MqttPublisher final : public Publisher {
   [[nodiscard]] std::uint64_t connections() const { return connections_; }
   /// The last connection error, or "".
   [[nodiscard]] const std::string& lastError() const { return lastError_; }
+  /// How long publishes have been in flight without one completing (zero when none is in
+  /// flight, or while disconnected: reconnecting is progress of its own).
+  [[nodiscard]] std::chrono::steady_clock::duration stalledFor(
+      std::chrono::steady_clock::time_point now) const {
+    return connected_ && inflight_ > 0 ? now - lastProgress_
+                                       : std::chrono::steady_clock::duration{};
+  }
+  /// Beyond this, a publish in flight means the publisher is stuck (the watchdog stops):
+  /// the keepalive would have noticed a dead connection long before.
+  [[nodiscard]] std::chrono::steady_clock::duration publishTimeout() const {
+    return std::chrono::seconds(std::max(60, static_cast<int>(4 * config_.broker.keepAliveS)));
+  }
   /// The lane status topic.
   [[nodiscard]] const std::string& statusTopic() const { return statusTopic_; }
 
@@ -80,6 +92,7 @@ class MqttPublisher final : public Publisher {
   unsigned attempt_ = 0;            // reconnect attempts since the last connection
   bool connected_ = false, connecting_ = false, stopping_ = false;
   std::uint64_t connections_ = 0;
+  std::chrono::steady_clock::time_point lastProgress_{};  // a publish began from idle or completed
   std::string lastError_;
 };
 

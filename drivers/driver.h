@@ -73,6 +73,13 @@ class Driver {
   virtual void close() = 0;
   /// How long to wait between polls.
   [[nodiscard]] virtual std::chrono::milliseconds pollInterval() const = 0;
+  /// The longest open(), poll() or close() blocks when the device answers within the
+  /// driver's timeouts; a call 3x over it counts as wedged (the daemon stops the watchdog).
+  [[nodiscard]] virtual std::chrono::milliseconds callTimeout() const {
+    return std::chrono::seconds(10);
+  }
+  /// The same for command(), which may wait for the device to finish (calibrations).
+  [[nodiscard]] virtual std::chrono::milliseconds commandTimeout() const { return callTimeout(); }
 };
 
 /// A driver that never opens and says why (e.g. its profile vanished after validation),

@@ -52,6 +52,20 @@ class ImsDriver final : public ModbusDevice {
     return r;
   }
 
+  [[nodiscard]] std::chrono::milliseconds callTimeout() const override {
+    return ModbusDevice::callTimeout() + settings_.snapshotRetries * settings_.snapshotRetryDelay;
+  }
+
+ protected:
+  // The header, then for each snapshot attempt: the header, the spectrum, sample_seq.
+  [[nodiscard]] int requestsPerPoll() const override {
+    const int per = std::max(1, profile_.maxPerRead);
+    const auto chunks = [per](int n) { return (n + per - 1) / per; };
+    const int header = chunks(profile_.headerCount());
+    return std::max(4,
+                    header + settings_.snapshotRetries * (header + chunks(profile_.maxPoints) + 1));
+  }
+
  private:
   LinkResult<std::vector<std::uint16_t>> readHeader() {
     return link().read(settings().unitId, profile_.table, profile_.headerFirst(),

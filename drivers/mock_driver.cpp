@@ -1,5 +1,8 @@
 #include "drivers/mock_driver.h"
 
+#include <filesystem>
+#include <thread>
+
 namespace lanegate {
 namespace {
 
@@ -7,6 +10,8 @@ struct MockSettings {
   std::chrono::milliseconds interval{1000};
   std::string fail;  // "", "open" or "poll"
   double temperatureK = 373.0;
+  std::chrono::milliseconds callTimeout{1000};
+  std::string wedgeFile;  // while it exists, poll() does not return
 };
 
 MockSettings readMockSettings(SettingsReader& s) {
@@ -15,6 +20,8 @@ MockSettings readMockSettings(SettingsReader& s) {
   const std::string fail = s.choice("fail", std::string("none"), {"none", "open", "poll"});
   m.fail = fail == "none" ? "" : fail;
   m.temperatureK = s.number("temperature_k", 373.0, 0.0, 1000.0);
+  m.callTimeout = std::chrono::milliseconds(s.integer("call_timeout_ms", 1000, 10, 3'600'000));
+  m.wedgeFile = s.string("wedge_file", std::string());
   return m;
 }
 
@@ -32,6 +39,11 @@ class MockDriver final : public Driver {
   }
 
   PollResult poll() override {
+    // A driver stuck inside a call, as a hung library would be: the daemon's watchdog
+    // must notice (tests create the file, then remove it).
+    std::error_code ec;
+    while (!settings_.wedgeFile.empty() && std::filesystem::exists(settings_.wedgeFile, ec))
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     PollResult r;
     if (!open_) {
       r.action = DriverAction::retry;
@@ -67,6 +79,9 @@ class MockDriver final : public Driver {
 
   [[nodiscard]] std::chrono::milliseconds pollInterval() const override {
     return settings_.interval;
+  }
+  [[nodiscard]] std::chrono::milliseconds callTimeout() const override {
+    return settings_.callTimeout;
   }
 
  private:

@@ -67,8 +67,19 @@ class ModbusDevice : public Driver {
   [[nodiscard]] std::chrono::milliseconds pollInterval() const override {
     return settings_.interval;
   }
+  /// Each request of a poll (or of open: connect, profile_version) waits at most the
+  /// response timeout.
+  [[nodiscard]] std::chrono::milliseconds callTimeout() const override {
+    return timeout() * requestsPerPoll();
+  }
+  /// command_timeout_ms, and one response timeout for the request that ends it.
+  [[nodiscard]] std::chrono::milliseconds commandTimeout() const override {
+    return settings_.commandTimeout + timeout();
+  }
 
  protected:
+  /// The most requests one poll() makes.
+  [[nodiscard]] virtual int requestsPerPoll() const { return 4; }
   /// Called by open() before it connects (e.g. to announce the state again).
   virtual void onOpen() {}
   /// This device's response timeout, also when its serial bus was opened by another.
