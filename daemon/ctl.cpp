@@ -8,9 +8,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <functional>
+#include <iomanip>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -23,7 +26,7 @@
 namespace lanegate {
 namespace {
 
-constexpr int kOk = 0, kBadInput = 1, kUsage = 2, kUnreachable = 3, kRefused = 5;
+constexpr int kOk = 0, kBadInput = 1, kUsage = 2, kUnreachable = 3, kUnhealthy = 4, kRefused = 5;
 
 // Which socket a command needs, and the group that may use it (DESIGN "Paths and defaults").
 struct Socket {
@@ -123,28 +126,105 @@ int report(const std::optional<CtlError>& err) {
   return err->code;
 }
 
+// A JSON value as a short text: strings bare, numbers as they are.
+std::string text(const nlohmann::json& j) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_number_float()) {
+    std::ostringstream o;
+    o << std::fixed << std::setprecision(1) << j.get<double>();
+    return o.str();
+  }
+  return j.is_null() ? "-" : lane::dumpJson(j);
+}
+
+// `key` of object `j`, or "-".
+std::string field(const nlohmann::json& j, const char* key) {
+  return j.is_object() && j.contains(key) ? text(j[key]) : "-";
+}
+
+// A device's readings, as name=value pairs.
+std::string readings(const nlohmann::json& d) {
+  std::string out;
+  if (d.contains("readings") && d["readings"].is_object())
+    for (const auto& [k, v] : d["readings"].items()) out += (out.empty() ? "" : " ") + k + "=" + text(v);
+  return out;
+}
+
+// A scanner's inbox line: queue, counts, rejects, calibration.
+void printScans(const std::string& indent, const nlohmann::json& s) {
+  std::cout << indent << "inbox " << field(s, "inbox") << ": queued " << field(s, "queued")
+            << ", analysing " << field(s, "analysing") << ", analysed " << field(s, "analysed")
+            << " (alerts " << field(s, "alerts") << ", clear " << field(s, "clear")
+            << "), rejected " << field(s, "rejected") << "\n";
+  if (s.contains("calibration") && s["calibration"].is_object()) {
+    const auto& c = s["calibration"];
+    std::cout << indent << "calibration "
+              << (c.contains("age_h") ? "age " + text(c["age_h"]) + " h" : std::string("none"));
+    if (!field(c, "problem").empty() && field(c, "problem") != "-")
+      std::cout << " (" << field(c, "problem") << ")";
+    std::cout << "\n";
+  }
+  if (!field(s, "last_error").empty() && field(s, "last_error") != "-")
+    std::cout << indent << "last error: " << field(s, "last_error") << "\n";
+}
+
+// The verdict of a status answer: 0 healthy, kUnhealthy otherwise (Contract 6).
+int verdictCode(const nlohmann::json& j) {
+  return j.contains("verdict") && j["verdict"].value("healthy", false) ? kOk : kUnhealthy;
+}
+
 int cmdStatus(const Socket& sock, bool json) {
-  return report(request(sock, {{"cmd", "status"}}, [&](const nlohmann::json& j) {
+  int verdict = kOk;
+  const int rc = report(request(sock, {{"cmd", "status"}}, [&](const nlohmann::json& j) {
+    verdict = verdictCode(j);
     if (json) {
       std::cout << lane::dumpJson(j) << std::endl;
       return;
     }
     const auto& b = j["broker"];
     std::cout << "lanegated " << j.value("version", "?") << "  site " << j.value("site", "?")
-              << "  lane " << j.value("lane", "?") << "  up since " << j.value("since", "?") << "\n"
+              << "  lane " << j.value("lane", "?") << "  up since " << j.value("since", "?")
+              << "  session " << field(j, "session") << "\n"
               << "config   " << j.value("config", "?") << "\n"
               << "broker   " << b.value("uri", "?") << "  "
-              << (b.value("connected", false) ? "connected" : "NOT CONNECTED");
-    if (!b.value("last_error", std::string()).empty()) std::cout << " (" << b["last_error"].get<std::string>() << ")";
-    std::cout << "\nalerts   " << j.value("alerts_accepted", 0) << " accepted since start\n";
+              << (b.value("connected", false) ? "connected" : "NOT CONNECTED") << ", "
+              << field(b, "connections") << " connection(s) since start";
+    if (!b.value("last_error", std::string()).empty())
+      std::cout << " (" << b["last_error"].get<std::string>() << ")";
+    const auto& o = j["outbox"];
+    std::cout << "\noutbox   pending " << field(o, "pending") << " (oldest "
+              << field(o, "oldest_pending_age_s") << " s), published " << field(o, "published")
+              << ", acked " << field(o, "acked") << ", " << field(o, "bytes") << " bytes\n";
+    const auto& u = j["unacked_alerts"];
+    std::cout << "acks     " << field(u, "count") << " alert(s) unacknowledged after "
+              << field(u, "older_than_s") << " s (oldest " << field(u, "oldest_age_s")
+              << " s); " << field(j, "acks_rejected") << " ack(s) rejected (forged or unknown)\n";
+    std::cout << "alerts   " << j.value("alerts_accepted", 0) << " accepted since start";
+    if (j.contains("alerts") && j["alerts"].is_object()) {
+      std::string by;
+      for (const auto& [type, n] : j["alerts"].items()) by += (by.empty() ? "" : ", ") + type + " " + text(n);
+      std::cout << " (" << by << ")";
+    }
+    std::cout << "\nfaults   " << (j["faults"].empty() ? "none" : "") << "\n";
+    for (const auto& f : j["faults"]) std::cout << "  " << field(f, "kind") << ": " << field(f, "detail") << "\n";
     std::cout << "devices  " << (j["devices"].empty() ? "none configured" : "") << "\n";
     for (const auto& [name, d] : j["devices"].items()) {
-      std::cout << "  " << name << "  " << d.value("state", "?");
-      if (d.contains("detail")) std::cout << "  " << d["detail"].get<std::string>();
+      std::cout << "  " << name << "  " << d.value("state", "?") << "  faults " << field(d, "faults");
+      if (d.contains("detail")) std::cout << "  " << text(d["detail"]);
       std::cout << "\n";
+      if (const auto r = readings(d); !r.empty()) std::cout << "    " << r << "\n";
+      if (j.contains("scans") && j["scans"].contains(name)) printScans("    ", j["scans"][name]);
+    }
+    if (verdict == kOk) {
+      std::cout << "verdict  HEALTHY\n";
+    } else {
+      std::cout << "verdict  NOT HEALTHY\n";
+      if (j.contains("verdict") && j["verdict"].contains("problems"))
+        for (const auto& p : j["verdict"]["problems"]) std::cout << "  " << text(p) << "\n";
     }
     std::cout << std::flush;
   }));
+  return rc == kOk ? verdict : rc;
 }
 
 int cmdDevices(const Socket& sock, bool json) {
@@ -159,21 +239,29 @@ int cmdDevices(const Socket& sock, bool json) {
     }
     for (const auto& d : j["devices"]) {
       std::cout << d.value("name", "?") << "  " << d.value("driver", "?") << "  "
-                << d.value("state", "?");
-      if (d.contains("faults") && d["faults"].is_number())
-        std::cout << "  faults " << d["faults"].get<long long>();
+                << d.value("state", "?") << "  faults " << field(d, "faults");
       if (d.contains("detail") && d["detail"].is_string())
         std::cout << "  " << d["detail"].get<std::string>();
       std::cout << "\n";
+      if (d.contains("readings") && d["readings"].contains("last_sample_time") &&
+          d["readings"]["last_sample_time"].is_number()) {
+        const auto t = static_cast<std::time_t>(d["readings"]["last_sample_time"].get<double>());
+        std::tm tm{};
+        ::gmtime_r(&t, &tm);
+        std::cout << "  last sample " << std::put_time(&tm, "%Y-%m-%dT%H:%M:%SZ") << "\n";
+      }
+      if (const auto r = readings(d); !r.empty()) std::cout << "  " << r << "\n";
+      if (d.contains("scans")) printScans("  ", d["scans"]);
     }
     std::cout << std::flush;
   }));
 }
 
-int cmdTestAlert(const Socket& sock, long long count) {
+int cmdTestAlert(const Socket& sock, long long count, bool json) {
   return report(
-      request(sock, {{"cmd", "test-alert"}, {"count", count}}, [](const nlohmann::json& j) {
-        std::cout << j.value("accepted", "") << std::endl;  // one id a line, as soon as it is safe
+      request(sock, {{"cmd", "test-alert"}, {"count", count}}, [&](const nlohmann::json& j) {
+        // One id a line, as soon as it is safe.
+        std::cout << (json ? lane::dumpJson(j) : j.value("accepted", "")) << std::endl;
       }));
 }
 
@@ -218,11 +306,15 @@ int cmdReload(const Socket& sock, bool json) {
 
 // A device command through the daemon; `device` may be "" for the lane's only one of `type`.
 int cmdCalibrate(const Socket& sock, const std::string& type, const std::string& device,
-                 std::string action) {
+                 std::string action, bool json) {
   if (action == "clear-fault") action = "clear_fault";
   nlohmann::json req{{"cmd", "device-command"}, {"type", type}, {"command", action}};
   if (!device.empty()) req["device"] = device;
   return report(request(sock, req, [&](const nlohmann::json& j) {
+    if (json) {
+      std::cout << lane::dumpJson(j) << std::endl;
+      return;
+    }
     const std::string state = j.value("state", "");
     const std::string name = j.value("device", device);
     if (state == "queued")
@@ -255,8 +347,9 @@ int ctlMain(int argc, char** argv, const OfflineCommand& offline) {
       "lanegatectl");
   app.set_version_flag("--version", "lanegatectl " LANEGATE_VERSION);
   app.footer(
-      "exit codes: 0 ok, 1 bad input, 2 usage, 3 daemon unreachable, 5 the socket refused this\n"
-      "user (the message names the group needed)");
+      "exit codes: 0 ok, 1 bad input, 2 usage, 3 daemon unreachable, 4 (status) the daemon runs\n"
+      "but is not fully healthy, 5 the socket refused this user (the message names the group\n"
+      "needed)");
   app.require_subcommand(1);
   std::string sockOverride;
   app.add_option("-s,--socket", sockOverride,
@@ -285,7 +378,8 @@ int ctlMain(int argc, char** argv, const OfflineCommand& offline) {
   testAlert->add_option("--count", count, "how many")
       ->check(CLI::Range(1LL, 100'000LL))
       ->capture_default_str();
-  testAlert->callback([&] { rc = cmdTestAlert(admin(), count); });
+  testAlert->add_flag("--json", json, "one JSON object a line: {\"accepted\": id, \"seq\": n}");
+  testAlert->callback([&] { rc = cmdTestAlert(admin(), count, json); });
 
   auto* outbox =
       app.add_subcommand("outbox", "outbox counts by state, oldest pending age, bytes on disk");
@@ -313,8 +407,10 @@ int ctlMain(int argc, char** argv, const OfflineCommand& offline) {
   ims->add_option("DEVICE", device, "the detector's name")->required();
   ims->add_option("ACTION", action, "calibrate, verify or clear-fault")
       ->check(actionIn({"calibrate", "verify", "clear-fault"}));
-  ims->callback(
-      [&] { rc = cmdCalibrate(admin(), "ims", device, action.empty() ? "calibrate" : action); });
+  ims->add_flag("--json", json, "one JSON object a line (queued, then the result)");
+  ims->callback([&] {
+    rc = cmdCalibrate(admin(), "ims", device, action.empty() ? "calibrate" : action, json);
+  });
   std::vector<std::string> words;
   auto* xray =
       calibrate->add_subcommand("xray", "the X-ray scanner: [DEVICE] dark, air or clear-fault");
@@ -322,11 +418,13 @@ int ctlMain(int argc, char** argv, const OfflineCommand& offline) {
                    "[DEVICE] dark|air|clear-fault (name the scanner when the lane has several)")
       ->expected(1, 2)
       ->required();
+  xray->add_flag("--json", json, "one JSON object a line (queued, then the result)");
   xray->callback([&] {
     if (const std::string why = actionIn({"dark", "air", "clear-fault"})(words.back());
         !why.empty())
       throw CLI::ValidationError("calibrate xray", why);
-    rc = cmdCalibrate(admin(), "xray", words.size() == 2 ? words.front() : "", words.back());
+    rc = cmdCalibrate(admin(), "xray", words.size() == 2 ? words.front() : "", words.back(),
+                      json);
   });
 
   WatchOptions w;

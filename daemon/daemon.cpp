@@ -45,7 +45,11 @@ Daemon::Daemon(Config config)
       signals_(io_, SIGINT, SIGTERM, SIGHUP),
       statusTimer_(io_),
       notify_(io_, [this] { return stuck(); }),
-      started_(std::chrono::system_clock::now()) {}
+      started_(std::chrono::system_clock::now()) {
+  // Every type shows, also at zero, so a script need not know which exist.
+  for (const char* type : {"org.lanegate.xray.hit", "org.lanegate.trace.hit", "org.lanegate.test"})
+    alertsByType_[type] = 0;
+}
 
 Daemon::~Daemon() { stopDevices(); }
 
@@ -359,6 +363,7 @@ void Daemon::acceptTraceHit(RecordDraft draft, const std::string& device, int at
     auto logger = log::get("daemon");
     if (err.empty()) {
       --traceHitsWaiting_;
+      ++alertsByType_["org.lanegate.trace.hit"];
       if (attempt > 0)
         logger->info("{}: trace hit {} accepted after {} retries", device, retry.id, attempt);
       return;
@@ -393,6 +398,7 @@ void Daemon::onScanner(const std::string& device, const ScannerState& state) {
 }
 
 void Daemon::onScan(const lane::ConveyanceRecord& conveyance, const std::string& alertId) {
+  if (!alertId.empty()) ++alertsByType_["org.lanegate.xray.hit"];
   const std::string flagged = alertId.empty() ? "" : " (flagged by " + alertId + ")";
   if (correlator_.onScan(conveyance, alertId))
     log::get("daemon")->info("lane: conveyance of scan {} is in the lane{}", conveyance.scanId,
@@ -622,7 +628,12 @@ void Daemon::onControl(const nlohmann::json& request, std::shared_ptr<ControlRep
                    {"connected", publisher_->connected()},
                    {"connections", publisher_->connections()},
                    {"last_error", publisher_->lastError()}};
-    j["alerts_accepted"] = alertsAccepted_;
+    std::uint64_t total = 0;
+    for (const auto& [type, n] : alertsByType_) total += n;
+    j["alerts_accepted"] = total;
+    j["alerts"] = alertsByType_;
+    const auto issues = problems();
+    j["verdict"] = {{"healthy", issues.empty()}, {"problems", issues}};
     j["config"] = config_.path;
     for (const auto& l : inboxes_) j["scans"][l->device()] = l->status();
     reply->line(j);
@@ -724,7 +735,7 @@ void Daemon::testAlerts(int count, std::shared_ptr<ControlReply> reply) {
     outbox_->accept(std::move(d), [this, id, reply, remaining, failed](const std::string& err,
                                                                              std::uint64_t seq) {
       if (err.empty()) {
-        ++alertsAccepted_;
+        ++alertsByType_["org.lanegate.test"];
         reply->line({{"accepted", id}, {"seq", seq}});
       } else if (failed->empty()) {
         *failed = err;

@@ -95,7 +95,7 @@ class Daemon {
   std::map<std::string, std::string> readingsFault_;  // the last sample's bad readings, per device
   std::optional<trace::SubstanceLibrary> imsLibrary_;
   std::chrono::system_clock::time_point started_;
-  std::uint64_t alertsAccepted_ = 0;
+  std::map<std::string, std::uint64_t> alertsByType_;  // accepted since start, by CloudEvent type
   std::uint64_t acksMalformed_ = 0;  // acks not even shaped like one
   static constexpr std::size_t kMaxTraceHitsWaiting = 256;
   std::size_t traceHitsWaiting_ = 0;      // refused by the outbox, to be retried

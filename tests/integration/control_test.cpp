@@ -205,7 +205,8 @@ TEST(ControlIT, TheControlSocketRefusesAdminCommands) {
   for (const std::string socket : {"control.sock", "admin.sock"}) {
     for (const char* cmd : {"status", "devices", "outbox"}) {
       const auto r = run({LANEGATECTL_BIN, "-s", dir.file(socket), cmd, "--json"});
-      EXPECT_EQ(r.code, 0) << socket << " " << cmd << ": " << r.err;
+      EXPECT_TRUE(r.code == 0 || (r.code == 4 && std::string(cmd) == "status"))
+          << socket << " " << cmd << ": " << r.code << " " << r.err;
     }
   }
   const auto devices = nlohmann::json::parse(d.ctl({"devices", "--json"}).out, nullptr, false);
@@ -332,7 +333,7 @@ TEST(ControlIT, EachSocketServesOnlyItsGroup) {
   const std::string controlSock = dir.file("control.sock"), adminPath = dir.file("admin.sock");
   // A member of lanegate only: status yes, calibrate no (exit 5, naming lanegate-admin).
   auto r = ctlAs(reader, {"-s", controlSock, "status"});
-  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(r.code == 0 || r.code == 4) << r.code << " " << r.err;  // 4: not fully healthy
   r = ctlAs(reader, {"-s", adminPath, "calibrate", "xray", "dark"});
   EXPECT_EQ(r.code, 5) << r.out << r.err;
   EXPECT_NE(r.err.find("lanegate-admin"), std::string::npos) << r.err;

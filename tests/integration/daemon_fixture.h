@@ -65,7 +65,7 @@ class Daemon {
   }
   nlohmann::json status() const {
     auto r = ctl({"status", "--json"});
-    if (r.code != 0) return {};
+    if (r.code != 0 && r.code != 4) return {};  // 4: answered, not fully healthy
     return nlohmann::json::parse(r.out, nullptr, false);
   }
   nlohmann::json outbox() const {
