@@ -1,5 +1,6 @@
 #include "daemon/config.h"
 
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -200,6 +201,39 @@ tl::expected<BrokerUri, std::string> parseBrokerUri(const std::string& uri) {
   return out;
 }
 
+tl::expected<ListenAddress, std::string> parseListenAddress(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return tl::unexpected("expected ADDRESS:PORT, e.g. 127.0.0.1:9464, not '" + text + "'");
+  ListenAddress a;
+  a.host = text.substr(0, colon);
+  if (a.host.size() > 2 && a.host.front() == '[' && a.host.back() == ']')
+    a.host = a.host.substr(1, a.host.size() - 2);
+  unsigned char addr[sizeof(in6_addr)];
+  if (::inet_pton(AF_INET, a.host.c_str(), addr) != 1 &&
+      ::inet_pton(AF_INET6, a.host.c_str(), addr) != 1)
+    return tl::unexpected("'" + a.host + "' is not an IP address (use 127.0.0.1, 0.0.0.0 or [::1])");
+  const std::string port = text.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      std::stoi(port) < 1 || std::stoi(port) > 65535)
+    return tl::unexpected("port '" + port + "' is not 1-65535");
+  a.port = std::stoi(port);
+  return a;
+}
+
+namespace {
+std::string readMetrics(SettingsReader& top) {
+  SettingsReader r(top.file(), top.map("metrics", false), "metrics", top.errors());
+  std::string listen = r.string("listen", std::string());
+  if (!listen.empty())
+    if (auto a = parseListenAddress(listen); !a)
+      top.errors().add(top.file(), r.lineOfKey("listen"), "metrics.listen: " + a.error());
+  r.finish();
+  return listen;
+}
+}  // namespace
+
 tl::expected<Config, ConfigErrors> parseConfig(const std::string& text, const std::string& file) {
   ConfigErrors errors;
   if (const auto bad = findInvalidUtf8(text)) {
@@ -256,6 +290,7 @@ tl::expected<Config, ConfigErrors> parseConfig(const std::string& text, const st
   c.broker = readBroker(r, c.site, c.lane);
   c.outbox = readOutbox(r);
   c.decode = readDecode(r);
+  c.metricsListen = readMetrics(r);
   c.devices = readDevices(r);
   r.finish();
   if (!errors.empty()) return tl::unexpected(errors);

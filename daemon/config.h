@@ -50,8 +50,18 @@ struct Config {
   BrokerConfig broker;
   OutboxConfig outbox;
   vision::DecodeLimits decode;  ///< caps on what a scan bundle may make the daemon allocate
+  /// metrics.listen: "" (off) or "ADDRESS:PORT" for /metrics and /healthz over HTTP.
+  std::string metricsListen;
   std::vector<DeviceSpec> devices;
 };
+
+/// An HTTP listen address: an IP literal (IPv6 in brackets) and a port.
+struct ListenAddress {
+  std::string host;
+  int port = 0;
+};
+/// Parses "127.0.0.1:9464", "[::1]:9464" or "0.0.0.0:9464"; why not, on error.
+tl::expected<ListenAddress, std::string> parseListenAddress(const std::string& text);
 
 /// Parses and validates a config file; on failure, every error found.
 tl::expected<Config, ConfigErrors> loadConfig(const std::string& path);

@@ -16,6 +16,8 @@
 #include "daemon/control_server.h"
 #include "daemon/delivery.h"
 #include "daemon/device_runner.h"
+#include "daemon/metrics.h"
+#include "daemon/metrics_server.h"
 #include "daemon/mqtt_publisher.h"
 #include "daemon/outbox.h"
 #include "daemon/systemd_notify.h"
@@ -70,6 +72,10 @@ class Daemon {
   [[nodiscard]] std::string summaryLine();
   /// What is stuck (the publisher, a device thread), or "": gates the watchdog.
   [[nodiscard]] std::string stuck() const;
+  /// The /metrics page.
+  [[nodiscard]] std::string metricsText();
+  void onDeviceCall(const std::string& device, const char* call,
+                    std::chrono::steady_clock::duration took, bool ok);
   [[nodiscard]] nlohmann::json statusObject();
 
   Config config_;
@@ -101,6 +107,13 @@ class Daemon {
   std::size_t traceHitsWaiting_ = 0;      // refused by the outbox, to be retried
   std::uint64_t traceHitsDropped_ = 0;    // beyond kMaxTraceHitsWaiting
   std::set<std::string> removedDevices_;  // retained statuses still to clear
+  std::unique_ptr<MetricsServer> metrics_;
+  // Since start, by device: poll latency, faults (summed over driver instances), opens.
+  std::map<std::string, Histogram> pollSeconds_;
+  std::map<std::string, std::uint64_t> faultsTotal_, faultsSeen_, opens_;
+  // Since start, by scanner: analysis time, and bundles by outcome.
+  std::map<std::string, Histogram> analysisSeconds_;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> scansAnalysed_;
   bool stopping_ = false;
 };
 

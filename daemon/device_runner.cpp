@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <string_view>
 
 #include "daemon/log.h"
 
@@ -43,6 +44,12 @@ DeviceRunner::DeviceRunner(asio::io_context& io, std::string label, std::vector<
 
 DeviceRunner::~DeviceRunner() { stop(); }
 
+namespace {
+bool succeeded(DriverAction a) { return a == DriverAction::ok; }
+bool succeeded(const PollResult& r) { return r.action == DriverAction::ok; }
+bool succeeded(const CommandResult& r) { return r.ok; }
+}  // namespace
+
 template <typename F>
 auto DeviceRunner::call(const Slot& s, const char* what, milliseconds timeout, F&& f) {
   {
@@ -55,6 +62,11 @@ auto DeviceRunner::call(const Slot& s, const char* what, milliseconds timeout, F
   auto result = f();
   std::lock_guard lock(busyMutex_);
   busySlot_ = nullptr;
+  lastCall_ = Clock::now() - busySince_;
+  if (onCall_ && std::string_view(what) != "command")
+    asio::post(io_, [cb = onCall_, name = s.name, what, took = lastCall_, ok = succeeded(result)] {
+      cb(name, what, took, ok);
+    });
   return result;
 }
 

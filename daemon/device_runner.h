@@ -61,6 +61,12 @@ class DeviceRunner {
     std::string call;  ///< open, poll, command or close
     std::chrono::steady_clock::duration elapsed;
   };
+  /// Called on the io thread after each open() and poll(): device, call ("open" or
+  /// "poll"), how long it took, and whether it succeeded. Set before start().
+  using CallDone = std::function<void(const std::string&, const char*,
+                                      std::chrono::steady_clock::duration, bool)>;
+  void onCall(CallDone done) { onCall_ = std::move(done); }
+
   /// The call the thread is stuck in at `now`, if any (any thread may ask).
   [[nodiscard]] std::optional<Wedged> wedged(std::chrono::steady_clock::time_point now) const;
 
@@ -88,6 +94,8 @@ class DeviceRunner {
   std::vector<std::unique_ptr<Slot>> slots_;
   std::function<void(const std::string&, const DeviceHealth&)> onHealth_;
   std::function<void(const std::string&, Sample)> onSample_;
+  CallDone onCall_;
+  std::chrono::steady_clock::duration lastCall_{};  // how long the last call() took (runner thread)
   std::mutex mutex_;
   std::condition_variable cv_;
   bool stop_ = false;

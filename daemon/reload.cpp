@@ -35,6 +35,7 @@ const std::vector<Key>& restartOnlyKeys() {
       {"outbox.min_free_bytes",
        [](const Config& c) { return text(static_cast<double>(c.outbox.minFreeBytes)); }},
       {"outbox.acked_retention_s", [](const Config& c) { return text(c.outbox.ackedRetentionS); }},
+      {"metrics.listen", [](const Config& c) { return c.metricsListen; }},
       {"decode.max_scan_width", [](const Config& c) { return text(c.decode.maxWidth); }},
       {"decode.max_scan_height", [](const Config& c) { return text(c.decode.maxHeight); }},
       {"decode.max_scan_pixels",

@@ -4,7 +4,7 @@
 // silence. Applied: log_level, ims_library, devices (all devices restart, so edited
 // profiles are read again), outbox.ack_timeout_s. Restart only (the running values are
 // kept): site, lane, state_dir, control_socket, admin_socket, control_max_connections,
-// control_idle_timeout_s (the sockets are bound once), broker.* (one MQTT client for the
+// control_idle_timeout_s, metrics.listen (the sockets are bound once), broker.* (one MQTT client for the
 // process lifetime), outbox.max_bytes, outbox.min_free_bytes, outbox.acked_retention_s
 // (the outbox's writer thread holds them). config/lanegate.yaml says the same.
 

@@ -62,6 +62,7 @@ struct XrayInbox::Result {
   std::string alertId;        // a scan with findings: its alert id, image topic and data
   std::string imageTopic;
   std::string dataJson;  // the record's data, serialised (once) on the worker
+  double seconds = 0;    // read and analysis, on the worker
 };
 
 // Every scan allocates and frees buffers of its own size: the TIFF's bytes (13 MB for a
@@ -387,6 +388,7 @@ void XrayInbox::pump() {
                         alive = alive_, device = options_.device, identity = identity_]() mutable {
       auto r = std::make_shared<Result>();
       r->scanId = scanId;
+      const auto startedAt = Clock::now();
       // Nothing a bundle does may end the worker (or the daemon): whatever
       // escapes below rejects this bundle.
       try {
@@ -428,6 +430,7 @@ void XrayInbox::pump() {
         r->outcome = {};
         r->outcome.error = options_.inbox + "/" + scanId + ".json: analysis failed";
       }
+      r->seconds = msSince(startedAt) / 1000.0;
       asio::post(io_, [this, alive, r] {
         if (*alive) finished(r);
       });
@@ -456,6 +459,11 @@ void XrayInbox::finished(std::shared_ptr<Result> r) {
     return;
   }
   ++analysed_;
+  if (onAnalysed_)
+    onAnalysed_(r->seconds, !r->outcome.error.empty() ? "rejected"
+                            : r->outcome.calibration  ? "calibration"
+                            : r->outcome.scan && r->outcome.scan->alert() ? "alert"
+                                                                          : "clear");
   if (r->outcome.raw) calibrations_.noteRawScan();
   if (!r->outcome.error.empty()) {
     reject(scanId, r->outcome.error);

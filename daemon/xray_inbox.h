@@ -76,6 +76,10 @@ class XrayInbox {
   using ScanDone =
       std::function<void(const lane::ConveyanceRecord& conveyance, const std::string& alertId)>;
   void onScan(ScanDone done) { onScan_ = std::move(done); }
+  /// Called on the io thread for each bundle analysed: seconds it took (read and
+  /// analysis) and its outcome: "alert", "clear", "calibration" or "rejected".
+  using Analysed = std::function<void(double seconds, const char* outcome)>;
+  void onAnalysed(Analysed done) { onAnalysed_ = std::move(done); }
   /// Calibration: true when raw scans need one and the latest valid one is missing or
   /// older than `maxAgeHours`; `why` says which.
   [[nodiscard]] bool calibrationDue(double maxAgeHours, std::string& why) const;
@@ -128,6 +132,7 @@ class XrayInbox {
   std::string lastError_;
   bool stopped_ = true;
   ScanDone onScan_;
+  Analysed onAnalysed_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
