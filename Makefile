@@ -1,5 +1,5 @@
 # Thin wrapper: the real build is CMake (CMakePresets.json). See README.md and HACKING.md.
-.PHONY: all deps build test demo asan fuzz clean
+.PHONY: all deps build test demo asan fuzz package clean
 
 PRESET ?= dev
 
@@ -25,6 +25,12 @@ asan:
 ## fuzz: build the libFuzzer targets (clang-14) and run each FUZZ_SECONDS (60); see tests/fuzz/run.sh
 fuzz: deps
 	@bash tests/fuzz/run.sh
+
+## package: the Debian package, build/package/lanegate_<version>_amd64.deb (see cmake/packaging.cmake)
+package: deps
+	@cmake --preset package >/dev/null
+	@cmake --build --preset package
+	@cd build/package && cpack -G DEB
 
 ## demo: a local broker, the daemon and a control-room watcher; Ctrl-C stops it all
 demo: deps

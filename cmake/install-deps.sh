@@ -19,6 +19,7 @@ packages=(
   socat openssl faketime
   python3-jsonschema
   python3-pymodbus python3-serial-asyncio mbpoll
+  dpkg-dev help2man lintian
 )
 
 missing=()

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "daemon/ctl.h"
+#include "drivers/config_dir.h"
 #include "trace/cli.h"
 #include "vision/cli.h"
 
@@ -16,7 +17,7 @@ namespace {
 std::string defaultSubstanceLibrary() {
   for (const char* p : {"/etc/lanegate/ims/substances.yaml", "/usr/share/lanegate/ims/substances.yaml"})
     if (std::filesystem::exists(p)) return p;
-  return LANEGATE_SOURCE_DIR "/config/ims/substances.yaml";
+  return lanegate::defaultConfigDir() + "/ims/substances.yaml";
 }
 
 int offline(const std::vector<std::string>& args) {

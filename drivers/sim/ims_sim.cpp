@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "drivers/config_dir.h"
 #include "trace/synth.h"
 
 namespace lanegate::sim {
@@ -107,8 +108,8 @@ void addImsSimOptions(CLI::App& app, ImsSimOptions& o, std::string& scenario) {
 }  // namespace
 
 ImsSimOptions::ImsSimOptions() {
-  profilePath = std::string(LANEGATE_SOURCE_DIR) + "/config/profiles/ims-generic-v1.yaml";
-  libraryPath = std::string(LANEGATE_SOURCE_DIR) + "/config/ims/substances.yaml";
+  profilePath = defaultConfigDir() + "/profiles/ims-generic-v1.yaml";
+  libraryPath = defaultConfigDir() + "/ims/substances.yaml";
 }
 
 tl::expected<ImsSimOptions, std::string> parseImsSimArgs(std::span<const std::string> args) {

@@ -17,6 +17,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "drivers/config_dir.h"
 #include "vision/decode.h"
 #include "vision/phantom.h"
 
@@ -121,7 +122,7 @@ tl::expected<ScanMix, std::string> parseScanMix(const std::string& text) {
 }
 
 XraySimOptions::XraySimOptions() {
-  profilePath = std::string(LANEGATE_SOURCE_DIR) + "/config/profiles/xray-generic-v1.yaml";
+  profilePath = defaultConfigDir() + "/profiles/xray-generic-v1.yaml";
   commandTime = milliseconds(2000);
 }
 
