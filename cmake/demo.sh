@@ -10,7 +10,7 @@ build=${1:-build/release}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/$build/daemon"
 sim="$root/$build/drivers/sim/lanegate-sim"
-demo="$root/.demo"
+demo="${DEMO_DIR:-$root/.demo}"  # DEMO_DIR: elsewhere (tests run it in a temporary one)
 mkdir -p "$demo/state" "$demo/mosquitto"
 
 # A free loopback port, starting from 1883.
