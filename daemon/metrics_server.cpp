@@ -90,8 +90,7 @@ class MetricsServer::Session : public std::enable_shared_from_this<Session> {
 };
 
 MetricsServer::MetricsServer(asio::io_context& io, ListenAddress where, Handlers handlers)
-    : io_(io),
-      where_(std::move(where)),
+    : where_(std::move(where)),
       handlers_(std::make_shared<Handlers>(std::move(handlers))),
       acceptor_(io) {}
 

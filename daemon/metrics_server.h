@@ -37,7 +37,6 @@ class MetricsServer {
   class Session;
   void accept();
 
-  asio::io_context& io_;
   ListenAddress where_;
   std::shared_ptr<Handlers> handlers_;
   asio::ip::tcp::acceptor acceptor_;

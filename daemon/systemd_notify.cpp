@@ -7,7 +7,7 @@
 namespace lanegate {
 
 SystemdNotify::SystemdNotify(asio::io_context& io, std::function<std::string()> stuck)
-    : io_(io), stuck_(std::move(stuck)), timer_(io) {}
+    : stuck_(std::move(stuck)), timer_(io) {}
 
 void SystemdNotify::ready() {
   sd_notify(0, "READY=1");

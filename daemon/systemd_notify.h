@@ -34,7 +34,6 @@ class SystemdNotify {
   void tick();
   void sendStatus();
 
-  asio::io_context& io_;
   std::function<std::string()> stuck_;
   asio::steady_timer timer_;
   std::chrono::microseconds interval_{0};
