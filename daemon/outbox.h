@@ -62,10 +62,6 @@ struct AckDetail {
   std::string disposition;
 };
 
-/// The topic level that names an alert in `alerts/{id}/image|state`: its id with '/', '+',
-/// '#' and '%' percent-encoded (a trace hit's id has slashes).
-[[nodiscard]] std::string alertTopicLevel(const std::string& id);
-
 /// Counts for `lanegatectl outbox` and the lane status.
 struct OutboxStats {
   /// Records by state: alerts, their images, telemetry (not the retained state messages).
