@@ -10,6 +10,7 @@ import {
   type Lane,
   type Shelf,
   DISPOSITIONS,
+  ackPending,
   ageWords,
   alarmsInWindow,
   dispositionWords,
@@ -174,7 +175,7 @@ function upsertAlert(e: CloudEvent): Alert | null {
   if (!src) return null;
   a = {
     event: e, site: src.site, lane: src.lane, device: src.device, state: 'open',
-    by: null, disposition: null, ackTime: null, notes: [], ackSent: false,
+    by: null, disposition: null, ackTime: null, notes: [], ackSentAt: 0,
   };
   alerts.set(e.id, a);
   laneOf(src.site, src.lane);
@@ -233,7 +234,7 @@ function onMessage(topic: string, payload: Uint8Array): void {
           a.disposition = typeof j.disposition === 'string' ? j.disposition : null;
           a.ackTime = typeof j.time === 'string' ? j.time : null;
           a.notes = Array.isArray(j.notes) ? j.notes.slice(0, 20) : [];
-          a.ackSent = false;
+          a.ackSentAt = 0;
         }
       }
     }
@@ -285,7 +286,7 @@ function publishAck(a: Alert, disposition: string): void {
     qos: 1,
     properties: { contentType: 'application/json' },
   });
-  a.ackSent = true;
+  a.ackSentAt = Date.now();
   queueRender();
 }
 
@@ -392,7 +393,7 @@ function renderList(all: Alert[], now: number): void {
     const shelved = isShelved(a, shelves, now);
     const lane = lanes.get(laneKey(a.site, a.lane));
     const laneDown = !lane || lane.state !== 'online';
-    const status = shelved ? 'SHELVED' : a.state === 'open' ? (a.ackSent ? 'ACK SENT' : 'UNACK') : 'ACKED';
+    const status = shelved ? 'SHELVED' : a.state === 'open' ? (ackPending(a, now) ? 'ACK SENT' : 'UNACK') : 'ACKED';
     const prio = priorityOf(a.event);
     tr.className = [
       `prio-${prio}`,
@@ -440,7 +441,7 @@ function renderAlert(now: number): void {
   if (img) wantImage(img.topic);
   const entry = img ? images.get(img.topic) : undefined;
   // Rebuild only what changed: a new selection, state or image (keeps the operator's choice).
-  const key = `${e.id}|${a.state}|${a.ackSent}|${a.notes.length}|${entry ? entry.url : ''}|${isShelved(a, shelves, now)}|${connected}`;
+  const key = `${e.id}|${a.state}|${ackPending(a, now)}|${a.notes.length}|${entry ? entry.url : ''}|${isShelved(a, shelves, now)}|${connected}`;
   if (key === shownAlert) return;
   shownAlert = key;
   view.dataset.id = e.id;
@@ -517,9 +518,9 @@ function renderAlert(now: number): void {
     const sel = el('select', { id: 'ack-disposition' });
     for (const x of DISPOSITIONS) sel.append(el('option', { value: x }, dispositionWords(x)));
     const btn = el('button', { id: 'ack-button' }, 'Ack');
-    if (!connected || a.ackSent) btn.setAttribute('disabled', '');
+    if (!connected || ackPending(a, now)) btn.setAttribute('disabled', '');
     btn.addEventListener('click', () => publishAck(a, sel.value));
-    ackBox.append(el('span', { class: 'unack-label' }, a.ackSent ? 'Ack sent; waiting for the lane…' : 'Unacknowledged'), sel, btn);
+    ackBox.append(el('span', { class: 'unack-label' }, ackPending(a, now) ? 'Ack sent; waiting for the lane…' : 'Unacknowledged'), sel, btn);
   } else {
     ackBox.append(el('span', { class: 'acked-label', id: 'acked-by' },
       `Acknowledged by ${a.by || 'unknown'} — ${dispositionWords(a.disposition)}${a.ackTime ? ' at ' + new Date(a.ackTime).toLocaleTimeString() : ''}`));

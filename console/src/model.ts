@@ -35,7 +35,7 @@ export interface Alert {
   disposition: string | null;
   ackTime: string | null;
   notes: AckNote[];
-  ackSent: boolean; // this console sent an ack the lane has not confirmed yet
+  ackSentAt: number; // when this console sent an ack the lane has not confirmed yet (0: none)
 }
 
 export interface Lane {
@@ -53,6 +53,13 @@ export interface Shelf {
   until: string;
   by: string | null;
   reason?: string;
+}
+
+/** An ack the lane has not confirmed within this long may be sent again (it was refused or lost). */
+export const ACK_WAIT_MS = 30_000;
+
+export function ackPending(a: Alert, now: number): boolean {
+  return a.ackSentAt > 0 && now - a.ackSentAt < ACK_WAIT_MS;
 }
 
 export const FLOOD_WINDOW_MS = 10 * 60 * 1000;

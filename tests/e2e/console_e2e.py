@@ -424,11 +424,14 @@ def main():
                  "another console shows the shelf")
 
         # The lane offline: the strip says so.
-        ctl_pid = [p for n, p in procs.procs if n == "lanegated"][0]
-        ctl_pid.send_signal(signal.SIGTERM)
-        ctl_pid.wait(15)
+        daemon = [p for n, p in procs.procs if n == "lanegated"][0]
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(15)
         wait_for(lambda: "OFFLINE" in s1.find_element(By.CSS_SELECTOR, f'#lanes .lane[data-lane="{SITE}/{LANE}"]').text,
                  15, "the lane shown offline")
+        # The broker gone: every console says the connection is lost.
+        [p for n, p in procs.procs if n == "mosquitto"][0].send_signal(signal.SIGTERM)
+        wait_for(lambda: "CONNECTION LOST" in s2.find_element(By.ID, "conn").text, 20, "connection lost shown")
         print("console_e2e: all checks passed")
         return 0
     except (Failed, subprocess.TimeoutExpired) as e:
