@@ -545,6 +545,8 @@ void Outbox::queueState(const std::string& alertId, std::int64_t now) {
     state = nlohmann::json::parse(alert.text(2), nullptr, false);
     if (!state.is_object()) state = nlohmann::json::object();
     state["state"] = "acked";
+    // An ack recorded without its details (a salvaged outbox): when is all we can say.
+    if (!state.contains("time")) state["time"] = lane::rfc3339(timeOfMs(now));
   }
   // The alert is our own CloudEvent, already JSON: it goes in as it was published.
   std::string payload = lane::dumpJson(state);
