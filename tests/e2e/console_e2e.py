@@ -12,11 +12,14 @@ through the retained shelves topic) lists that device's new alerts as shelved un
 expires, and 12 alerts within a minute raise the flood banner. The WebSockets listener
 refuses an MQTT connection without a password. Every process started is reaped.
 
-With --demo it checks `make demo` instead (acceptance 4): cmake/demo.sh on BUILD prints the
+With --centre it checks the console at a centre (acceptance 3): two site brokers bridged
+to a centre broker as docs/integration.md says, a lane on each; a console on the centre
+lists both lanes' alerts, and its ack reaches the lane. With --demo it checks `make demo`
+instead (acceptance 4): cmake/demo.sh on BUILD prints the
 console's URL and login, the console shows the demo's alerts, and its WebSockets listener
 refuses a connection without the password.
 
-Usage: console_e2e.py --build-dir BUILD --source-dir SRC [--screenshot FILE] [--demo]
+Usage: console_e2e.py --build-dir BUILD --source-dir SRC [--screenshot FILE] [--demo|--centre]
 Exit 0 when every check passed; 1 with the failed check on stderr.
 """
 
@@ -252,12 +255,95 @@ def demo_check(src, build, screenshot):
             demo.wait()
 
 
+def centre_check(src, build, dist):
+    """Acceptance 3, the console side: at the centre, alerts of two bridged sites; acks go back."""
+    work = tempfile.mkdtemp(prefix="lanegate-console-centre-")
+    os.chmod(work, 0o755)
+    procs = Processes(work)
+    drv = None
+    try:
+        pw = os.path.join(work, "passwd")
+        subprocess.run(["mosquitto_passwd", "-b", "-c", pw, USER, PASSWORD], check=True)
+        os.chmod(pw, 0o644)
+        centre, ws = free_port(), free_port()
+        with open(os.path.join(work, "centre.conf"), "w") as f:
+            f.write(f"per_listener_settings true\nlistener {centre} 127.0.0.1\nallow_anonymous true\n"
+                    f"listener {ws}\nprotocol websockets\nhttp_dir {dist}\nallow_anonymous false\n"
+                    f"password_file {pw}\n")
+        procs.start("centre", ["mosquitto", "-c", os.path.join(work, "centre.conf")])
+        wait_for(lambda: mqtt_cmd("mosquitto_pub", centre, "-t", "e2e/ping", "-m", "x").returncode == 0, 15,
+                 "the centre broker up")
+        daemons = {}
+        for site in ("sa", "sb"):
+            port = free_port()
+            os.makedirs(os.path.join(work, site))
+            with open(os.path.join(work, site, "mosquitto.conf"), "w") as f:
+                f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                        f"connection centre\naddress 127.0.0.1:{centre}\nbridge_protocol_version mqttv50\n"
+                        f"cleansession false\nclientid bridge-{site}\nrestart_timeout 1\n"
+                        f"topic lanegate/v1/{site}/# out 1\ntopic lanegate/v1/{site}/+/acks in 1\n"
+                        f"topic lanegate/v1/{site}/+/shelves in 1\n")
+            procs.start(f"broker-{site}", ["mosquitto", "-c", os.path.join(work, site, "mosquitto.conf")])
+            conf = os.path.join(work, site, "lanegate.yaml")
+            with open(conf, "w") as f:
+                f.write(f"site: {site}\nlane: {LANE}\nstate_dir: {work}/{site}/state\n"
+                        f"control_socket: {work}/{site}/control.sock\nadmin_socket: {work}/{site}/admin.sock\n"
+                        f"broker:\n  uri: tcp://127.0.0.1:{port}\n  reconnect_min_s: 0.1\n  reconnect_max_s: 0.5\n"
+                        "devices: []\n")
+            procs.start(f"lanegated-{site}", [os.path.join(build, "daemon", "lanegated"), "-c", conf])
+            daemons[site] = os.path.join(work, site)
+
+        def ctl(site, *a, sock="control.sock"):
+            return subprocess.run([os.path.join(build, "daemon", "lanegatectl"), "-s",
+                                   os.path.join(daemons[site], sock), *a], capture_output=True, timeout=60)
+        for site in daemons:
+            wait_for(lambda site=site: b'"connected":true' in ctl(site, "status", "--json").stdout, 20,
+                     f"lane {site} connected")
+        fired = {}
+        for site in daemons:
+            r = ctl(site, "test-alert", "--count", "2", sock="admin.sock")
+            check(r.returncode == 0, f"test-alert on {site}: {r.stderr.decode()}")
+            fired[site] = [l for l in r.stdout.decode().split() if len(l) == 36]
+        drv = browser()
+        login(drv, ws)
+        logged_in(drv)
+        for site in daemons:
+            wait_for(lambda site=site: drv.find_elements(By.CSS_SELECTOR, f'#lanes .lane[data-lane="{site}/{LANE}"]'),
+                     20, f"lane {site} in the centre's strip")
+            wait_for(lambda site=site: all(row(drv, i) is not None and "flash" in classes(row(drv, i))
+                                           for i in fired[site]), 20, f"lane {site}'s alerts at the centre")
+        row(drv, fired["sb"][0]).click()
+        wait_for(lambda: drv.find_element(By.ID, "ack-button").is_enabled(), 10, "the Ack button")
+        Select(drv.find_element(By.ID, "ack-disposition")).select_by_value("seized")
+        drv.find_element(By.ID, "ack-button").click()
+        wait_for(lambda: json.loads(ctl("sb", "outbox", "--json").stdout)["acked"] == 1, 20,
+                 "the centre's ack applied by lane sb")
+        wait_for(lambda: row(drv, fired["sb"][0]).get_attribute("data-state") == "acked", 20,
+                 "the acked state back at the centre's console")
+        check(json.loads(ctl("sa", "outbox", "--json").stdout)["acked"] == 0, "lane sa acked nothing")
+        print("console_e2e --centre: all checks passed")
+        return 0
+    except (Failed, subprocess.TimeoutExpired) as e:
+        print(f"console_e2e --centre: FAILED: {e}", file=sys.stderr)
+        for name in ("centre", "broker-sa", "broker-sb", "lanegated-sa", "lanegated-sb"):
+            try:
+                print(f"--- {name} (tail)\n" + "\n".join(procs.log(name).splitlines()[-15:]), file=sys.stderr)
+            except OSError:
+                pass
+        return 1
+    finally:
+        if drv:
+            drv.quit()
+        procs.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--source-dir", required=True)
     ap.add_argument("--screenshot")
     ap.add_argument("--demo", action="store_true")
+    ap.add_argument("--centre", action="store_true")
     args = ap.parse_args()
     src, build = os.path.abspath(args.source_dir), os.path.abspath(args.build_dir)
     dist = os.path.join(src, "console", "dist")
@@ -266,6 +352,8 @@ def main():
         return 1
     if args.demo:
         return demo_check(src, build, args.screenshot)
+    if args.centre:
+        return centre_check(src, build, dist)
     lanegated = os.path.join(build, "daemon", "lanegated")
     lanegatectl = os.path.join(build, "daemon", "lanegatectl")
     sim = os.path.join(build, "drivers", "sim", "lanegate-sim")
