@@ -329,18 +329,26 @@ function render(): void {
   renderAlert(now);
 }
 
+let shownLanes = '';
+
 function renderLanes(now: number): void {
   const strip = $('lanes');
-  strip.replaceChildren();
   const sorted = [...lanes.values()].sort((x, y) => laneKey(x.site, x.lane).localeCompare(laneKey(y.site, y.lane)));
+  // Rebuilt only when what it shows changes: an operator choosing a shelf keeps the choice.
+  const unackedBy = (l: Lane) => [...alerts.values()].filter((a) => a.site === l.site && a.lane === l.lane && a.state === 'open').length;
+  const live = (l: Lane) => (shelves.get(laneKey(l.site, l.lane)) || []).filter((s) => Date.parse(s.until) > now);
+  const key = JSON.stringify([connected, sorted.map((l) => [l, unackedBy(l), live(l)])]);
+  if (key === shownLanes) return;
+  shownLanes = key;
+  strip.replaceChildren();
   if (sorted.length === 0) strip.append(el('div', { class: 'empty' }, 'No lanes yet: waiting for their retained status'));
   for (const l of sorted) {
-    const key = laneKey(l.site, l.lane);
-    const unacked = [...alerts.values()].filter((a) => a.site === l.site && a.lane === l.lane && a.state === 'open').length;
+    const lk = laneKey(l.site, l.lane);
+    const unacked = unackedBy(l);
     const offline = l.state !== 'online' || !connected;
-    const tile = el('div', { class: `lane ${offline ? 'offline' : 'online'}`, 'data-lane': key });
+    const tile = el('div', { class: `lane ${offline ? 'offline' : 'online'}`, 'data-lane': lk });
     tile.append(
-      el('div', { class: 'lane-name' }, key),
+      el('div', { class: 'lane-name' }, lk),
       el('div', { class: 'lane-state' },
         !connected ? 'UNKNOWN (connection lost)' : l.state === 'online' ? 'online' : `LANE OFFLINE${l.reason ? ': ' + l.reason : ''}`),
       el('div', { class: 'lane-unacked' }, `${unacked} unacknowledged`),
@@ -349,12 +357,12 @@ function renderLanes(now: number): void {
     for (const [name, h] of Object.entries(l.devices))
       devs.append(el('span', { class: `dev dev-${h.state}`, title: h.detail || h.state }, `${name}: ${h.state.replace(/_/g, ' ')}`));
     tile.append(devs);
-    const active = (shelves.get(key) || []).filter((s) => Date.parse(s.until) > now);
+    const active = live(l);
     for (const s of active) {
       const un = el('button', { class: 'unshelve' }, 'unshelve');
       un.addEventListener('click', () => publishShelves(l.site, l.lane, active.filter((x) => x !== s)));
       tile.append(el('div', { class: 'shelf', 'data-shelf': s.device || '*' },
-        `SHELVED ${s.device || 'whole lane'} for ${ageWords(Date.parse(s.until) - now)}${s.by ? ' by ' + s.by : ''} `, un));
+        `SHELVED ${s.device || 'whole lane'} until ${new Date(s.until).toLocaleTimeString()}${s.by ? ' by ' + s.by : ''} `, un));
     }
     const what = el('select', { class: 'shelve-what' }, el('option', { value: '' }, 'whole lane'));
     for (const name of Object.keys(l.devices)) what.append(el('option', { value: name }, name));
