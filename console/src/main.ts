@@ -433,6 +433,7 @@ function renderList(all: Alert[], now: number): void {
 }
 
 let shownAlert = '';
+const chosen = new Map<string, string>(); // alert id → disposition picked, not yet sent
 
 function renderAlert(now: number): void {
   const view = $('alert-view');
@@ -525,6 +526,9 @@ function renderAlert(now: number): void {
   if (a.state === 'open') {
     const sel = el('select', { id: 'ack-disposition' });
     for (const x of DISPOSITIONS) sel.append(el('option', { value: x }, dispositionWords(x)));
+    // The operator's choice survives a rebuild of the view (an image or a state arriving).
+    sel.value = chosen.get(e.id) || DISPOSITIONS[0];
+    sel.addEventListener('change', () => chosen.set(e.id, sel.value));
     const btn = el('button', { id: 'ack-button' }, 'Ack');
     if (!connected || ackPending(a, now)) btn.setAttribute('disabled', '');
     btn.addEventListener('click', () => publishAck(a, sel.value));
