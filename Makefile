@@ -1,5 +1,5 @@
 # Thin wrapper: the real build is CMake (CMakePresets.json). See README.md and HACKING.md.
-.PHONY: all deps build test demo asan fuzz package clean
+.PHONY: all deps build console test demo asan fuzz package clean
 
 PRESET ?= dev
 
@@ -14,8 +14,12 @@ build: deps
 	@cmake --preset $(PRESET) >/dev/null
 	@cmake --build --preset $(PRESET)
 
-## test: build, then run every test (unit, integration with a real mosquitto)
-test: build
+## console: build the control room's web console (console/dist/index.html: npm ci + Vite)
+console: deps
+	@bash cmake/build-console.sh
+
+## test: build, then run every test (unit, integration with a real mosquitto, the console in Chromium)
+test: build console
 	@ctest --preset $(PRESET)
 
 ## asan: build with ASan + UBSan and run every test
@@ -32,11 +36,11 @@ package: deps
 	@cmake --build --preset package
 	@cd build/package && cpack -G DEB
 
-## demo: a local broker, the daemon and a control-room watcher; Ctrl-C stops it all
-demo: deps
+## demo: a local broker (with the web console), the daemon and a control-room watcher; Ctrl-C stops it all
+demo: deps console
 	@cmake --preset release >/dev/null
 	@cmake --build --preset release --target lanegated lanegatectl lanegate-sim
 	@bash cmake/demo.sh build/release
 
 clean:
-	rm -rf build .demo
+	rm -rf build .demo console/dist console/node_modules

@@ -17,6 +17,10 @@ mkdir -p "$demo/state" "$demo/mosquitto"
 port=1883
 while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
 uri="tcp://127.0.0.1:$port"
+# The web console's WebSockets listener (every address, so with a password), from 9001.
+ws_port=9001
+while (exec 3<>"/dev/tcp/127.0.0.1/$ws_port") 2>/dev/null; do ws_port=$((ws_port + 1)); done
+console_user=operator console_password=lanegate-demo
 
 pids=()
 cleanup() {
@@ -31,9 +35,18 @@ trap cleanup INT TERM EXIT
 {
   cat "$root/config/demo/mosquitto.conf"
   echo "listener $port 127.0.0.1"
+  echo "allow_anonymous true"
+  echo "listener $ws_port"
+  echo "protocol websockets"
+  echo "http_dir $root/console/dist"
+  echo "allow_anonymous false"
+  echo "password_file $demo/passwd"
   echo "persistence_location $demo/mosquitto/"
   [ "$(id -u)" -eq 0 ] && echo "user root"
 } > "$demo/mosquitto.conf"
+rm -f "$demo/passwd"
+mosquitto_passwd -b -c "$demo/passwd" "$console_user" "$console_password"
+chmod 644 "$demo/passwd"  # mosquitto started as a user reads it as that user
 mosquitto -c "$demo/mosquitto.conf" > "$demo/mosquitto.log" 2>&1 &
 pids+=($!)
 
@@ -114,8 +127,10 @@ echo
 echo "demo: control room watching $uri (lanegatectl watch); X-ray hits from xray-1 (every 8 s a"
 echo "demo: scan; overlays saved in .demo/images) and trace hits from ims-1 and ims-2 arrive as"
 echo "demo: the simulators scan and swab; daemon log in .demo/lanegated.log"
+echo "demo: web console: http://localhost:$ws_port/  (user $console_user, password $console_password)"
+# --no-ack: the alerts wait for an operator's ack in the web console.
 "$bin/lanegatectl" watch -b "$uri" --site demo-port --lane lane-1 --client-id demo-control-room \
-  --save-images "$demo/images" &
+  --save-images "$demo/images" --no-ack &
 pids+=($!)
 sleep 1
 

@@ -20,7 +20,11 @@ packages=(
   python3-jsonschema
   python3-pymodbus python3-serial-asyncio mbpoll
   dpkg-dev help2man lintian
+  nodejs chromium chromium-driver python3-selenium
 )
+# The console's build (console/, npm ci + Vite): Debian's npm, unless the Node.js already
+# installed brings its own (NodeSource's nodejs ships npm and conflicts with Debian's).
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

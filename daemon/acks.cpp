@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace lanegate {
@@ -24,6 +25,25 @@ tl::expected<AckRequest, std::string> parseAck(std::string_view payload) {
   if (token != j.end() && token->is_string() &&
       token->get_ref<const std::string&>().size() <= kMaxAckTokenBytes)
     ack.token = token->get<std::string>();
+  if (const auto by = j.find("by"); by != j.end() && !by->is_null()) {
+    const bool printable = by->is_string() && !by->get_ref<const std::string&>().empty() &&
+                           by->get_ref<const std::string&>().size() <= kMaxAckByBytes &&
+                           std::all_of(by->get_ref<const std::string&>().begin(),
+                                       by->get_ref<const std::string&>().end(), [](char c) {
+                                         return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+                                       });
+    if (!printable)
+      return tl::unexpected("\"by\" is not a string of 1 to " + std::to_string(kMaxAckByBytes) +
+                            " printable bytes");
+    ack.by = by->get<std::string>();
+  }
+  if (const auto d = j.find("disposition"); d != j.end() && !d->is_null()) {
+    if (!d->is_string() || std::find(kDispositions.begin(), kDispositions.end(),
+                                     d->get_ref<const std::string&>()) == kDispositions.end())
+      return tl::unexpected(std::string(
+          "\"disposition\" is not one of cleared, searched-nothing-found, seized, referred"));
+    ack.disposition = d->get<std::string>();
+  }
   return ack;
 }
 

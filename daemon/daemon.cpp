@@ -581,7 +581,8 @@ void Daemon::checkStatus() {
 void Daemon::onAck(const std::string& payload) {
   auto ack = parseAck(payload);
   if (ack) {
-    outbox_->markAcked(std::move(ack->id), std::move(ack->token));
+    outbox_->markAcked(std::move(ack->id), std::move(ack->token),
+                       {std::move(ack->by), std::move(ack->disposition)});
     return;
   }
   ++acksMalformed_;

@@ -29,7 +29,7 @@ void Delivery::kick() {
     if (batch.empty()) break;
     for (auto& r : batch) {
       inflight_.insert(r.seq);
-      MqttMessage m{r.topic, std::move(r.payload), 1, false, r.contentType, std::nullopt};
+      MqttMessage m{r.topic, std::move(r.payload), 1, r.retained, r.contentType, std::nullopt};
       if (r.kind == RecordKind::telemetry) m.expiryS = 86400;  // alerts carry no expiry
       publisher_.publish(std::move(m), [this, seq = r.seq](const std::string& err) {
         if (!inflight_.erase(seq)) return;  // from a connection since replaced

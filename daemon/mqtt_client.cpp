@@ -204,10 +204,15 @@ void MqttClient::publish(const MqttMessage& msg, PublishDone done) {
   }
 }
 
-void MqttClient::subscribe(const std::string& filter, int qos, PublishDone done) {
+void MqttClient::subscribe(const std::string& filter, int qos, PublishDone done,
+                           bool skipRetained) {
   const auto id = impl_->add(std::move(done));
   try {
-    impl_->client.subscribe(filter, qos, reinterpret_cast<void*>(id), impl_->listener);
+    const mqtt::subscribe_options opts(false, false,
+                                       skipRetained
+                                           ? mqtt::subscribe_options::DONT_SEND_RETAINED
+                                           : mqtt::subscribe_options::SEND_RETAINED_ON_SUBSCRIBE);
+    impl_->client.subscribe(filter, qos, reinterpret_cast<void*>(id), impl_->listener, opts);
   } catch (const mqtt::exception& e) {
     impl_->complete(id, std::string("subscribe refused: ") + e.what());
   }

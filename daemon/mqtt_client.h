@@ -68,7 +68,9 @@ class MqttClient {
   /// Publishes; `done` runs once, with an error if the publish could not complete.
   void publish(const MqttMessage& msg, PublishDone done);
   /// Subscribes; `done` gets "" on SUBACK, else why not. Messages arrive via the handler.
-  void subscribe(const std::string& filter, int qos, PublishDone done);
+  /// `skipRetained`: the broker sends no retained messages at subscribe time (MQTT 5
+  /// retain handling 2), only what is published (or queued) afterwards.
+  void subscribe(const std::string& filter, int qos, PublishDone done, bool skipRetained = false);
   /// Disconnects cleanly, waiting at most `timeoutMs`.
   void disconnect(int timeoutMs);
   /// Fails every publish still waiting for its PUBACK (after a connection loss).

@@ -2,11 +2,9 @@
 
 #include <sqlite3.h>
 
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
-#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -15,7 +13,11 @@
 #include <optional>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
+#include "daemon/alert_ids.h"
 #include "daemon/log.h"
+#include "lane/payloads.h"
 
 namespace lanegate {
 namespace {
@@ -24,6 +26,10 @@ std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+std::chrono::system_clock::time_point timeOfMs(std::int64_t ms) {
+  return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
 }
 
 // A prepared statement that finalizes itself.
@@ -65,7 +71,8 @@ class Stmt {
   bool isNull(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
   std::string text(int c) const {
     const auto* p = static_cast<const char*>(sqlite3_column_blob(s_, c));
-    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c))) : std::string();
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c)))
+             : std::string();
   }
 
  private:
@@ -84,8 +91,10 @@ void exec(sqlite3* db, const char* sql) {
 
 // Version 2 (PRAGMA user_version; 0 = the first outboxes): unique ids, attachments linked
 // to their alert (parent), each alert's ack_token and its alert-only seq (event_seq).
+// Version 3: ack_info, an acknowledged alert's first ack and the later ones (notes), as
+// JSON, from which its retained state is rendered.
 // meta holds next_seq, next_alert_seq, next_id_number and session.
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr const char* kSchema = R"(
 CREATE TABLE IF NOT EXISTS records(
   seq INTEGER PRIMARY KEY,
@@ -100,13 +109,18 @@ CREATE TABLE IF NOT EXISTS records(
   acked_ms INTEGER,
   parent TEXT,
   ack_token TEXT,
-  event_seq INTEGER);
+  event_seq INTEGER,
+  ack_info TEXT);
 CREATE INDEX IF NOT EXISTS records_delivery ON records(state, kind, seq);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 )";
 
 constexpr int kPending = 0, kPublished = 1, kAcked = 2;
-constexpr std::size_t kAckTokenBytes = 16;  // 128 bits
+// An alert's retained state and the empty messages that clear its topics are records of
+// kind status (deleted once the broker has them) with the alert as parent.
+constexpr std::int64_t kStateKind = static_cast<std::int64_t>(RecordKind::status);
+// Acked alerts past their retention are closed this often even when nothing else happens.
+constexpr auto kHousekeeping = std::chrono::seconds(5);
 constexpr int kAckLogsPerMinute = 10;
 
 // Version 0 named an alert's image "<alert id>:attachment" and nothing else linked them.
@@ -132,8 +146,9 @@ void migrate(sqlite3* db) {
       Stmt info(db, "PRAGMA table_info(records)");
       while (info.step() == SQLITE_ROW) columns.insert(info.text(1));
     }
-    for (const auto& [name, type] : {std::pair{"parent", "TEXT"}, std::pair{"ack_token", "TEXT"},
-                                     std::pair{"event_seq", "INTEGER"}})
+    for (const auto& [name, type] :
+         {std::pair{"parent", "TEXT"}, std::pair{"ack_token", "TEXT"},
+          std::pair{"event_seq", "INTEGER"}, std::pair{"ack_info", "TEXT"}})
       if (!columns.count(name))
         exec(db, (std::string("ALTER TABLE records ADD COLUMN ") + name + " " + type).c_str());
     linkLegacyAttachments(db);
@@ -156,49 +171,6 @@ void migrate(sqlite3* db) {
     sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
-}
-
-std::string newAckToken() {
-  std::array<unsigned char, kAckTokenBytes> b{};
-  std::size_t got = 0;
-  while (got < b.size()) {
-    const ssize_t n = ::getrandom(b.data() + got, b.size() - got, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw std::runtime_error(std::string("getrandom: ") + std::strerror(errno));
-    got += static_cast<std::size_t>(n);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : b) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
-}
-
-// Compares in time that does not depend on where the strings differ.
-bool sameToken(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;  // every token has the same, public, length
-  unsigned char diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
-// An id from the network, fit for a log line: printable ASCII, the rest escaped, bounded.
-std::string escaped(const std::string& text, std::size_t max = 128) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size() && i < max; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  if (text.size() > max) out += "...(" + std::to_string(text.size()) + " bytes)";
-  return out;
 }
 
 sqlite3* openDb(const std::string& path, int flags) {
@@ -315,7 +287,8 @@ std::vector<Recovered> salvage(const std::string& path, std::string& why) {
 
 }  // namespace
 
-Outbox::Outbox(asio::io_context& io, OutboxOptions options) : io_(io), options_(std::move(options)) {
+Outbox::Outbox(asio::io_context& io, OutboxOptions options)
+    : io_(io), options_(std::move(options)) {
   openOrRecover();
   writer_ = std::thread([this] { writerLoop(); });
 }
@@ -353,8 +326,8 @@ void Outbox::openOrRecover() {
         if (fs::exists(path + suffix)) fs::rename(path + suffix, aside + suffix, ec);
       std::string why;
       rescued = salvage(aside, why);
-      recoveryNote_ = "outbox " + path + " was damaged (" + e.what() + "); moved aside to " + aside +
-                      "; recovered " + std::to_string(rescued.size()) + " record(s)";
+      recoveryNote_ = "outbox " + path + " was damaged (" + e.what() + "); moved aside to " +
+                      aside + "; recovered " + std::to_string(rescued.size()) + " record(s)";
       logger->error("{}", recoveryNote_);
     }
   }
@@ -430,17 +403,18 @@ void Outbox::markPublished(std::uint64_t seq) {
   cv_.notify_one();
 }
 
-void Outbox::markAcked(std::string id, std::string ackToken) {
+void Outbox::markAcked(std::string id, std::string ackToken, AckDetail detail) {
   {
     std::lock_guard lock(mutex_);
-    toAck_.push_back({std::move(id), std::move(ackToken)});
+    toAck_.push_back({std::move(id), std::move(ackToken), std::move(detail)});
   }
   cv_.notify_one();
 }
 
 void Outbox::flush() {
   std::unique_lock lock(mutex_);
-  idle_.wait(lock, [this] { return queue_.empty() && toPublish_.empty() && toAck_.empty() && !busy_; });
+  idle_.wait(lock,
+             [this] { return queue_.empty() && toPublish_.empty() && toAck_.empty() && !busy_; });
 }
 
 void Outbox::writerLoop() {
@@ -454,7 +428,10 @@ void Outbox::writerLoop() {
       std::unique_lock lock(mutex_);
       // After a failed write (a full disk), wait a little rather than spin on it.
       if (failures > 0) cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; });
-      cv_.wait(lock, [this] { return stop_ || !queue_.empty() || !toPublish_.empty() || !toAck_.empty(); });
+      // Woken by work, or by the housekeeping period (closing acked alerts past retention).
+      cv_.wait_for(lock, kHousekeeping, [this] {
+        return stop_ || !queue_.empty() || !toPublish_.empty() || !toAck_.empty();
+      });
       if (stop_ && queue_.empty() && toPublish_.empty() && toAck_.empty()) return;
       // Everything that queued while the last commit was syncing goes in this one:
       // that is the group commit.
@@ -468,6 +445,7 @@ void Outbox::writerLoop() {
     }
     const Counters before = c_;
     bool ok = true;
+    newRecords_ = false;
     try {
       exec(db_, "BEGIN IMMEDIATE");
       applyUpdates(published, acked);
@@ -496,7 +474,9 @@ void Outbox::writerLoop() {
         if (alive.lock()) done(err, err.empty() ? seq : 0);
       });
     }
-    if (anyAccepted && onCommitted_)
+    // New pending records (accepted ones, or the states and clearings of this transaction)
+    // wake the delivery.
+    if ((anyAccepted || (ok && newRecords_)) && onCommitted_)
       asio::post(io_, [this, alive] {
         if (alive.lock() && onCommitted_) onCommitted_();
       });
@@ -531,25 +511,124 @@ void Outbox::applyUpdates(const std::vector<std::uint64_t>& published,
   const std::int64_t now = nowMs();
   if (!published.empty()) {
     // Alerts stay on record until acked; other records are done once the broker has them.
-    Stmt up(db_, "UPDATE records SET state=?, published_ms=? WHERE seq=? AND state=0 AND kind=0");
+    Stmt up(db_,
+            "UPDATE records SET state=?, published_ms=? WHERE seq=? AND state=0 AND kind=0 "
+            "RETURNING id, parent IS NULL");
     Stmt del(db_, "DELETE FROM records WHERE seq=? AND kind<>0 RETURNING length(payload)");
+    std::vector<std::string> opened;
     for (auto seq : published) {
-      up.bind(1, kPublished).bind(2, now).bind(3, static_cast<std::int64_t>(seq)).run();
+      up.bind(1, kPublished).bind(2, now).bind(3, static_cast<std::int64_t>(seq));
+      while (up.step() == SQLITE_ROW)
+        if (up.i64(1) != 0) opened.push_back(up.text(0));
+      up.reset();
       del.bind(1, static_cast<std::int64_t>(seq));
       while (del.step() == SQLITE_ROW) c_.payloadBytes -= static_cast<std::uint64_t>(del.i64(0));
       del.reset();
     }
+    // The broker has the alert: consoles opened later learn of it from its retained state.
+    for (const auto& id : opened) queueState(id, now);
   }
   for (const auto& ack : acked) applyAck(ack, now);
-  // Retention of acked alerts, a little at a time.
-  Stmt old(db_, "DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE state=2 AND acked_ms < ? LIMIT 256) RETURNING length(payload)");
-  old.bind(1, now - static_cast<std::int64_t>(options_.ackedRetentionS) * 1000);
+  closeAlerts(now - static_cast<std::int64_t>(options_.ackedRetentionS) * 1000);
+}
+
+void Outbox::queueState(const std::string& alertId, std::int64_t now) {
+  Stmt alert(
+      db_, "SELECT topic, payload, ack_info FROM records WHERE id=? AND kind=0 AND parent IS NULL");
+  alert.bind(1, alertId);
+  if (alert.step() != SQLITE_ROW) return;
+  const std::string topic = alert.text(0) + "/" + alertTopicLevel(alertId) + "/state";
+  nlohmann::json state;
+  if (alert.isNull(2)) {
+    state = {{"state", "open"}, {"time", lane::rfc3339(timeOfMs(now))}};
+  } else {
+    state = nlohmann::json::parse(alert.text(2), nullptr, false);
+    if (!state.is_object()) state = nlohmann::json::object();
+    state["state"] = "acked";
+    // An ack recorded without its details (a salvaged outbox): when is all we can say.
+    if (!state.contains("time")) state["time"] = lane::rfc3339(timeOfMs(now));
+  }
+  // The alert is our own CloudEvent, already JSON: it goes in as it was published.
+  std::string payload = lane::dumpJson(state);
+  payload.pop_back();
+  payload += ",\"alert\":" + alert.text(1) + "}";
+  alert.reset();
+  // A newer state supersedes one not yet sent (one in flight may still arrive first).
+  Stmt old(db_,
+           "DELETE FROM records WHERE parent=? AND kind=? AND state=0 RETURNING length(payload)");
+  old.bind(1, alertId).bind(2, kStateKind);
   while (old.step() == SQLITE_ROW) c_.payloadBytes -= static_cast<std::uint64_t>(old.i64(0));
+  old.reset();
+  const std::uint64_t seq = c_.nextSeq++;
+  Stmt ins(db_,
+           "INSERT INTO records(seq,id,kind,topic,content_type,payload,created_ms,parent) "
+           "VALUES(?,?,?,?,'application/json',?,?,?)");
+  ins.bind(1, static_cast<std::int64_t>(seq)).bind(2, alertId + ":state." + std::to_string(seq));
+  ins.bind(3, kStateKind).bind(4, topic).blob(5, payload).bind(6, now).bind(7, alertId).run();
+  c_.payloadBytes += payload.size();
+  newRecords_ = true;
+  saveCounters();
+}
+
+void Outbox::closeAlerts(std::int64_t ackedBefore) {
+  // An acked alert past its retention leaves the outbox, and the broker forgets its image
+  // and state: an empty retained message on each (itself a record, so a crash loses none).
+  std::vector<std::pair<std::string, std::string>> closing;  // id, alert topic
+  {
+    Stmt pick(db_,
+              "SELECT id, topic FROM records WHERE state=2 AND kind=0 AND parent IS NULL AND "
+              "acked_ms < ? LIMIT 256");
+    pick.bind(1, ackedBefore);
+    while (pick.step() == SQLITE_ROW) closing.emplace_back(pick.text(0), pick.text(1));
+  }
+  if (!closing.empty()) {
+    Stmt kids(db_, "SELECT topic FROM records WHERE parent=? AND kind=0");
+    Stmt del(db_, "DELETE FROM records WHERE id=?1 OR parent=?1 RETURNING length(payload)");
+    Stmt ins(db_,
+             "INSERT INTO records(seq,id,kind,topic,content_type,payload,created_ms,parent) "
+             "VALUES(?,?,?,?,'',x'',?,?)");
+    const std::int64_t now = nowMs();
+    for (const auto& [id, alertTopic] : closing) {
+      std::vector<std::string> topics;
+      kids.bind(1, id);
+      while (kids.step() == SQLITE_ROW) topics.push_back(kids.text(0));
+      kids.reset();
+      topics.push_back(alertTopic + "/" + alertTopicLevel(id) + "/state");
+      del.bind(1, id);
+      while (del.step() == SQLITE_ROW) c_.payloadBytes -= static_cast<std::uint64_t>(del.i64(0));
+      del.reset();
+      for (const auto& topic : topics) {
+        const std::uint64_t seq = c_.nextSeq++;
+        ins.bind(1, static_cast<std::int64_t>(seq)).bind(2, id + ":clear." + std::to_string(seq));
+        ins.bind(3, kStateKind).bind(4, topic).bind(5, now).bind(6, id).run();
+        newRecords_ = true;
+      }
+    }
+    saveCounters();
+  }
+  // Acked records no alert links (attachments of the first outboxes): plain retention.
+  Stmt old(db_,
+           "DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE state=2 AND acked_ms "
+           "< ? LIMIT 256) RETURNING length(payload)");
+  old.bind(1, ackedBefore);
+  while (old.step() == SQLITE_ROW) c_.payloadBytes -= static_cast<std::uint64_t>(old.i64(0));
+}
+
+void Outbox::saveCounters() {
+  Stmt meta(db_,
+            "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET "
+            "value=excluded.value");
+  for (const auto& [key, value] :
+       {std::pair{"next_seq", c_.nextSeq}, std::pair{"next_alert_seq", c_.nextAlertSeq},
+        std::pair{"next_id_number", c_.nextIdNumber}})
+    meta.bind(1, std::string(key)).bind(2, static_cast<std::int64_t>(value)).run();
 }
 
 void Outbox::applyAck(const Ack& ack, std::int64_t now) {
   // Exactly one alert, by its exact id (never a prefix, never an attachment).
-  Stmt find(db_, "SELECT state, ack_token FROM records WHERE id=? AND kind=0 AND parent IS NULL");
+  Stmt find(db_,
+            "SELECT state, ack_token, ack_info FROM records WHERE id=? AND kind=0 AND parent IS "
+            "NULL");
   find.bind(1, ack.id);
   if (find.step() != SQLITE_ROW) return rejectAck(ack, "no alert has this id");
   const auto state = find.i64(0);
@@ -557,16 +636,44 @@ void Outbox::applyAck(const Ack& ack, std::int64_t now) {
   // Alerts accepted before version 2 carried no token: their exact id is all there is.
   if (!find.isNull(1) && !sameToken(find.text(1), ack.token))
     return rejectAck(ack, "wrong ack_token");
+  nlohmann::json entry{{"time", lane::rfc3339(timeOfMs(now))}};
+  entry["by"] = ack.detail.by.empty() ? nlohmann::json() : nlohmann::json(ack.detail.by);
+  entry["disposition"] =
+      ack.detail.disposition.empty() ? nlohmann::json() : nlohmann::json(ack.detail.disposition);
+  nlohmann::json info;
   if (state == kAcked) {
-    log::get("outbox")->debug("alert {} was already acknowledged; a later ack changes nothing",
-                              ack.id);
+    // The first ack won; a later one is kept as a note on the state, up to a bound.
+    info = find.isNull(2) ? nlohmann::json::object()
+                          : nlohmann::json::parse(find.text(2), nullptr, false);
+    if (!info.is_object()) info = nlohmann::json::object();
+    auto& notes = info["notes"];
+    if (!notes.is_array()) notes = nlohmann::json::array();
+    const bool kept = notes.size() < kMaxAckNotes;
+    if (!kept) {
+      info["notes_dropped"] = info.value("notes_dropped", 0) + 1;
+      log::get("outbox")->debug("alert {}: a later ack beyond {} notes is only counted",
+                                escaped(ack.id), kMaxAckNotes);
+    } else {
+      notes.push_back(entry);
+      log::get("outbox")->info("alert {} was already acknowledged; a later ack is kept as a note",
+                               escaped(ack.id));
+    }
+    find.reset();
+    Stmt note(db_, "UPDATE records SET ack_info=? WHERE id=? AND kind=0 AND parent IS NULL");
+    note.bind(1, lane::dumpJson(info)).bind(2, ack.id).run();
+    if (kept) queueState(ack.id, now);
     return;
   }
+  find.reset();
+  info = entry;
   Stmt up(db_,
           "UPDATE records SET state=2, acked_ms=?1, published_ms=COALESCE(published_ms, ?1) "
-          "WHERE id=?2 OR parent=?2");
+          "WHERE (id=?2 OR parent=?2) AND kind=0");
   up.bind(1, now).bind(2, ack.id).run();
+  Stmt first(db_, "UPDATE records SET ack_info=? WHERE id=? AND kind=0 AND parent IS NULL");
+  first.bind(1, lane::dumpJson(info)).bind(2, ack.id).run();
   ++c_.acksApplied;
+  queueState(ack.id, now);
 }
 
 void Outbox::rejectAck(const Ack& ack, const char* why) {
@@ -641,11 +748,14 @@ void Outbox::commitBatch(std::vector<Pending>& batch) {
     std::string refusal;
     if (c_.payloadBytes + size > options_.maxBytes) {
       if (!isAlert) {
-        refusal = "outbox budget of " + std::to_string(options_.maxBytes) + " bytes is full of alerts; telemetry not accepted";
+        refusal = "outbox budget of " + std::to_string(options_.maxBytes) +
+                  " bytes is full of alerts; telemetry not accepted";
       } else {
         if (!diskFault_)
-          logger->error("outbox {}: alerts alone exceed the budget of {} bytes; accepting alerts down to the free-disk floor",
-                        options_.path, options_.maxBytes);
+          logger->error(
+              "outbox {}: alerts alone exceed the budget of {} bytes; accepting alerts down to the "
+              "free-disk floor",
+              options_.path, options_.maxBytes);
         diskFault_ = true;
       }
     } else if (diskFault_ && isAlert) {
@@ -684,35 +794,35 @@ void Outbox::commitBatch(std::vector<Pending>& batch) {
     info.seq = isAlert ? c_.nextAlertSeq++ : seq;
     const std::string payload = p.draft.render(info);
     ins.bind(1, static_cast<std::int64_t>(seq)).bind(2, id);
-    ins.bind(3, static_cast<std::int64_t>(p.draft.kind)).bind(4, p.draft.topic).bind(5, p.draft.contentType);
+    ins.bind(3, static_cast<std::int64_t>(p.draft.kind))
+        .bind(4, p.draft.topic)
+        .bind(5, p.draft.contentType);
     ins.blob(6, payload).bind(7, now);
     if (isAlert) ins.bind(9, info.ackToken);
     ins.bind(10, static_cast<std::int64_t>(info.seq)).run();
     c_.payloadBytes += payload.size();
     p.seq = info.seq;
   }
-  Stmt meta(db_,
-            "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET "
-            "value=excluded.value");
-  for (const auto& [key, value] :
-       {std::pair{"next_seq", c_.nextSeq}, std::pair{"next_alert_seq", c_.nextAlertSeq},
-        std::pair{"next_id_number", c_.nextIdNumber}})
-    meta.bind(1, std::string(key)).bind(2, static_cast<std::int64_t>(value)).run();
+  saveCounters();
 }
 
-std::vector<OutboxRecord> Outbox::nextPending(std::size_t limit, const std::set<std::uint64_t>& skip) {
+std::vector<OutboxRecord> Outbox::nextPending(std::size_t limit,
+                                              const std::set<std::uint64_t>& skip) {
   std::vector<OutboxRecord> out;
   std::set<std::uint64_t> done;
   {
     std::lock_guard lock(mutex_);
     done = publishing_;  // PUBACKed, not yet committed as published
   }
-  Stmt s(reader_, "SELECT seq,id,kind,topic,content_type,payload FROM records WHERE state=0 ORDER BY kind, seq LIMIT ?");
+  Stmt s(reader_,
+         "SELECT seq,id,kind,topic,content_type,payload,parent IS NOT NULL FROM records WHERE "
+         "state=0 ORDER BY kind, seq LIMIT ?");
   s.bind(1, static_cast<std::int64_t>(limit + skip.size() + done.size()));
   while (out.size() < limit && s.step() == SQLITE_ROW) {
     const auto seq = static_cast<std::uint64_t>(s.i64(0));
     if (skip.count(seq) || done.count(seq)) continue;
-    out.push_back({seq, s.text(1), static_cast<RecordKind>(s.i64(2)), s.text(3), s.text(4), s.text(5)});
+    out.push_back({seq, s.text(1), static_cast<RecordKind>(s.i64(2)), s.text(3), s.text(4),
+                   s.text(5), s.i64(6) != 0});
   }
   return out;
 }
@@ -721,17 +831,25 @@ OutboxStats Outbox::stats(double unackedAfterS) {
   OutboxStats st;
   const std::int64_t now = nowMs();
   {
-    Stmt s(reader_, "SELECT state, COUNT(*), COALESCE(SUM(length(payload)),0) FROM records GROUP BY state");
+    // The retained state messages count in bytes, not as records.
+    Stmt s(reader_,
+           "SELECT state, SUM(NOT (kind=1 AND parent IS NOT NULL)), "
+           "COALESCE(SUM(length(payload)),0) FROM records GROUP BY state");
     while (s.step() == SQLITE_ROW) {
       const auto n = static_cast<std::uint64_t>(s.i64(1));
-      if (s.i64(0) == kPending) st.pending = n;
-      else if (s.i64(0) == kPublished) st.published = n;
-      else st.acked = n;
+      if (s.i64(0) == kPending)
+        st.pending = n;
+      else if (s.i64(0) == kPublished)
+        st.published = n;
+      else
+        st.acked = n;
       st.payloadBytes += static_cast<std::uint64_t>(s.i64(2));
     }
   }
   {
-    Stmt s(reader_, "SELECT MIN(created_ms) FROM records WHERE state=0");
+    Stmt s(reader_,
+           "SELECT MIN(created_ms) FROM records WHERE state=0 AND NOT (kind=1 AND parent IS NOT "
+           "NULL)");
     if (s.step() == SQLITE_ROW && s.i64(0) > 0)  // NULL (no pending) reads as 0
       st.oldestPendingAgeS = static_cast<double>(now - s.i64(0)) / 1000.0;
   }
@@ -743,12 +861,14 @@ OutboxStats Outbox::stats(double unackedAfterS) {
     s.bind(1, now - static_cast<std::int64_t>(unackedAfterS * 1000.0));
     if (s.step() == SQLITE_ROW) {
       st.unackedOlderThan = static_cast<std::uint64_t>(s.i64(0));
-      if (st.unackedOlderThan > 0) st.oldestUnackedAgeS = static_cast<double>(now - s.i64(1)) / 1000.0;
+      if (st.unackedOlderThan > 0)
+        st.oldestUnackedAgeS = static_cast<double>(now - s.i64(1)) / 1000.0;
     }
   }
   for (const char* suffix : {"", "-wal"}) {
     struct stat sb {};
-    if (::stat((options_.path + suffix).c_str(), &sb) == 0) st.fileBytes += static_cast<std::uint64_t>(sb.st_size);
+    if (::stat((options_.path + suffix).c_str(), &sb) == 0)
+      st.fileBytes += static_cast<std::uint64_t>(sb.st_size);
   }
   st.evicted = evicted_;
   st.acksApplied = acksApplied_;

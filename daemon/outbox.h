@@ -4,7 +4,12 @@
 // concurrent accepts share one transaction (group commit) on the writer thread. Records
 // go pending → published (on PUBACK) → acked (the control room's ack, which must name a
 // published alert by its exact id and carry that alert's ack_token), per lane in seq
-// order, alerts before status before telemetry. Ids are unique. The numbers a record is
+// order, alerts before status before telemetry. Ids are unique.
+// Each published alert's retained state (Contract 5 `alerts/{id}/state`: open, then acked
+// by the first ack, later acks as notes) is a record here too, written in the transaction
+// that marks the alert published or acked, so that no state change is lost in a crash;
+// when an acked alert leaves the outbox, records with empty retained payloads clear its
+// image and state topics. The numbers a record is
 // published with (the alert-only `seq`, trace id counters, the session number) are kept
 // in the database and assigned in the transaction that accepts it.
 
@@ -32,11 +37,11 @@ namespace lanegate {
 
 /// Limits and retention.
 struct OutboxOptions {
-  std::string path;                            ///< the database file
-  std::uint64_t maxBytes = 1ull << 30;         ///< payload budget; telemetry is evicted past it
-  std::uint64_t minFreeBytes = 100ull << 20;   ///< below this free disk, nothing more is accepted
-  std::uint32_t ackedRetentionS = 7 * 86400;   ///< acked alerts are deleted after this
-  std::size_t maxBatch = 512;                  ///< records per group commit
+  std::string path;                           ///< the database file
+  std::uint64_t maxBytes = 1ull << 30;        ///< payload budget; telemetry is evicted past it
+  std::uint64_t minFreeBytes = 100ull << 20;  ///< below this free disk, nothing more is accepted
+  std::uint32_t ackedRetentionS = 7 * 86400;  ///< acked alerts are deleted after this
+  std::size_t maxBatch = 512;                 ///< records per group commit
   int maxPages = 0;  ///< SQLite's hard cap on the file's pages (PRAGMA max_page_count); 0 = none
 };
 
@@ -48,20 +53,28 @@ struct OutboxRecord {
   std::string topic;
   std::string contentType;
   std::string payload;
+  bool retained = false;  ///< an alert's image, state, or the empty message that clears them
+};
+
+/// Who acknowledged and what they decided (both optional; the ack is checked before).
+struct AckDetail {
+  std::string by;
+  std::string disposition;
 };
 
 /// Counts for `lanegatectl outbox` and the lane status.
 struct OutboxStats {
+  /// Records by state: alerts, their images, telemetry (not the retained state messages).
   std::uint64_t pending = 0, published = 0, acked = 0;
-  std::uint64_t payloadBytes = 0;   ///< sum of stored payloads (what the budget counts)
-  std::uint64_t fileBytes = 0;      ///< database + WAL on disk
+  std::uint64_t payloadBytes = 0;  ///< sum of stored payloads (what the budget counts)
+  std::uint64_t fileBytes = 0;     ///< database + WAL on disk
   double oldestPendingAgeS = 0;
   std::uint64_t unackedOlderThan = 0;  ///< published alerts unacked for at least as long as asked
   double oldestUnackedAgeS = 0;
-  std::uint64_t evicted = 0;        ///< telemetry records evicted since start
-  bool diskFault = false;           ///< alerts alone exceed the budget
-  std::uint64_t acksApplied = 0;    ///< acks that acknowledged an alert, since start
-  std::uint64_t acksRejected = 0;   ///< acks ignored (unknown id, pending alert, wrong token)
+  std::uint64_t evicted = 0;       ///< telemetry records evicted since start
+  bool diskFault = false;          ///< alerts alone exceed the budget
+  std::uint64_t acksApplied = 0;   ///< acks that acknowledged an alert, since start
+  std::uint64_t acksRejected = 0;  ///< acks ignored (unknown id, pending alert, wrong token)
 };
 
 /// The outbox. Public methods are called on the io thread; callbacks are posted to it.
@@ -84,7 +97,11 @@ class Outbox final : public AlertSink {
   /// The control room's ack: acknowledges the alert whose CloudEvents id is exactly `id`
   /// if it was published and `ackToken` is the token it carried; anything else changes
   /// nothing and is counted (stats().acksRejected) and logged (a bounded number a minute).
-  void markAcked(std::string id, std::string ackToken);
+  /// The first ack that counts sets the alert's state to acked with `detail`; later ones
+  /// are kept as notes (at most kMaxAckNotes) and republish the state.
+  void markAcked(std::string id, std::string ackToken, AckDetail detail = {});
+  /// Later acks kept on an alert's state; beyond this they are only counted.
+  static constexpr std::size_t kMaxAckNotes = 20;
   /// This start's session number: one more than the last start's (kept in the database).
   [[nodiscard]] std::uint64_t session() const { return session_; }
   /// Counts; `unackedAfterS` sets the age that counts as overdue.
@@ -105,6 +122,7 @@ class Outbox final : public AlertSink {
   };
   struct Ack {
     std::string id, token;
+    AckDetail detail;
   };
   // The writer's counters, restored when a transaction rolls back.
   struct Counters {
@@ -115,6 +133,9 @@ class Outbox final : public AlertSink {
   void commitBatch(std::vector<Pending>& batch);
   void applyUpdates(const std::vector<std::uint64_t>& published, const std::vector<Ack>& acked);
   void applyAck(const Ack& ack, std::int64_t now);
+  void queueState(const std::string& alertId, std::int64_t now);
+  void closeAlerts(std::int64_t ackedBefore);
+  void saveCounters();
   void rejectAck(const Ack& ack, const char* why);
   void publishCounters();
   void evictTelemetry(std::uint64_t incoming);
@@ -123,8 +144,8 @@ class Outbox final : public AlertSink {
 
   asio::io_context& io_;
   OutboxOptions options_;
-  sqlite3* db_ = nullptr;       // writer thread's connection
-  sqlite3* reader_ = nullptr;   // io thread's connection (WAL: reads never block the writer)
+  sqlite3* db_ = nullptr;      // writer thread's connection
+  sqlite3* reader_ = nullptr;  // io thread's connection (WAL: reads never block the writer)
   std::string recoveryNote_;
   std::function<void()> onCommitted_;
 
@@ -136,7 +157,8 @@ class Outbox final : public AlertSink {
   std::vector<Ack> toAck_;
   bool busy_ = false;
   bool stop_ = false;
-  Counters c_;  // writer thread (and the constructor)
+  Counters c_;               // writer thread (and the constructor)
+  bool newRecords_ = false;  // writer thread: this transaction queued states or clearings
   std::uint64_t session_ = 0;
   std::set<std::uint64_t> publishing_;  // PUBACKed, commit pending (mutex_)
   std::atomic<std::uint64_t> evicted_{0}, acksApplied_{0}, acksRejected_{0};  // mirrors of c_

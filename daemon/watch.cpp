@@ -185,11 +185,16 @@ int watchAlerts(const WatchOptions& options) {
       std::cerr << "lanegatectl: watching " << prefix << "alerts on " << uri
                 << (sessionPresent ? " (resumed session)" : "") << std::endl;
     });
+    // Images are retained until their alert closes: only those of alerts still to come
+    // (or queued for this session) are wanted, not every open alert's at each connect.
     if (!imageDir.empty())
-      client->subscribe(prefix + "alerts/+/image", 1, [&](const std::string& err) {
-        if (!err.empty())
-          std::cerr << "lanegatectl: subscribe to images failed: " << err << std::endl;
-      });
+      client->subscribe(
+          prefix + "alerts/+/image", 1,
+          [&](const std::string& err) {
+            if (!err.empty())
+              std::cerr << "lanegatectl: subscribe to images failed: " << err << std::endl;
+          },
+          true);
   };
   h.connectFailed = [&](const std::string& why) {
     std::cerr << "lanegatectl: " << why << "; retrying" << std::endl;

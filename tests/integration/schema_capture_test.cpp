@@ -46,22 +46,24 @@ TEST(SchemaIT, EveryPublishedPayloadValidates) {
     const auto tab = line.find('\t');
     ASSERT_NE(tab, std::string::npos) << line;
     const std::string topic = line.substr(prefix.size(), tab - prefix.size());
-    const std::string schema = topic == "alerts" ? "alert"
-                               : topic == "status" ? "lane-status"
-                               : topic == "acks" ? "ack"
-                               : topic == "telemetry" ? "scan-telemetry"
+    const bool isState = topic.rfind("alerts/", 0) == 0 && topic.ends_with("/state");
+    const std::string schema = topic == "alerts"                 ? "alert"
+                               : isState                         ? "alert-state"
+                               : topic == "status"               ? "lane-status"
+                               : topic == "acks"                 ? "ack"
+                               : topic == "telemetry"            ? "scan-telemetry"
                                : topic.rfind("devices/", 0) == 0 ? "device-status"
-                                                                  : "unknown topic " + topic;
+                                                                 : "unknown topic " + topic;
     bySchema[schema] += line.substr(tab + 1) + "\n";
   }
-  for (const char* schema : {"alert", "lane-status", "ack", "device-status"}) {
+  for (const char* schema : {"alert", "alert-state", "lane-status", "ack", "device-status"}) {
     ASSERT_TRUE(bySchema.count(schema)) << "nothing captured for " << schema << ":\n" << capture.out();
     const auto file = dir.file(std::string(schema) + ".jsonl");
     writeFile(file, bySchema[schema]);
     const auto r = validate(schema, file);
     EXPECT_EQ(r.code, 0) << schema << ":\n" << r.out << r.err << "\n" << bySchema[schema];
   }
-  EXPECT_EQ(bySchema.size(), 4u) << "a payload on a topic no schema covers";
+  EXPECT_EQ(bySchema.size(), 5u) << "a payload on a topic no schema covers";
 
   // The check can fail: the same alert without its seq is rejected.
   auto alert = nlohmann::json::parse(bySchema["alert"].substr(0, bySchema["alert"].find('\n')));

@@ -19,7 +19,8 @@ namespace {
 
 using test::TempDir;
 
-RecordDraft draft(const std::string& id, RecordKind kind = RecordKind::alert, std::size_t attachmentBytes = 0) {
+RecordDraft draft(const std::string& id, RecordKind kind = RecordKind::alert,
+                  std::size_t attachmentBytes = 0) {
   RecordDraft d;
   d.id = id;
   d.kind = kind;
@@ -27,7 +28,9 @@ RecordDraft draft(const std::string& id, RecordKind kind = RecordKind::alert, st
   d.render = [](const RenderInfo& i) {
     return nlohmann::json{{"id", i.id}, {"seq", i.seq}, {"ack_token", i.ackToken}}.dump();
   };
-  if (attachmentBytes) d.attachments.push_back({"t/alerts/" + id + "/image", "image/jpeg", std::string(attachmentBytes, 'x')});
+  if (attachmentBytes)
+    d.attachments.push_back(
+        {"t/alerts/" + id + "/image", "image/jpeg", std::string(attachmentBytes, 'x')});
   return d;
 }
 
@@ -132,8 +135,10 @@ TEST(Outbox, PublishedThenAcked) {
   acceptAll(io, ob, std::move(drafts));
   const auto records = ob.nextPending(10, {});
   for (const auto& r : records) ob.markPublished(r.seq);
-  EXPECT_TRUE(ob.nextPending(10, {}).empty()) << "published records are no longer pending";
   ob.flush();
+  const auto after = ob.nextPending(10, {});
+  ASSERT_EQ(after.size(), 1u) << "published records are no longer pending";
+  EXPECT_EQ(after[0].topic, "t/alerts/a1/state") << "but the alert's retained state is";
   auto st = ob.stats(0);
   EXPECT_EQ(st.pending, 0u);
   EXPECT_EQ(st.published, 2u) << "the alert and its image stay on record; telemetry is done";
@@ -154,7 +159,8 @@ TEST(Outbox, BudgetEvictsTelemetryNeverAlerts) {
   o.maxBytes = 1 << 20;  // 1 MiB
   Outbox ob(io, o);
   std::vector<RecordDraft> telemetry;
-  for (int i = 0; i < 20; ++i) telemetry.push_back(draft("t" + std::to_string(i), RecordKind::telemetry, 100'000));
+  for (int i = 0; i < 20; ++i)
+    telemetry.push_back(draft("t" + std::to_string(i), RecordKind::telemetry, 100'000));
   for (const auto& a : acceptAll(io, ob, std::move(telemetry))) EXPECT_EQ(a.error, "");
   auto st = ob.stats(0);
   EXPECT_GT(st.evicted, 0u) << "2 MB of telemetry in a 1 MiB budget";
@@ -162,17 +168,21 @@ TEST(Outbox, BudgetEvictsTelemetryNeverAlerts) {
   EXPECT_FALSE(st.diskFault);
 
   std::vector<RecordDraft> alerts;
-  for (int i = 0; i < 30; ++i) alerts.push_back(draft("a" + std::to_string(i), RecordKind::alert, 50'000));
-  for (const auto& a : acceptAll(io, ob, std::move(alerts))) EXPECT_EQ(a.error, "") << "alerts are always accepted above the floor";
+  for (int i = 0; i < 30; ++i)
+    alerts.push_back(draft("a" + std::to_string(i), RecordKind::alert, 50'000));
+  for (const auto& a : acceptAll(io, ob, std::move(alerts)))
+    EXPECT_EQ(a.error, "") << "alerts are always accepted above the floor";
   st = ob.stats(0);
   EXPECT_TRUE(st.diskFault) << "1.5 MB of alerts exceed the budget on their own";
   int alertsLeft = 0, telemetryLeft = 0;
   for (const auto& r : ob.nextPending(1000, {}))
-    (r.kind == RecordKind::telemetry ? telemetryLeft : alertsLeft) += r.id.find(':') == std::string::npos;
+    (r.kind == RecordKind::telemetry ? telemetryLeft : alertsLeft) +=
+        r.id.find(':') == std::string::npos;
   EXPECT_EQ(alertsLeft, 30) << "every alert survives";
   EXPECT_EQ(telemetryLeft, 0) << "all telemetry was evicted to make room";
 
-  const auto refused = acceptAll(io, ob, {[] { return draft("t-late", RecordKind::telemetry, 10); }()});
+  const auto refused =
+      acceptAll(io, ob, {[] { return draft("t-late", RecordKind::telemetry, 10); }()});
   EXPECT_NE(refused[0].error.find("telemetry not accepted"), std::string::npos) << refused[0].error;
 }
 
@@ -192,7 +202,8 @@ void fill(const TempDir& dir, int n) {
   asio::io_context io;
   Outbox ob(io, options(dir));
   std::vector<RecordDraft> drafts;
-  for (int i = 0; i < n; ++i) drafts.push_back(draft("a" + std::to_string(i), RecordKind::alert, 2000));
+  for (int i = 0; i < n; ++i)
+    drafts.push_back(draft("a" + std::to_string(i), RecordKind::alert, 2000));
   acceptAll(io, ob, std::move(drafts));
 }
 
@@ -200,7 +211,8 @@ std::vector<std::filesystem::path> movedAside(const TempDir& dir) {
   std::vector<std::filesystem::path> out;
   for (const auto& e : std::filesystem::directory_iterator(dir.path()))
     if (e.path().filename().string().find("outbox.db.damaged-") == 0 &&
-        e.path().string().find("-wal") == std::string::npos && e.path().string().find("-shm") == std::string::npos)
+        e.path().string().find("-wal") == std::string::npos &&
+        e.path().string().find("-shm") == std::string::npos)
       out.push_back(e.path());
   return out;
 }
@@ -222,9 +234,11 @@ TEST(Outbox, TruncatedFileIsMovedAsideAndReadableRecordsRecovered) {
   const auto recovered = ob.nextPending(1000, {});
   EXPECT_GT(recovered.size(), 0u) << ob.recoveryNote();
   EXPECT_LT(recovered.size(), 600u);
-  EXPECT_NE(ob.recoveryNote().find("recovered " + std::to_string(recovered.size()) + " record(s)"), std::string::npos)
+  EXPECT_NE(ob.recoveryNote().find("recovered " + std::to_string(recovered.size()) + " record(s)"),
+            std::string::npos)
       << ob.recoveryNote();
-  for (std::size_t i = 1; i < recovered.size(); ++i) EXPECT_LT(recovered[i - 1].seq, recovered[i].seq);
+  for (std::size_t i = 1; i < recovered.size(); ++i)
+    EXPECT_LT(recovered[i - 1].seq, recovered[i].seq);
   // And the fresh outbox works, continuing the sequence.
   const auto more = acceptAll(io, ob, {[] { return draft("new"); }()});
   EXPECT_EQ(more[0].error, "");
@@ -244,7 +258,8 @@ TEST(Outbox, GarbageFileIsMovedAsideNotOverwritten) {
   asio::io_context io;
   Outbox ob(io, options(dir));
   EXPECT_NE(ob.recoveryNote().find("was damaged"), std::string::npos);
-  EXPECT_NE(ob.recoveryNote().find("recovered 0 record(s)"), std::string::npos) << ob.recoveryNote();
+  EXPECT_NE(ob.recoveryNote().find("recovered 0 record(s)"), std::string::npos)
+      << ob.recoveryNote();
   const auto aside = movedAside(dir);
   ASSERT_EQ(aside.size(), 1u);
   EXPECT_EQ(test::readFile(aside[0].string()), garbage);
@@ -277,8 +292,10 @@ TEST(Outbox, AckNeedsTheExactIdOfAPublishedAlertAndItsToken) {
             {draft("xray:s:l:x1:scan-1", RecordKind::alert, 100), draft("xray:s:l:x1:scan-2")});
   const auto published = publishAll(ob);
   acceptAll(io, ob, {draft("xray:s:l:x1:scan-3")});  // pending: not published
-  const auto pending = ob.nextPending(10, {});
-  ASSERT_EQ(pending.size(), 1u);
+  auto pending = ob.nextPending(10, {});
+  ASSERT_EQ(pending.size(), 3u) << "scan-3, and the states of scan-1 and scan-2";
+  pending.resize(1);  // alerts first
+  ASSERT_EQ(pending[0].id, "xray:s:l:x1:scan-3");
   const std::string token1 = tokenOf(byId(published, "xray:s:l:x1:scan-1"));
   const std::string token2 = tokenOf(byId(published, "xray:s:l:x1:scan-2"));
   EXPECT_NE(token1, token2);
@@ -312,6 +329,75 @@ TEST(Outbox, AckNeedsTheExactIdOfAPublishedAlertAndItsToken) {
   ob.flush();
   EXPECT_EQ(ob.stats(0).acksRejected, 9u);
   EXPECT_EQ(ob.stats(0).acked, 2u);
+}
+
+// Contract 5 v1.1, the alert's retained state: open once the broker has the alert (with
+// the alert in it), acked by the first valid ack, later acks kept as notes, and on
+// closing (acked retention) empty retained messages that clear the image and the state.
+TEST(Outbox, AlertStateIsOpenThenAckedWithNotesThenCleared) {
+  TempDir dir;
+  asio::io_context io;
+  auto o = options(dir);
+  o.ackedRetentionS = 1;
+  Outbox ob(io, o);
+  acceptAll(io, ob, {draft("trace:s/l/ims-1/5/1", RecordKind::alert, 100)});
+  const auto first = publishAll(ob);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_TRUE(first[0].retained) << "the image is retained until the alert closes";
+  EXPECT_FALSE(first[1].retained) << "the alert itself is not";
+  const std::string token = tokenOf(first[1]);
+
+  auto opened = publishAll(ob);
+  ASSERT_EQ(opened.size(), 1u);
+  EXPECT_TRUE(opened[0].retained);
+  EXPECT_EQ(opened[0].topic, "t/alerts/trace:s%2Fl%2Fims-1%2F5%2F1/state") << "one topic level";
+  EXPECT_EQ(opened[0].contentType, "application/json");
+  auto state = nlohmann::json::parse(opened[0].payload);
+  EXPECT_EQ(state["state"], "open");
+  EXPECT_EQ(state["alert"], nlohmann::json::parse(first[1].payload)) << "the alert as published";
+  EXPECT_FALSE(state.contains("by"));
+
+  ob.markAcked("trace:s/l/ims-1/5/1", token, {"op-1", "seized"});
+  ob.markAcked("trace:s/l/ims-1/5/1", token, {"op-2", "cleared"});     // too late: a note
+  ob.markAcked("trace:s/l/ims-1/5/1", "0123", {"forger", "cleared"});  // wrong token
+  ob.flush();
+  auto acked = publishAll(ob);
+  ASSERT_EQ(acked.size(), 1u) << "the newest state supersedes one not yet sent";
+  state = nlohmann::json::parse(acked[0].payload);
+  EXPECT_EQ(state["state"], "acked");
+  EXPECT_EQ(state["by"], "op-1") << "the first ack wins";
+  EXPECT_EQ(state["disposition"], "seized");
+  ASSERT_EQ(state["notes"].size(), 1u);
+  EXPECT_EQ(state["notes"][0]["by"], "op-2");
+  EXPECT_EQ(state["notes"][0]["disposition"], "cleared");
+  EXPECT_EQ(state["alert"]["id"], "trace:s/l/ims-1/5/1");
+  EXPECT_EQ(ob.stats(0).acksApplied, 1u);
+  EXPECT_EQ(ob.stats(0).acksRejected, 1u);
+  EXPECT_EQ(ob.stats(0).acked, 2u) << "the alert and its image; the state is not counted";
+
+  // Later acks beyond the bound are counted on the state, not published again.
+  for (std::size_t i = 0; i < Outbox::kMaxAckNotes + 5; ++i)
+    ob.markAcked("trace:s/l/ims-1/5/1", token, {"op-3", ""});
+  ob.flush();
+  const auto notes = publishAll(ob);
+  ASSERT_FALSE(notes.empty());
+  state = nlohmann::json::parse(notes.back().payload);
+  EXPECT_EQ(state["notes"].size(), Outbox::kMaxAckNotes);
+  EXPECT_TRUE(state["notes"].back()["disposition"].is_null());
+
+  // Past the acked retention the alert closes: its image and state topics are cleared.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  acceptAll(io, ob, {draft("t-wake", RecordKind::telemetry)});  // any transaction closes
+  std::vector<std::string> cleared;
+  for (const auto& r : publishAll(ob))
+    if (r.retained) {
+      EXPECT_EQ(r.payload, "") << r.topic;
+      cleared.push_back(r.topic);
+    }
+  EXPECT_EQ(cleared, (std::vector<std::string>{"t/alerts/trace:s/l/ims-1/5/1/image",
+                                               "t/alerts/trace:s%2Fl%2Fims-1%2F5%2F1/state"}));
+  EXPECT_EQ(ob.stats(0).acked, 0u);
+  EXPECT_TRUE(ob.nextPending(10, {}).empty()) << "the clearing messages are done once sent";
 }
 
 TEST(Outbox, UnackedCountCoversAlertsWhoseIdHasAColon) {
