@@ -31,7 +31,7 @@ fuzz: deps
 	@bash tests/fuzz/run.sh
 
 ## package: the Debian package, build/package/lanegate_<version>_amd64.deb (see cmake/packaging.cmake)
-package: deps
+package: deps console
 	@cmake --preset package >/dev/null
 	@cmake --build --preset package
 	@cd build/package && cpack -G DEB

@@ -33,8 +33,29 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# promtool (MetricsIT checks /metrics with it): only the one binary, taken from Debian's
+# prometheus package into build/tools/. The package is 19 MB to fetch and 96 MB installed,
+# with a service that would start; the tool is all the tests need.
+promtool() {
+  local tools
+  tools="$(cd "$(dirname "$0")/.." && pwd)/build/tools"
+  [ -x "$tools/promtool" ] && return 0
+  mkdir -p "$tools"
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 ||
+                  { "${sudo[@]}" apt-get update -qq && apt-get download prometheus >/dev/null; }; } &&
+     dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x --strip-components=3 ./usr/bin/promtool &&
+     mv promtool "$tools/promtool")
+  rm -rf "$tmp"
+  echo "deps: promtool in $tools"
+}
+
+if [ "$(id -u)" -eq 0 ] || ! command -v sudo >/dev/null; then sudo=(); else sudo=(sudo); fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#packages[@]} packages present"
+  promtool
   exit 0
 fi
 
@@ -51,4 +72,5 @@ echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+promtool
 echo "deps: done"

@@ -21,7 +21,8 @@ for f in /usr/bin/lanegated /usr/bin/lanegatectl /usr/bin/lanegate-sim \
          /etc/lanegate/ims/substances.yaml /usr/share/lanegate/schemas/alert.schema.json \
          /usr/share/doc/lanegate/operations.md /usr/share/doc/lanegate/copyright \
          /usr/share/doc/lanegate/changelog.gz /usr/share/man/man8/lanegated.8.gz \
-         /usr/share/man/man1/lanegatectl.1.gz /usr/share/man/man1/lanegate-sim.1.gz; do
+         /usr/share/man/man1/lanegatectl.1.gz /usr/share/man/man1/lanegate-sim.1.gz \
+         /usr/share/lanegate/console/index.html; do
   grep -qx "$f" "$work/files" || fail "$f is not in the package"
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/lanegate/lanegate.yaml || fail "lanegate.yaml is not a conffile"
