@@ -108,6 +108,8 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 constexpr int kPending = 0, kPublished = 1, kAcked = 2;
 constexpr std::size_t kAckTokenBytes = 16;  // 128 bits
 constexpr int kAckLogsPerMinute = 10;
+// Acks that wait for their alert's (re)publication to be recorded, at most.
+constexpr std::size_t kMaxHeldAcks = 10'000;
 
 // Version 0 named an alert's image "<alert id>:attachment" and nothing else linked them.
 void linkLegacyAttachments(sqlite3* db) {
@@ -467,7 +469,10 @@ void Outbox::writerLoop() {
       busy_ = true;
     }
     const Counters before = c_;
+    const auto heldBefore = heldAcks_;
     bool ok = true;
+    std::string writeError;
+    floorRefused_ = false;
     try {
       exec(db_, "BEGIN IMMEDIATE");
       applyUpdates(published, acked);
@@ -479,7 +484,9 @@ void Outbox::writerLoop() {
       ok = false;
       ++failures;
       c_ = before;  // nothing of this transaction happened: numbers and bytes with it
+      heldAcks_ = heldBefore;
       logger->error("outbox {}: write failed: {}", options_.path, e.what());
+      writeError = e.what();
       // Not committed, so not accepted: every caller of the batch learns it, including
       // those whose records had been written before the failure.
       const std::string err = std::string("outbox write failed: ") + e.what();
@@ -487,6 +494,7 @@ void Outbox::writerLoop() {
         if (p.error.empty()) p.error = err;
     }
     publishCounters();
+    noteRefusals(ok, writeError);
     std::weak_ptr<bool> alive = alive_;
     bool anyAccepted = false;
     for (auto& p : batch) {
@@ -520,6 +528,27 @@ void Outbox::writerLoop() {
   }
 }
 
+// A full disk (or a failing one) shows in the lane status while it lasts: set by a failed
+// transaction or a record refused for the free-disk floor, cleared by the next transaction
+// that commits with the floor clear.
+void Outbox::noteRefusals(bool written, const std::string& writeError) {
+  std::string why;
+  if (!written)
+    why = "outbox write failed: " + writeError;
+  else if (floorRefused_)
+    why = "free disk below the floor of " + std::to_string(options_.minFreeBytes) + " bytes";
+  else if (freeDiskBytes() < options_.minFreeBytes)
+    return;  // nothing was refused this time, but the floor is not clear either
+  std::lock_guard lock(mutex_);
+  if (why == refusing_) return;
+  auto logger = log::get("outbox");
+  if (why.empty())
+    logger->info("outbox {}: accepting again ({})", options_.path, refusing_);
+  else
+    logger->critical("outbox {}: new records are refused: {}", options_.path, why);
+  refusing_ = std::move(why);
+}
+
 void Outbox::publishCounters() {
   evicted_ = c_.evicted;
   acksApplied_ = c_.acksApplied;
@@ -540,6 +569,13 @@ void Outbox::applyUpdates(const std::vector<std::uint64_t>& published,
       del.reset();
     }
   }
+  // Acks held for their alert's publication (see applyAck) go first: the marks above may
+  // be the ones they waited for.
+  if (!published.empty() && !heldAcks_.empty()) {
+    auto held = std::move(heldAcks_);
+    heldAcks_.clear();
+    for (const auto& [id, ack] : held) applyAck(ack, now);
+  }
   for (const auto& ack : acked) applyAck(ack, now);
   // Retention of acked alerts, a little at a time.
   Stmt old(db_, "DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE state=2 AND acked_ms < ? LIMIT 256) RETURNING length(payload)");
@@ -553,7 +589,23 @@ void Outbox::applyAck(const Ack& ack, std::int64_t now) {
   find.bind(1, ack.id);
   if (find.step() != SQLITE_ROW) return rejectAck(ack, "no alert has this id");
   const auto state = find.i64(0);
-  if (state == kPending) return rejectAck(ack, "the alert has not been published yet");
+  if (state == kPending) {
+    // Its token proves the control room received it: it was published, by this start or
+    // one before it, and the daemon stopped (or was killed) before the PUBACK was recorded.
+    // It is sent again (a duplicate, with the same id); the ack waits until that is
+    // recorded, so that an alert never counts as acked before it is on record as sent.
+    if (find.isNull(1) || !sameToken(find.text(1), ack.token))
+      return rejectAck(ack, "the alert has not been published yet");
+    if (heldAcks_.size() >= kMaxHeldAcks && !heldAcks_.count(ack.id))
+      return rejectAck(ack, "the alert has not been published yet, and too many acks wait");
+    heldAcks_[ack.id] = ack;
+    if (heldAcks_.size() <= 10)
+      log::get("outbox")->info(
+          "ack for \"{}\" waits until the alert is published again (its earlier publication was "
+          "not recorded)",
+          escaped(ack.id));
+    return;
+  }
   // Alerts accepted before version 2 carried no token: their exact id is all there is.
   if (!find.isNull(1) && !sameToken(find.text(1), ack.token))
     return rejectAck(ack, "wrong ack_token");
@@ -652,8 +704,11 @@ void Outbox::commitBatch(std::vector<Pending>& batch) {
       diskFault_ = false;
       logger->info("outbox {}: back under budget", options_.path);
     }
-    if (refusal.empty() && freeBytes < options_.minFreeBytes + size)
-      refusal = "free disk below the floor of " + std::to_string(options_.minFreeBytes) + " bytes";
+    if (refusal.empty() && freeBytes < options_.minFreeBytes + size) {
+      refusal = "free disk below the floor of " + std::to_string(options_.minFreeBytes) +
+                " bytes (" + std::to_string(freeBytes) + " bytes free)";
+      floorRefused_ = true;
+    }
     if (refusal.empty() && !p.draft.render) refusal = "a record with nothing to render";
     std::string id = p.draft.id;
     if (refusal.empty() && p.draft.numberedId) {
@@ -754,6 +809,10 @@ OutboxStats Outbox::stats(double unackedAfterS) {
   st.acksApplied = acksApplied_;
   st.acksRejected = acksRejected_;
   st.diskFault = diskFault_;
+  {
+    std::lock_guard lock(mutex_);
+    st.refusing = refusing_;
+  }
   return st;
 }
 
