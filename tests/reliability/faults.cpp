@@ -53,6 +53,7 @@ namespace {
 
 const std::string kSite = "faults";
 const std::string kLib = LANEGATE_SOURCE_DIR "/config/ims/substances.yaml";
+std::string gSaveDir;  // --save: each lane's logs and subscriber output are copied here
 
 double secondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -62,6 +63,7 @@ double secondsSince(Clock::time_point t) {
 struct Row {
   std::string scenario;
   long produced = 0, accepted = 0, delivered = 0, duplicated = 0, lost = 0, acks = 0;
+  long corrupt = 0;  // deliveries on the alerts topic that are not a readable CloudEvent
   double recoverS = 0;
   std::string shown = "-", cleared = "-";  // the fault on the status topic while it lasted / after
   std::string notes;
@@ -150,6 +152,13 @@ class Lane {
     sub_.reset();
     images_.reset();
     broker_.reset();
+    if (gSaveDir.empty()) return;
+    // The logs and what the subscribers received (not the inbox or the state directory).
+    std::error_code ec;
+    const auto to = std::filesystem::path(gSaveDir) / spec_.lane;
+    std::filesystem::create_directories(to, ec);
+    for (const auto& e : std::filesystem::directory_iterator(dir_.path(), ec))
+      if (e.is_regular_file()) std::filesystem::copy(e.path(), to / e.path().filename(), ec);
   }
 
   Broker& broker() { return *broker_; }
@@ -259,12 +268,24 @@ class Lane {
   }
 
   /// What the counting subscriber received: id -> the last payload, and deliveries per id.
-  std::map<std::string, Json> received(std::map<std::string, long>* counts = nullptr) {
+  std::map<std::string, Json> received(std::map<std::string, long>* counts = nullptr,
+                                       long* corrupt = nullptr) {
     std::map<std::string, Json> out;
     std::istringstream in(sub_->out());
     for (std::string line; std::getline(in, line);) {
       auto j = Json::parse(line, nullptr, false);
-      if (!j.is_object() || !j.contains("id") || !j["id"].is_string()) continue;
+      if (!j.is_object() || !j.contains("id") || !j["id"].is_string()) {
+        // Not an alert a control room could read: counted, and never counts as delivered.
+        if (corrupt && !line.empty()) {
+          if (++*corrupt <= 3)
+            std::printf("faults: %s: a message on the alerts topic is not a CloudEvent: %s\n",
+                        spec_.lane.c_str(),
+                        Json(line.substr(0, 80))
+                            .dump(-1, ' ', false, Json::error_handler_t::replace)
+                            .c_str());
+        }
+        continue;
+      }
       const auto id = j["id"].get<std::string>();
       if (counts) ++(*counts)[id];
       out[id] = std::move(j);
@@ -291,7 +312,7 @@ class Lane {
   /// Fills the counts of a row from the outbox and the subscriber.
   void count(Row& row) {
     std::map<std::string, long> counts;
-    const auto got = received(&counts);
+    const auto got = received(&counts, &row.corrupt);
     const auto ids = accepted();
     row.accepted = static_cast<long>(ids.size());
     for (const auto& id : ids) {
@@ -425,7 +446,7 @@ class Lane {
 };
 
 struct Counts {
-  int alerts = 5000, restarts = 20, kills = 20, deviceCycles = 3, acks = 40;
+  int alerts = 5000, restarts = 20, kills = 20, deviceCycles = 3, acks = 40, flaps = 20;
   double drainS = 90;
 };
 
@@ -476,6 +497,21 @@ Row brokerRestarts(const Counts& n) {
       ++upSeen;
   }
   if (sent < n.alerts) lane.testAlerts(n.alerts - sent);
+  // Flaps: the broker up for a moment, then stopped again (the daemon may be connecting, or
+  // just connected, when it goes); a test alert each time. At the end it stays up.
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> upMs(50, 1500);
+  for (int i = 0; i < n.flaps; ++i) {
+    lane.broker().stop();
+    lane.testAlerts(1);
+    lane.broker().start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(upMs(rng)));
+  }
+  lastUp = Clock::now();
+  const bool upAfterFlaps = waitFor(
+      [&] { return lane.ctl("status").value("/broker/connected"_json_pointer, false) == true; },
+      30s);
+  check(row, upAfterFlaps, "the daemon did not reconnect after the flaps");
   finish(lane, row, lastUp, std::chrono::milliseconds(static_cast<long>(n.drainS * 1000)));
   // The broker cannot carry the lane's status while it is down: the daemon's own status
   // (lanegatectl status) says so instead, and the retained status is online afterwards.
@@ -485,8 +521,9 @@ Row brokerRestarts(const Counts& n) {
                 (st.value("state", "") == "online" ? ", online" : ", NOT online");
   check(row, downSeen == n.restarts && upSeen == n.restarts && st.value("state", "") == "online",
         "the broker's absence or return did not show in the status");
-  note(row, std::to_string(n.restarts) + " clean broker restarts, " +
-                std::to_string(perCycle - perCycle / 2) + " alerts accepted during each outage");
+  note(row, std::to_string(n.restarts) + " clean broker restarts and " + std::to_string(n.flaps) +
+                " flaps (up 50-1500 ms), " + std::to_string(perCycle - perCycle / 2) +
+                " alerts accepted during each outage");
   return row;
 }
 
@@ -767,24 +804,25 @@ std::string table(const std::vector<Row>& rows, bool markdown) {
       return;
     }
     char line[512];
-    std::snprintf(line, sizeof line, "%-19s %8s %8s %9s %10s %5s %5s %9s  %-22s %-22s\n",
+    std::snprintf(line, sizeof line, "%-19s %8s %8s %9s %10s %7s %5s %5s %9s  %-22s %-22s\n",
                   c[0].c_str(), c[1].c_str(), c[2].c_str(), c[3].c_str(), c[4].c_str(),
-                  c[5].c_str(), c[6].c_str(), c[7].c_str(), c[8].c_str(), c[9].c_str());
+                  c[5].c_str(), c[6].c_str(), c[7].c_str(), c[8].c_str(), c[9].c_str(),
+                  c[10].c_str());
     out << line;
   };
-  row({"scenario", "produced", "accepted", "delivered", "duplicated", "lost", "acks", "recover_s",
-       "fault shown (status)", "cleared after"});
-  if (markdown) out << "|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n";
+  row({"scenario", "produced", "accepted", "delivered", "duplicated", "corrupt", "lost", "acks",
+       "recover_s", "fault shown (status)", "cleared after"});
+  if (markdown) out << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n";
   for (const auto& r : rows) {
     if (r.skipped) {
-      row({r.scenario, "-", "-", "-", "-", "-", "-", "-", "SKIPPED", "SKIPPED"});
+      row({r.scenario, "-", "-", "-", "-", "-", "-", "-", "-", "SKIPPED", "SKIPPED"});
       continue;
     }
     char rec[32];
     std::snprintf(rec, sizeof rec, "%.1f", r.recoverS);
     row({r.scenario, std::to_string(r.produced), std::to_string(r.accepted),
-         std::to_string(r.delivered), std::to_string(r.duplicated), std::to_string(r.lost),
-         std::to_string(r.acks), rec, r.shown, r.cleared});
+         std::to_string(r.delivered), std::to_string(r.duplicated), std::to_string(r.corrupt),
+         std::to_string(r.lost), std::to_string(r.acks), rec, r.shown, r.cleared});
   }
   out << (markdown ? "\n" : "");
   for (const auto& r : rows)
@@ -810,6 +848,9 @@ int main(int argc, char** argv) {
   app.add_option("--restarts", n.restarts, "broker restarts")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  app.add_option("--flaps", n.flaps, "broker flaps after the restarts (up 50-1500 ms each)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   app.add_option("--kills", n.kills, "daemon SIGKILLs")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
@@ -824,10 +865,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", seed, "random kill points")->capture_default_str();
   app.add_option("--report", reportPath, "also write the report as Markdown to this file");
+  app.add_option("--save", gSaveDir, "copy each scenario's logs and subscriber output here");
   CLI11_PARSE(app, argc, argv);
   if (shortRun) {
     n.alerts = std::min(n.alerts, 200);
     n.restarts = std::min(n.restarts, 3);
+    n.flaps = std::min(n.flaps, 3);
     n.kills = std::min(n.kills, 3);
     n.deviceCycles = 1;
     n.acks = std::min(n.acks, 10);
