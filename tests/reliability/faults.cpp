@@ -297,16 +297,25 @@ class Lane {
     return static_cast<long>(std::count(s.begin(), s.end(), '\n'));
   }
 
-  /// Waits until every accepted alert reached the subscriber; true when it did.
-  bool drain(std::chrono::milliseconds timeout) {
-    return waitFor(
-        [&] {
-          const auto got = received();
-          for (const auto& id : accepted())
-            if (!got.count(id)) return false;
-          return true;
-        },
-        timeout);
+  /// Waits until every alert accepted so far reached the subscriber; with `untilStable`
+  /// (the devices stopped), until no more are accepted either. True when it came to that.
+  bool drain(std::chrono::milliseconds timeout, bool untilStable = false) {
+    const auto deadline = Clock::now() + timeout;
+    auto ids = accepted();
+    while (true) {
+      const auto got = received();
+      const bool all =
+          std::all_of(ids.begin(), ids.end(), [&](const std::string& id) { return got.count(id); });
+      if (all) {
+        if (!untilStable) return true;
+        auto again = accepted();
+        if (again == ids) return true;
+        ids = std::move(again);
+        continue;
+      }
+      if (Clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(100ms);
+    }
   }
 
   /// Fills the counts of a row from the outbox and the subscriber.
@@ -456,7 +465,7 @@ void finish(Lane& lane, Row& row, Clock::time_point recoverFrom, std::chrono::mi
   row.recoverS = secondsSince(recoverFrom);
   // The devices stop raising hits; what they raised is still analysed and sent.
   lane.stopSims();
-  drained = lane.drain(drain) && drained;
+  drained = lane.drain(drain, true) && drained;
   lane.count(row);
   if (!drained)
     note(row,
@@ -530,7 +539,7 @@ Row brokerRestarts(const Counts& n) {
 Row daemonKills(const Counts& n, std::mt19937& rng) {
   Row row;
   row.scenario = "daemon SIGKILL";
-  Lane lane({"kill", 700, {{200, ""}, {250, ""}}, "", ""});
+  Lane lane({"kill", 1200, {{200, ""}, {250, ""}}, "", ""});
   check(row, lane.startDaemon(), "the daemon did not start: " + lane.daemonErr());
   std::uniform_int_distribution<int> delayMs(200, 2000), commitMs(0, 60);
   int byImage = 0, midBatch = 0, random = 0, offlineShown = 0;
