@@ -741,9 +741,15 @@ Row diskFull(const Counts& n, const TempDir& scratch) {
     check(row, processed, "the alert of scan " + scanId + " (met the full disk) never arrived");
     if (!processed) std::printf("%s", lane.daemonLog(scanId).c_str());
     finish(lane, row, freedAt, std::chrono::milliseconds(static_cast<long>(n.drainS * 1000)));
+    // Which way the full disk met that scan: its alert with the image refused by the
+    // outbox, or the scan held in the inbox before its analysis (the in-progress marker).
+    const bool alertRefused =
+        lane.daemonLog(scanId + " not accepted: free disk below the floor").size() > 0;
     note(row, std::to_string(before) + " accepted before the fill, " +
-                  std::to_string(during - before) + " during it; scan " + scanId +
-                  (processed ? " processed after" : " NOT processed"));
+                  std::to_string(during - before) + " in flight when it came; scan " + scanId +
+                  (alertRefused ? ": its alert with its image refused by the full outbox, "
+                                : ": held in the inbox on the full disk, ") +
+                  (processed ? "processed after" : "NOT processed"));
   }
   ::umount2(mnt.c_str(), MNT_DETACH);
   return row;
