@@ -21,13 +21,24 @@
 
 namespace {
 
+const std::string& scratch();
+
+void removeScratch() {
+  std::error_code ec;
+  std::filesystem::remove_all(scratch(), ec);
+}
+
+// One directory for the whole run, removed when the process exits normally (the name is
+// never destroyed, so it is still there for the exit handler).
 const std::string& scratch() {
-  static const std::string dir = [] {
+  static const std::string* dir = [] {
     char tmpl[] = "/tmp/lanegate-fuzz-outbox.XXXXXX";
     if (!::mkdtemp(tmpl)) std::abort();
-    return std::string(tmpl);
+    auto* made = new std::string(tmpl);
+    std::atexit(removeScratch);
+    return made;
   }();
-  return dir;
+  return *dir;
 }
 
 }  // namespace
