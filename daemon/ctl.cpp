@@ -279,6 +279,8 @@ int cmdOutbox(const Socket& sock, bool json) {
               << "evicted telemetry " << j.value("evicted_telemetry", 0) << "\n"
               << "on disk     " << j.value("file_bytes", 0) << " bytes (payloads " << j.value("payload_bytes", 0) << ")\n";
     if (j.value("disk_fault", false)) std::cout << "DISK FAULT: alerts alone exceed the outbox budget\n";
+    if (!j.value("refusing", "").empty())
+      std::cout << "REFUSING new records: " << j.value("refusing", "") << "\n";
     std::cout << std::flush;
   }));
 }

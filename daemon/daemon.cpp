@@ -504,7 +504,7 @@ nlohmann::json Daemon::outboxJson() {
   return {{"pending", st.pending}, {"published", st.published}, {"acked", st.acked},
           {"oldest_pending_age_s", st.oldestPendingAgeS},
           {"payload_bytes", st.payloadBytes}, {"file_bytes", st.fileBytes}, {"evicted_telemetry", st.evicted},
-          {"disk_fault", st.diskFault},
+          {"disk_fault", st.diskFault}, {"refusing", st.refusing},
           {"unacked_overdue", st.unackedOlderThan}, {"oldest_unacked_age_s", st.oldestUnackedAgeS},
           {"acks_applied", st.acksApplied}, {"acks_rejected", st.acksRejected + acksMalformed_}};
   // clang-format on
@@ -544,6 +544,9 @@ nlohmann::json Daemon::statusObject() {
   if (ob["disk_fault"] == true)
     faults.push_back({{"kind", "disk"},
                       {"detail", "alerts alone exceed the outbox budget; accepting alerts down to the free-disk floor"}});
+  if (!ob["refusing"].get<std::string>().empty())
+    faults.push_back({{"kind", "disk_full"},
+                      {"detail", "new alerts are refused: " + ob["refusing"].get<std::string>()}});
   if (!outbox_->recoveryNote().empty())
     faults.push_back({{"kind", "outbox_recovered"}, {"detail", outbox_->recoveryNote()}});
   if (traceHitsWaiting_ > 0 || traceHitsDropped_ > 0)

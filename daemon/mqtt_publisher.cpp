@@ -43,7 +43,8 @@ MqttPublisher::MqttPublisher(asio::io_context& io, const Config& config, std::ui
       session_(session),
       onlineStatus_(std::move(onlineStatus)),
       statusTopic_(laneTopic(config, "status")),
-      reconnectTimer_(io) {
+      reconnectTimer_(io),
+      livenessTimer_(io) {
   MqttOptions o;
   o.uri = config.broker.uri;
   // Paho spells the TLS schemes ssl:// and tcp://.
@@ -121,6 +122,25 @@ void MqttPublisher::handleConnected(int receiveMaximum) {
     });
   for (auto& hook : hooks_) hook();
   pump();
+  checkLiveness(connections_);
+}
+
+// Paho C 1.3.12 can lose a connection without calling connection_lost: when the broker
+// goes away right after its CONNACK (a broker restarted twice in quick succession), the
+// connect succeeded, the first SUBSCRIBE failed with "Disconnected", and nothing else ever
+// came; the daemon counted itself connected, with no socket, and delivered nothing until
+// restarted (found by tests/reliability/faults). Paho's own state is checked every second.
+void MqttPublisher::checkLiveness(std::uint64_t connection) {
+  livenessTimer_.expires_after(std::chrono::seconds(1));
+  livenessTimer_.async_wait(
+      [this, connection, alive = std::weak_ptr<bool>(alive_)](const boost::system::error_code& ec) {
+        if (ec || !alive.lock() || stopping_ || !connected_ || connection != connections_) return;
+        if (!client_->isConnected()) {
+          handleDown("connection lost (not reported by the MQTT library)");
+          return;
+        }
+        checkLiveness(connection);
+      });
 }
 
 void MqttPublisher::handleDown(const std::string& why) {
@@ -205,6 +225,7 @@ void MqttPublisher::publishStatus() {
 void MqttPublisher::stop() {
   if (stopping_) return;
   reconnectTimer_.cancel();
+  livenessTimer_.cancel();
   if (connected_) {
     // A clean disconnect does not fire the will, so say offline ourselves.
     client_->publish({statusTopic_, offlinePayload(config_, session_, "stopped"), 1, true,

@@ -69,6 +69,7 @@ class MqttPublisher final : public Publisher {
   void handleConnected(int receiveMaximum);
   void handleDown(const std::string& why);
   void scheduleReconnect();
+  void checkLiveness(std::uint64_t connection);
   void pump();
 
   struct Queued {
@@ -84,6 +85,7 @@ class MqttPublisher final : public Publisher {
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::unique_ptr<MqttClient> client_;
   asio::steady_timer reconnectTimer_;
+  asio::steady_timer livenessTimer_;  // checks that a connection we count on still exists
   std::mt19937_64 rng_{std::random_device{}()};
   std::vector<std::function<void()>> hooks_;
   std::vector<std::pair<std::string, std::function<void(const std::string&, const std::string&)>>> subscriptions_;

@@ -122,6 +122,8 @@ constexpr std::int64_t kStateKind = static_cast<std::int64_t>(RecordKind::status
 // Acked alerts past their retention are closed this often even when nothing else happens.
 constexpr auto kHousekeeping = std::chrono::seconds(5);
 constexpr int kAckLogsPerMinute = 10;
+// Acks that wait for their alert's (re)publication to be recorded, at most.
+constexpr std::size_t kMaxHeldAcks = 10'000;
 
 // Version 0 named an alert's image "<alert id>:attachment" and nothing else linked them.
 void linkLegacyAttachments(sqlite3* db) {
@@ -185,11 +187,14 @@ sqlite3* openDb(const std::string& path, int flags) {
   return db;
 }
 
-// Opens an existing database and checks it; throws with SQLite's words if damaged.
+// Opens an existing database and checks it; throws with SQLite's words if damaged. The
+// full check, not quick_check: an index that disagrees with its table passes quick_check,
+// and then every write fails ("database disk image is malformed") and nothing is ever
+// accepted again (found by tests/fuzz/fuzz_outbox.cpp). Damaged, it is salvaged row by row.
 sqlite3* openChecked(const std::string& path) {
   sqlite3* db = openDb(path, SQLITE_OPEN_READWRITE);
   try {
-    Stmt check(db, "PRAGMA quick_check");
+    Stmt check(db, "PRAGMA integrity_check(1)");
     const int rc = check.step();
     if (rc != SQLITE_ROW) throw std::runtime_error(sqlite3_errmsg(db));
     const std::string verdict = check.text(0);
@@ -444,8 +449,11 @@ void Outbox::writerLoop() {
       busy_ = true;
     }
     const Counters before = c_;
+    const auto heldBefore = heldAcks_;
     bool ok = true;
     newRecords_ = false;
+    std::string writeError;
+    floorRefused_ = false;
     try {
       exec(db_, "BEGIN IMMEDIATE");
       applyUpdates(published, acked);
@@ -457,7 +465,9 @@ void Outbox::writerLoop() {
       ok = false;
       ++failures;
       c_ = before;  // nothing of this transaction happened: numbers and bytes with it
+      heldAcks_ = heldBefore;
       logger->error("outbox {}: write failed: {}", options_.path, e.what());
+      writeError = e.what();
       // Not committed, so not accepted: every caller of the batch learns it, including
       // those whose records had been written before the failure.
       const std::string err = std::string("outbox write failed: ") + e.what();
@@ -465,6 +475,7 @@ void Outbox::writerLoop() {
         if (p.error.empty()) p.error = err;
     }
     publishCounters();
+    noteRefusals(ok, writeError);
     std::weak_ptr<bool> alive = alive_;
     bool anyAccepted = false;
     for (auto& p : batch) {
@@ -500,6 +511,27 @@ void Outbox::writerLoop() {
   }
 }
 
+// A full disk (or a failing one) shows in the lane status while it lasts: set by a failed
+// transaction or a record refused for the free-disk floor, cleared by the next transaction
+// that commits with the floor clear.
+void Outbox::noteRefusals(bool written, const std::string& writeError) {
+  std::string why;
+  if (!written)
+    why = "outbox write failed: " + writeError;
+  else if (floorRefused_)
+    why = "free disk below the floor of " + std::to_string(options_.minFreeBytes) + " bytes";
+  else if (freeDiskBytes() < options_.minFreeBytes)
+    return;  // nothing was refused this time, but the floor is not clear either
+  std::lock_guard lock(mutex_);
+  if (why == refusing_) return;
+  auto logger = log::get("outbox");
+  if (why.empty())
+    logger->info("outbox {}: accepting again ({})", options_.path, refusing_);
+  else
+    logger->critical("outbox {}: new records are refused: {}", options_.path, why);
+  refusing_ = std::move(why);
+}
+
 void Outbox::publishCounters() {
   evicted_ = c_.evicted;
   acksApplied_ = c_.acksApplied;
@@ -527,6 +559,13 @@ void Outbox::applyUpdates(const std::vector<std::uint64_t>& published,
     }
     // The broker has the alert: consoles opened later learn of it from its retained state.
     for (const auto& id : opened) queueState(id, now);
+  }
+  // Acks held for their alert's publication (see applyAck) go first: the marks above may
+  // be the ones they waited for.
+  if (!published.empty() && !heldAcks_.empty()) {
+    auto held = std::move(heldAcks_);
+    heldAcks_.clear();
+    for (const auto& [id, ack] : held) applyAck(ack, now);
   }
   for (const auto& ack : acked) applyAck(ack, now);
   closeAlerts(now - static_cast<std::int64_t>(options_.ackedRetentionS) * 1000);
@@ -632,7 +671,23 @@ void Outbox::applyAck(const Ack& ack, std::int64_t now) {
   find.bind(1, ack.id);
   if (find.step() != SQLITE_ROW) return rejectAck(ack, "no alert has this id");
   const auto state = find.i64(0);
-  if (state == kPending) return rejectAck(ack, "the alert has not been published yet");
+  if (state == kPending) {
+    // Its token proves the control room received it: it was published, by this start or
+    // one before it, and the daemon stopped (or was killed) before the PUBACK was recorded.
+    // It is sent again (a duplicate, with the same id); the ack waits until that is
+    // recorded, so that an alert never counts as acked before it is on record as sent.
+    if (find.isNull(1) || !sameToken(find.text(1), ack.token))
+      return rejectAck(ack, "the alert has not been published yet");
+    if (heldAcks_.size() >= kMaxHeldAcks && !heldAcks_.count(ack.id))
+      return rejectAck(ack, "the alert has not been published yet, and too many acks wait");
+    heldAcks_[ack.id] = ack;
+    if (heldAcks_.size() <= 10)
+      log::get("outbox")->info(
+          "ack for \"{}\" waits until the alert is published again (its earlier publication was "
+          "not recorded)",
+          escaped(ack.id));
+    return;
+  }
   // Alerts accepted before version 2 carried no token: their exact id is all there is.
   if (!find.isNull(1) && !sameToken(find.text(1), ack.token))
     return rejectAck(ack, "wrong ack_token");
@@ -762,8 +817,11 @@ void Outbox::commitBatch(std::vector<Pending>& batch) {
       diskFault_ = false;
       logger->info("outbox {}: back under budget", options_.path);
     }
-    if (refusal.empty() && freeBytes < options_.minFreeBytes + size)
-      refusal = "free disk below the floor of " + std::to_string(options_.minFreeBytes) + " bytes";
+    if (refusal.empty() && freeBytes < options_.minFreeBytes + size) {
+      refusal = "free disk below the floor of " + std::to_string(options_.minFreeBytes) +
+                " bytes (" + std::to_string(freeBytes) + " bytes free)";
+      floorRefused_ = true;
+    }
     if (refusal.empty() && !p.draft.render) refusal = "a record with nothing to render";
     std::string id = p.draft.id;
     if (refusal.empty() && p.draft.numberedId) {
@@ -874,6 +932,10 @@ OutboxStats Outbox::stats(double unackedAfterS) {
   st.acksApplied = acksApplied_;
   st.acksRejected = acksRejected_;
   st.diskFault = diskFault_;
+  {
+    std::lock_guard lock(mutex_);
+    st.refusing = refusing_;
+  }
   return st;
 }
 

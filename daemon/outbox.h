@@ -71,10 +71,11 @@ struct OutboxStats {
   double oldestPendingAgeS = 0;
   std::uint64_t unackedOlderThan = 0;  ///< published alerts unacked for at least as long as asked
   double oldestUnackedAgeS = 0;
-  std::uint64_t evicted = 0;       ///< telemetry records evicted since start
-  bool diskFault = false;          ///< alerts alone exceed the budget
-  std::uint64_t acksApplied = 0;   ///< acks that acknowledged an alert, since start
-  std::uint64_t acksRejected = 0;  ///< acks ignored (unknown id, pending alert, wrong token)
+  std::uint64_t evicted = 0;        ///< telemetry records evicted since start
+  bool diskFault = false;           ///< alerts alone exceed the budget
+  std::string refusing;             ///< why new records are refused now (disk full); "" = not
+  std::uint64_t acksApplied = 0;    ///< acks that acknowledged an alert, since start
+  std::uint64_t acksRejected = 0;   ///< acks ignored (unknown id, pending alert, wrong token)
 };
 
 /// The outbox. Public methods are called on the io thread; callbacks are posted to it.
@@ -139,6 +140,7 @@ class Outbox final : public AlertSink {
   void rejectAck(const Ack& ack, const char* why);
   void publishCounters();
   void evictTelemetry(std::uint64_t incoming);
+  void noteRefusals(bool written, const std::string& writeError);
   std::uint64_t freeDiskBytes() const;
   void openOrRecover();
 
@@ -164,7 +166,10 @@ class Outbox final : public AlertSink {
   std::atomic<std::uint64_t> evicted_{0}, acksApplied_{0}, acksRejected_{0};  // mirrors of c_
   std::chrono::steady_clock::time_point ackLogWindow_{};  // writer thread: rejected-ack log limit
   int ackLogsInWindow_ = 0, ackLogsSuppressed_ = 0;
+  std::map<std::string, Ack> heldAcks_;  // writer thread: acks whose alert is to be sent again
   std::atomic<bool> diskFault_{false};
+  bool floorRefused_ = false;  // writer thread: the batch refused a record for the free-disk floor
+  std::string refusing_;       // mutex_: why accepts fail now ("" = they don't)
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::thread writer_;
 };

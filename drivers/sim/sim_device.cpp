@@ -9,7 +9,10 @@ namespace lanegate::sim {
 
 namespace {
 volatile std::sig_atomic_t gStop = 0;
+// 1: SIGUSR1 asked for the fault, 0: SIGUSR2 asked it away, -1: nothing asked since taken.
+volatile std::sig_atomic_t gFaultWanted = -1;
 extern "C" void onStopSignal(int) { gStop = 1; }
+extern "C" void onFaultSignal(int sig) { gFaultWanted = sig == SIGUSR1 ? 1 : 0; }
 }  // namespace
 
 void stopOnSignals() {
@@ -18,10 +21,22 @@ void stopOnSignals() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  struct sigaction fa {};
+  fa.sa_handler = onFaultSignal;
+  sigemptyset(&fa.sa_mask);
+  sigaction(SIGUSR1, &fa, nullptr);
+  sigaction(SIGUSR2, &fa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 }
 
 bool stopRequested() { return gStop != 0; }
+
+std::optional<bool> takeFaultRequest() {
+  const std::sig_atomic_t wanted = gFaultWanted;
+  if (wanted < 0) return std::nullopt;
+  gFaultWanted = -1;
+  return wanted == 1;
+}
 
 void addDeviceSimOptions(CLI::App& app, DeviceSimOptions& o) {
   app.add_option("--port", o.server.port, "TCP port to serve on; 0: any free one (printed)")
@@ -55,7 +70,8 @@ void addDeviceSimOptions(CLI::App& app, DeviceSimOptions& o) {
   app.add_flag("--fail-commands", o.failCommands, "commands end in failed");
   app.add_flag("--calibration-due", o.calibrationDue, "start with calibration_due set");
   app.add_option("--fault", o.fault,
-                 "misbehave: stall, disconnect, garbage, exception, or device (the fault bit)")
+                 "misbehave: stall, disconnect, garbage, exception, or device (the fault bit); "
+                 "SIGUSR1 starts a wire fault, SIGUSR2 ends it")
       ->check(CLI::IsMember(faultNames()));
   app.add_option("--fault-after", o.faultAfter, "samples or scans produced before the fault starts")
       ->check(CLI::Range(0, 1'000'000));

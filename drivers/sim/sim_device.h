@@ -45,10 +45,13 @@ void addDeviceSimOptions(CLI::App& app, DeviceSimOptions& options);
 /// message of a usage error ("" when --help was asked for; the help is then on stdout).
 std::optional<std::string> parseSimArgs(CLI::App& app, std::span<const std::string> args);
 
-/// Makes SIGTERM and SIGINT ask a simulator's command line to stop (SIGPIPE is ignored).
+/// Makes SIGTERM and SIGINT ask a simulator's command line to stop, SIGUSR1 and SIGUSR2
+/// start and end its --fault (SIGPIPE is ignored).
 void stopOnSignals();
 /// True once SIGTERM or SIGINT arrived.
 [[nodiscard]] bool stopRequested();
+/// What the last SIGUSR1 (true) or SIGUSR2 (false) asked for, once; nothing if neither came.
+[[nodiscard]] std::optional<bool> takeFaultRequest();
 
 /// A simulator's command line after parsing: a usage error (exit 2; --help already printed,
 /// exit 0), or the simulator served until SIGTERM/SIGINT, printing "listening on ADDR:PORT"
@@ -62,13 +65,22 @@ int runSimulator(const std::string& name, tl::expected<Options, std::string> opt
   }
   stopOnSignals();
   options->printEvents = true;
+  // A wire fault (stall, disconnect, garbage, exception) comes and goes with SIGUSR1 and
+  // SIGUSR2, so a test can make a device misbehave and come back without restarting it.
+  const ServerFault wireFault = parseServerFault(options->fault).value_or(ServerFault::none);
   auto sim = Simulator::create(std::move(*options));
   if (!sim) {
     std::cerr << name << ": " << sim.error() << "\n";
     return 1;
   }
   std::cout << "listening on " << (*sim)->server().where() << std::endl;
-  while (!stopRequested()) (*sim)->step(std::chrono::milliseconds(20));
+  while (!stopRequested()) {
+    if (const auto on = takeFaultRequest()) {
+      (*sim)->server().setFault(*on ? wireFault : ServerFault::none);
+      std::cout << "fault " << (*on ? "on" : "off") << std::endl;
+    }
+    (*sim)->step(std::chrono::milliseconds(20));
+  }
   sim->reset();  // lets a worker finish the file it is writing, and its line
   std::cout << "stopping" << std::endl;
   return 0;

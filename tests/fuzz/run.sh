@@ -30,6 +30,7 @@ declare -A reach=(
   [modbus]='ModbusLink::read'
   [ack]='Outbox::applyAck'
   [control]='Daemon::onControl'
+  [outbox]='salvage'
 )
 
 if [ -n "${FUZZ_TARGETS:-}" ]; then
