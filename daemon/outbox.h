@@ -30,7 +30,7 @@
 #include "daemon/alert_sink.h"
 #include "daemon/asio.h"
 
-// SQLite's connection handle; only outbox.cpp includes <sqlite3.h>.
+// SQLite's connection handle; only the outbox's own files include <sqlite3.h> (outbox_sql.h).
 struct sqlite3;
 
 namespace lanegate {
