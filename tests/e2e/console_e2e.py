@@ -44,6 +44,10 @@ from selenium.webdriver.support.ui import Select
 
 SITE, LANE = "it", "lane-1"
 PREFIX = f"lanegate/v1/{SITE}/{LANE}"
+# Started as root, mosquitto drops to user mosquitto before it opens http_dir, and a clone
+# under a private directory (/root, mktemp -d) is closed to that user: stay root, as the
+# tests' other brokers and the demo do.
+MOSQUITTO_USER = "user root\n" if os.geteuid() == 0 else ""
 USER, PASSWORD = "operator", "e2e-secret"
 
 
@@ -267,7 +271,7 @@ def centre_check(src, build, dist):
         os.chmod(pw, 0o644)
         centre, ws = free_port(), free_port()
         with open(os.path.join(work, "centre.conf"), "w") as f:
-            f.write(f"per_listener_settings true\nlistener {centre} 127.0.0.1\nallow_anonymous true\n"
+            f.write(f"{MOSQUITTO_USER}per_listener_settings true\nlistener {centre} 127.0.0.1\nallow_anonymous true\n"
                     f"listener {ws}\nprotocol websockets\nhttp_dir {dist}\nallow_anonymous false\n"
                     f"password_file {pw}\n")
         procs.start("centre", ["mosquitto", "-c", os.path.join(work, "centre.conf")])
@@ -278,7 +282,7 @@ def centre_check(src, build, dist):
             port = free_port()
             os.makedirs(os.path.join(work, site))
             with open(os.path.join(work, site, "mosquitto.conf"), "w") as f:
-                f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                f.write(f"{MOSQUITTO_USER}listener {port} 127.0.0.1\nallow_anonymous true\n"
                         f"connection centre\naddress 127.0.0.1:{centre}\nbridge_protocol_version mqttv50\n"
                         f"cleansession false\nclientid bridge-{site}\nrestart_timeout 1\n"
                         f"topic lanegate/v1/{site}/# out 1\ntopic lanegate/v1/{site}/+/acks in 1\n"
@@ -368,7 +372,7 @@ def main():
         subprocess.run(["mosquitto_passwd", "-b", "-c", pw, USER, PASSWORD], check=True)
         os.chmod(pw, 0o644)
         with open(os.path.join(work, "mosquitto.conf"), "w") as f:
-            f.write(f"per_listener_settings true\n"
+            f.write(f"{MOSQUITTO_USER}per_listener_settings true\n"
                     f"listener {plain} 127.0.0.1\nallow_anonymous true\n"
                     f"listener {ws}\nprotocol websockets\nhttp_dir {dist}\n"
                     f"allow_anonymous false\npassword_file {pw}\n")
