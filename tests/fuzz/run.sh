@@ -74,8 +74,9 @@ printf '%-10s %-8s %12s %8s %8s %s\n' target result runs cov corpus reached
 for t in "${targets[@]}"; do
   dir="$work/$t"
   result=$(cat "$dir/result")
-  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -1 | cut -d' ' -f2)
+  # (A target that failed at once has no "cov:" line: the table must still say so.)
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -1 || true)
+  cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -1 | cut -d' ' -f2 || true)
   corpus=$(find "$dir/new" -type f | wc -l)
   # Coverage: replay everything the run kept and list the functions it reached.
   reached=no
