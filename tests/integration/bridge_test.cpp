@@ -116,7 +116,7 @@ TEST(BridgeIT, TwoSitesThroughACentreLoseNothingAcrossASiteBrokerRestartAndAcksC
                b.value("pending", -1) == 0 && b.value("published", -1) == 250;
       },
       90s))
-      << laneA.outbox().dump() << laneB.outbox().dump();
+      << "lane A: " << laneA.postMortem() << "\nlane B: " << laneB.postMortem();
   ASSERT_TRUE(waitFor([&] { return alertsSeen(sub.out()).size() >= 500; }, 60s))
       << alertsSeen(sub.out()).size() << " alerts at the centre";
   const auto seen = alertsSeen(sub.out());

@@ -74,6 +74,17 @@ class Daemon {
     auto j = nlohmann::json::parse(r.out, nullptr, false);
     return j.is_object() ? j : nlohmann::json::object();
   }
+  /// For a failure message: whether the daemon still runs, what `lanegatectl outbox` said,
+  /// and the end of the daemon's log.
+  std::string postMortem(std::size_t tail = 6000) {
+    const auto code = process_->wait(std::chrono::milliseconds(0));
+    const auto r = ctl({"outbox", "--json"});
+    auto log = process_->err();
+    if (log.size() > tail) log = log.substr(log.size() - tail);
+    return (code ? "lanegated exited with " + std::to_string(*code) : "lanegated runs") +
+           "; outbox exit " + std::to_string(r.code) + ": " + r.out + r.err +
+           "\n--- end of its log ---\n" + log;
+  }
   bool brokerConnected() const {
     auto s = status();
     return s.is_object() && s["broker"]["connected"] == true;
