@@ -571,7 +571,7 @@ void Daemon::checkStatus() {
       lastStatusSummary_ = summary;
       publisher_->publishStatus();
     }
-    notify_.status(summaryLine());
+    notify_.status(summaryLine(j));
   } catch (const std::exception& e) {
     log::get("daemon")->error("status check failed: {}", e.what());  // and again in 5 s
   }
@@ -623,7 +623,7 @@ void Daemon::onControl(const nlohmann::json& request, std::shared_ptr<ControlRep
     for (const auto& [type, n] : alertsByType_) total += n;
     j["alerts_accepted"] = total;
     j["alerts"] = alertsByType_;
-    const auto issues = problems();
+    const auto issues = problems(j);
     j["verdict"] = {{"healthy", issues.empty()}, {"problems", issues}};
     j["config"] = config_.path;
     for (const auto& l : inboxes_) j["scans"][l->device()] = l->status();

@@ -67,8 +67,11 @@ class Daemon {
   [[nodiscard]] std::string statusJson();
   /// What keeps the daemon from being fully healthy (Contract 6: a device not ok, the
   /// broker unreachable, a fault, something stuck), one sentence each; empty when healthy.
+  /// `status` is statusObject(), when the caller has built it already (it queries the outbox).
+  [[nodiscard]] std::vector<std::string> problems(const nlohmann::json& status);
   [[nodiscard]] std::vector<std::string> problems();
-  /// The one-line summary for systemd's STATUS= and the log.
+  /// The one-line summary for systemd's STATUS= and the log, from statusObject().
+  [[nodiscard]] std::string summaryLine(const nlohmann::json& status);
   [[nodiscard]] std::string summaryLine();
   /// What is stuck (the publisher, a device thread), or "": gates the watchdog.
   [[nodiscard]] std::string stuck() const;

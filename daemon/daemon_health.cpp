@@ -1,6 +1,7 @@
 // The daemon's verdict on itself: what keeps it from being fully healthy (for lanegatectl
 // status, systemd's STATUS= and /healthz alike) and what is stuck (for the watchdog).
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,7 +12,7 @@
 
 namespace lanegate {
 
-std::vector<std::string> Daemon::problems() {
+std::vector<std::string> Daemon::problems(const nlohmann::json& status) {
   std::vector<std::string> out;
   for (const auto& [name, h] : health_)
     if (h.state != "ok")
@@ -19,24 +20,27 @@ std::vector<std::string> Daemon::problems() {
   if (publisher_ && !publisher_->connected())
     out.push_back("broker " + config_.broker.uri + " not connected" +
                   (publisher_->lastError().empty() ? "" : " (" + publisher_->lastError() + ")"));
-  if (outbox_) {
-    const auto faults = statusObject()["faults"];
-    for (const auto& f : faults)
+  if (const auto faults = status.find("faults"); faults != status.end() && faults->is_array())
+    for (const auto& f : *faults)
       out.push_back(f.value("kind", std::string("fault")) + ": " +
                     f.value("detail", std::string()));
-  }
   if (auto s = stuck(); !s.empty()) out.push_back(s);
   return out;
 }
 
-std::string Daemon::summaryLine() {
-  const auto issues = problems();
+std::vector<std::string> Daemon::problems() { return problems(statusObject()); }
+
+std::string Daemon::summaryLine() { return summaryLine(statusObject()); }
+
+std::string Daemon::summaryLine(const nlohmann::json& status) {
+  const auto issues = problems(status);
   if (!issues.empty()) {
     std::string line = "NOT HEALTHY: ";
     for (std::size_t i = 0; i < issues.size(); ++i) line += (i ? "; " : "") + issues[i];
     return line;
   }
-  const auto pending = outbox_ ? outbox_->stats(config_.outbox.ackTimeoutS).pending : 0;
+  const auto pending =
+      status.contains("outbox") ? status["outbox"].value("pending", std::int64_t{0}) : 0;
   return "healthy: " + std::to_string(health_.size()) + " device(s) ok, broker connected, " +
          std::to_string(pending) + " alert(s) pending in the outbox";
 }
