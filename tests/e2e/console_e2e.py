@@ -28,6 +28,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -75,6 +76,22 @@ def wait_for(pred, timeout, what, step=0.25):
 
 
 def free_port():
+    """A free port below the kernel's ephemeral range, at random, as tests/support/harness.cpp
+    chooses them: no outgoing connection can take it before the server binds it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            high = int(f.read().split()[0]) - 1
+    except (OSError, ValueError, IndexError):
+        high = 32767
+    low = max(1024, high - 20000)
+    for _ in range(200 if high - low >= 1000 else 0):
+        port = random.randint(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

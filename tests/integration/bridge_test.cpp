@@ -104,7 +104,8 @@ TEST(BridgeIT, TwoSitesThroughACentreLoseNothingAcrossASiteBrokerRestartAndAcksC
   const auto idsB = acceptedIds(streamB.out());
   ASSERT_EQ(idsB.size(), 250u);
   accepted.insert(accepted.end(), idsB.begin(), idsB.end());
-  siteA.start();
+  ASSERT_TRUE(siteA.start()) << "site A's broker did not start again on port " << siteA.port()
+                             << ": " << readFile(da.file("mosquitto.err"));
   fire(laneA, 50);
   ASSERT_EQ(accepted.size(), 500u);
 

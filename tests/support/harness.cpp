@@ -8,9 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -111,7 +113,43 @@ bool waitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
   return true;
 }
 
+namespace {
+// The first port of the kernel's ephemeral range (ip_local_port_range), where bind(0),
+// `lanegate-sim --port 0` and the local end of every outgoing connection get theirs.
+int ephemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  if (!(in >> low)) low = 32768;
+  return low;
+}
+
+bool bindsOnLoopback(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  if (fd >= 0) ::close(fd);
+  return ok;
+}
+}  // namespace
+
+// A port below the ephemeral range, at random, free when chosen. A port from bind(0) is
+// an ephemeral one: once its server stops (Broker::stop), any connection made in the
+// meantime may take it as its local end, and the server cannot start on it again (a
+// bridge test once lost its site broker that way under CI's parallel load). Below the
+// range only another test's random choice can meet it.
 int freeLoopbackPort() {
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  const int high = ephemeralLow() - 1;
+  const int low = std::max(1024, high - 20000);
+  if (high - low >= 1000) {
+    std::uniform_int_distribution<int> pick(low, high);
+    for (int attempt = 0; attempt < 200; ++attempt)
+      if (const int port = pick(rng); bindsOnLoopback(port)) return port;
+  }
+  // No room below the range (an unusual ip_local_port_range): let the kernel choose.
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -171,11 +209,15 @@ Broker::Broker(const TempDir& dir, const std::string& extraConfig)
 
 Broker::~Broker() { stop(); }
 
-void Broker::start() {
+bool Broker::start() {
   process_ =
       std::make_unique<Process>(std::vector<std::string>{MOSQUITTO_BIN, "-c", conf_}, logPrefix_);
   const bool up = waitFor([&] { return portOpen(port_) || !process_->running(); }, 10s);
+  // A mosquitto that could not bind exits at once: give it a moment to, so that a port
+  // someone else listens on is not taken for ours.
+  if (up) std::this_thread::sleep_for(100ms);
   if (!up || !process_->running()) process_.reset();
+  return process_ != nullptr;
 }
 
 void Broker::stop() {

@@ -76,7 +76,8 @@ RunResult run(std::vector<std::string> argv, std::chrono::milliseconds timeout =
 /// Polls `condition` every few milliseconds until it holds or `timeout` passes.
 bool waitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed).
+/// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range
+/// (so that no outgoing connection takes it while its server is stopped).
 int freeLoopbackPort();
 /// True when something accepts connections on 127.0.0.1:port.
 bool portOpen(int port);
@@ -93,8 +94,8 @@ class Broker {
   ~Broker();
   /// Stops it (SIGTERM, then wait).
   void stop();
-  /// Starts it again on the same port.
-  void start();
+  /// Starts it again on the same port; false (and not running) when it could not.
+  bool start();
   /// tcp://127.0.0.1:PORT
   [[nodiscard]] std::string uri() const;
   /// The port.
