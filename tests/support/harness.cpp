@@ -123,23 +123,27 @@ int ephemeralLow() {
   return low;
 }
 
-bool bindsOnLoopback(int port) {
+// Binds a TCP socket to 127.0.0.1:port (0: the kernel chooses one) and closes it: the port
+// it was bound to, or 0 when it could not be.
+int bindLoopback(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  if (fd >= 0) ::close(fd);
-  return ok;
+  socklen_t len = sizeof a;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  ::close(fd);
+  return ok ? ntohs(a.sin_port) : 0;
 }
 }  // namespace
 
 // A port below the ephemeral range, at random, free when chosen. A port from bind(0) is
 // an ephemeral one: once its server stops (Broker::stop), any connection made in the
-// meantime may take it as its local end, and the server cannot start on it again (a
-// bridge test once lost its site broker that way under CI's parallel load). Below the
-// range only another test's random choice can meet it.
+// meantime may take it as its local end, and the server cannot start on it again. Below
+// the range only another test's random choice can meet it.
 int freeLoopbackPort() {
   static thread_local std::mt19937 rng{std::random_device{}()};
   const int high = ephemeralLow() - 1;
@@ -147,22 +151,11 @@ int freeLoopbackPort() {
   if (high - low >= 1000) {
     std::uniform_int_distribution<int> pick(low, high);
     for (int attempt = 0; attempt < 200; ++attempt)
-      if (const int port = pick(rng); bindsOnLoopback(port)) return port;
+      if (const int port = bindLoopback(pick(rng))) return port;
   }
   // No room below the range (an unusual ip_local_port_range): let the kernel choose.
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot bind a loopback port");
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
+  if (const int port = bindLoopback(0)) return port;
+  throw std::runtime_error("cannot bind a loopback port");
 }
 
 bool portOpen(int port) {
