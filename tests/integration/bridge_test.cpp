@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -42,15 +41,6 @@ std::string laneConfig(const TempDir& dir, const Broker& b, const std::string& s
   auto text = configText(dir, b.uri());
   text.replace(text.find("site: it"), 8, "site: " + site);
   return text;
-}
-
-std::vector<std::string> acceptedIds(const std::string& out) {
-  static const std::regex kUuid("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
-  std::vector<std::string> ids;
-  std::istringstream in(out);
-  for (std::string line; std::getline(in, line);)
-    if (std::regex_match(line, kUuid)) ids.push_back(line);
-  return ids;
 }
 
 // Alerts (by id) a subscriber printed, one JSON object a line.
@@ -90,7 +80,7 @@ TEST(BridgeIT, TwoSitesThroughACentreLoseNothingAcrossASiteBrokerRestartAndAcksC
   auto fire = [&](Daemon& d, int n) {
     const auto r = d.ctl({"test-alert", "--count", std::to_string(n)});
     ASSERT_EQ(r.code, 0) << r.err;
-    const auto ids = acceptedIds(r.out);
+    const auto ids = printedIds(r.out);
     ASSERT_EQ(ids.size(), static_cast<std::size_t>(n));
     accepted.insert(accepted.end(), ids.begin(), ids.end());
   };
@@ -101,7 +91,7 @@ TEST(BridgeIT, TwoSitesThroughACentreLoseNothingAcrossASiteBrokerRestartAndAcksC
   siteA.stop();
   fire(laneA, 100);  // accepted into lane A's outbox while its broker is down
   ASSERT_EQ(streamB.wait(60s), 0) << streamB.err();
-  const auto idsB = acceptedIds(streamB.out());
+  const auto idsB = printedIds(streamB.out());
   ASSERT_EQ(idsB.size(), 250u);
   accepted.insert(accepted.end(), idsB.begin(), idsB.end());
   ASSERT_TRUE(siteA.start()) << "site A's broker did not start again on port " << siteA.port()

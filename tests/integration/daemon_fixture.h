@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -95,6 +97,16 @@ class Daemon {
   int starts_ = 0;
   std::unique_ptr<Process> process_;
 };
+
+/// The alert ids (UUIDs, one a line) that `lanegatectl test-alert` printed.
+inline std::vector<std::string> printedIds(const std::string& out) {
+  static const std::regex kUuid("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
+  std::vector<std::string> ids;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (std::regex_match(line, kUuid)) ids.push_back(line);
+  return ids;
+}
 
 /// How often `what` occurs in `text`.
 inline std::size_t countOf(const std::string& text, const std::string& what) {

@@ -7,7 +7,6 @@
 #include <csignal>
 #include <map>
 #include <random>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -19,36 +18,31 @@ namespace {
 // Persistence, so the control room's session and its queue survive the broker's
 // restart; a queue limit far above the 1,000 default (beyond it mosquitto silently
 // drops QoS 1 messages for a subscriber that is away).
-const std::string kDurableBroker = "persistence true\nmax_queued_messages 100000\nmax_inflight_messages 20\n";
+const std::string kDurableBroker =
+    "persistence true\nmax_queued_messages 100000\nmax_inflight_messages 20\n";
 
-std::string persistenceLine(const TempDir& dir) { return "persistence_location " + dir.path() + "/\n"; }
+std::string persistenceLine(const TempDir& dir) {
+  return "persistence_location " + dir.path() + "/\n";
+}
 
 // Registers the control room's persistent session (MQTT 3.1.1, clean session off).
 void registerControlRoom(const Broker& b, const std::string& clientId) {
-  auto r = run({MOSQUITTO_SUB_BIN, "-h", "127.0.0.1", "-p", std::to_string(b.port()), "-c", "-i", clientId,
-                "-q", "1", "-t", kAlertsTopic, "-E"});
+  auto r = run({MOSQUITTO_SUB_BIN, "-h", "127.0.0.1", "-p", std::to_string(b.port()), "-c", "-i",
+                clientId, "-q", "1", "-t", kAlertsTopic, "-E"});
   ASSERT_EQ(r.code, 0) << r.err;
 }
 
 // Everything queued for the control room's session, in arrival order.
-std::vector<nlohmann::json> drainControlRoom(const Broker& b, const std::string& clientId, int seconds) {
-  auto r = run({MOSQUITTO_SUB_BIN, "-h", "127.0.0.1", "-p", std::to_string(b.port()), "-c", "-i", clientId,
-                "-q", "1", "-t", kAlertsTopic, "-W", std::to_string(seconds)},
+std::vector<nlohmann::json> drainControlRoom(const Broker& b, const std::string& clientId,
+                                             int seconds) {
+  auto r = run({MOSQUITTO_SUB_BIN, "-h", "127.0.0.1", "-p", std::to_string(b.port()), "-c", "-i",
+                clientId, "-q", "1", "-t", kAlertsTopic, "-W", std::to_string(seconds)},
                std::chrono::seconds(seconds + 10));
   std::vector<nlohmann::json> out;
   std::istringstream in(r.out);
   for (std::string line; std::getline(in, line);)
     if (!line.empty()) out.push_back(nlohmann::json::parse(line));
   return out;
-}
-
-std::vector<std::string> printedIds(const std::string& out) {
-  static const std::regex kUuid("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$");
-  std::vector<std::string> ids;
-  std::istringstream in(out);
-  for (std::string line; std::getline(in, line);)
-    if (std::regex_match(line, kUuid)) ids.push_back(line);
-  return ids;
 }
 
 // Seq numbers, with later duplicates of an id removed, must rise.
@@ -79,7 +73,8 @@ TEST(OutboxIT, BrokerOutageLosesNothing) {
   EXPECT_EQ(d.outbox()["pending"], 1000);
 
   broker.start();
-  ASSERT_TRUE(waitFor([&] { return d.outbox().value("pending", -1) == 0; }, 60s)) << d.outbox().dump();
+  ASSERT_TRUE(waitFor([&] { return d.outbox().value("pending", -1) == 0; }, 60s))
+      << d.outbox().dump();
   const auto got = drainControlRoom(broker, "cr-outage", 5);
   std::set<std::string> ids;
   for (const auto& e : got) ids.insert(e["id"].get<std::string>());
@@ -96,12 +91,14 @@ TEST(OutboxIT, SigkillTwentyTimesLosesNoAcceptedAlert) {
   std::uniform_int_distribution<int> killAfterMs(0, 300);
   std::vector<std::string> accepted;
   for (int round = 0; round < 20; ++round) {
-    ASSERT_TRUE(waitFor([&] { return d.up(); }, 15s)) << "round " << round << ": " << d.process().err();
+    ASSERT_TRUE(waitFor([&] { return d.up(); }, 15s))
+        << "round " << round << ": " << d.process().err();
     // More alerts than one group commit takes (512), so accepting spans several commits.
     Process alerts(
         {LANEGATECTL_BIN, "-s", d.socketFor("test-alert"), "test-alert", "--count", "5000"},
         dir.file("alerts-" + std::to_string(round)));
-    ASSERT_TRUE(waitFor([&] { return !printedIds(alerts.out()).empty() || !alerts.running(); }, 30s));
+    ASSERT_TRUE(
+        waitFor([&] { return !printedIds(alerts.out()).empty() || !alerts.running(); }, 30s));
     // A kill at a random moment while alerts are being accepted is the point of the test.
     std::this_thread::sleep_for(std::chrono::milliseconds(killAfterMs(rng)));
     d.process().signal(SIGKILL);
@@ -112,7 +109,8 @@ TEST(OutboxIT, SigkillTwentyTimesLosesNoAcceptedAlert) {
     d.start();
   }
   ASSERT_GT(accepted.size(), 0u);
-  ASSERT_TRUE(waitFor([&] { return d.brokerConnected() && d.outbox().value("pending", -1) == 0; }, 60s))
+  ASSERT_TRUE(
+      waitFor([&] { return d.brokerConnected() && d.outbox().value("pending", -1) == 0; }, 60s))
       << d.outbox().dump();
   const auto got = drainControlRoom(broker, "cr-crash", 5);
   std::set<std::string> ids;
@@ -130,12 +128,15 @@ TEST(OutboxIT, ControlRoomAcksMarkAlertsAcked) {
   TempDir dir;
   Broker broker(dir);
   Daemon d(dir, configText(dir, broker.uri()));
-  Process watch({LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1", "--count", "3"},
+  Process watch({LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1",
+                 "--count", "3"},
                 dir.file("watch"));
-  ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s)) << watch.err();
+  ASSERT_TRUE(waitFor([&] { return watch.err().find("watching") != std::string::npos; }, 15s))
+      << watch.err();
   ASSERT_TRUE(waitFor([&] { return d.brokerConnected(); }, 15s));
   ASSERT_EQ(d.ctl({"test-alert", "--count", "3"}).code, 0);
-  EXPECT_TRUE(waitFor([&] { return d.outbox().value("acked", -1) == 3; }, 15s)) << d.outbox().dump();
+  EXPECT_TRUE(waitFor([&] { return d.outbox().value("acked", -1) == 3; }, 15s))
+      << d.outbox().dump();
   EXPECT_EQ(d.outbox()["published"], 0);
 }
 
@@ -144,13 +145,15 @@ TEST(OutboxIT, WatchGetsWhatWasPublishedWhileItWasAway) {
   Broker broker(dir, kDurableBroker + persistenceLine(dir));
   Daemon d(dir, configText(dir, broker.uri()));
   ASSERT_TRUE(waitFor([&] { return d.brokerConnected(); }, 15s));
-  const std::vector<std::string> watchArgs{LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it",
-                                           "--lane", "lane-1", "--json", "--client-id", "cr-away"};
+  const std::vector<std::string> watchArgs{LANEGATECTL_BIN, "watch",       "-b",     broker.uri(),
+                                           "--site",        "it",          "--lane", "lane-1",
+                                           "--json",        "--client-id", "cr-away"};
   {
     auto args = watchArgs;
     args.insert(args.end(), {"--count", "1"});
     Process first(args, dir.file("watch-1"));
-    ASSERT_TRUE(waitFor([&] { return first.err().find("watching") != std::string::npos; }, 15s)) << first.err();
+    ASSERT_TRUE(waitFor([&] { return first.err().find("watching") != std::string::npos; }, 15s))
+        << first.err();
     ASSERT_EQ(d.ctl({"test-alert"}).code, 0);
     ASSERT_EQ(first.wait(15s), 0);
   }
@@ -164,7 +167,8 @@ TEST(OutboxIT, WatchGetsWhatWasPublishedWhileItWasAway) {
   ASSERT_EQ(back.wait(20s), 0) << back.err();
   std::set<std::string> got;
   std::istringstream in(back.out());
-  for (std::string line; std::getline(in, line);) got.insert(nlohmann::json::parse(line)["id"].get<std::string>());
+  for (std::string line; std::getline(in, line);)
+    got.insert(nlohmann::json::parse(line)["id"].get<std::string>());
   const auto sent = printedIds(r.out);
   EXPECT_EQ(got, std::set<std::string>(sent.begin(), sent.end()));
   EXPECT_NE(back.err().find("resumed session"), std::string::npos) << back.err();
