@@ -72,16 +72,39 @@ void findFalseWalls(Context& c) {
     const int a0 = std::min(end + dir * (std::min(run, maxWall) + 1), inner);
     const int a1 = std::max(end + dir * (std::min(run, maxWall) + 1), inner);
     const cv::Rect box(a0, st.interiorY0, a1 - a0 + 1, st.interiorY1 - st.interiorY0 + 1);
-    // Content of the compartment over the side walls' level (the emptiest cells inside).
-    std::vector<float> inside =
-        valuesUnder(c.a(cv::Rect(st.interiorX0, st.interiorY0, st.interiorX1 - st.interiorX0 + 1,
-                                 st.interiorY1 - st.interiorY0 + 1)),
-                    cv::Mat());
-    const double wallAlpha = quantile(inside, 0.05);
+    // Content of the compartment over what its own columns show over the body's height: an
+    // end wall's panel, stiffeners and frame lines run the full height (a framed front end
+    // is a post, a thin panel and inner flanges), bricks stacked behind a false wall do not.
+    // So each column's median over the interior rows is taken off, and what is left above
+    // it, beyond the noise, is content. A band across the end (a header, a sill, a stiffener)
+    // does not stop at the line: what the same rows hold just beyond it, column for column,
+    // is taken off too.
+    auto rowExcess = [&](int xa, int xb, std::vector<double>& out) {
+      out.assign(static_cast<std::size_t>(box.height), 0.0);
+      std::vector<float> column;
+      int n = 0;
+      for (int x = std::max(0, xa); x < std::min(c.a.cols, xb); ++x, ++n) {
+        column.clear();
+        for (int y = box.y; y < box.br().y; ++y) column.push_back(c.a.at<float>(y, x));
+        const double level = median(column);
+        for (int y = box.y; y < box.br().y; ++y) {
+          const double v = at(c.a, y, x);
+          out[static_cast<std::size_t>(y - box.y)] +=
+              std::max(0.0, v - level - 2.0 * c.sigmaCell(v));
+        }
+      }
+      return n;
+    };
+    std::vector<double> inRows, beyondRows;
+    const int cx0 = box.x + (!front ? 1 : 0);
+    const int cx1 = box.br().x - (front ? 1 : 0);
+    const int n = rowExcess(cx0, cx1, inRows);
+    const int gap = 1 + cells(80.0, c.cellX);
+    const int bx0 = front ? inner + gap : inner - gap - n + 1;
+    const int m = bx0 >= x0 && bx0 + n - 1 <= x1 ? rowExcess(bx0, bx0 + n, beyondRows) : 0;
     double sum = 0;
-    for (int y = box.y; y < box.br().y; ++y)
-      for (int x = box.x + (!front ? 1 : 0); x < box.br().x - (front ? 1 : 0); ++x)
-        sum += std::max(0.0, at(c.a, y, x) - wallAlpha);
+    for (std::size_t y = 0; y < inRows.size(); ++y)
+      sum += std::max(0.0, inRows[y] - (m > 0 ? beyondRows[y] * n / m : 0.0));
     const double massKg = sum * c.cellAreaCm2() / c.muOrganic / 1000.0;
     const double depthCm = (a1 - a0 + 1) * c.cellX / 10.0;
     c.note("false_wall", massKg);

@@ -13,6 +13,9 @@ namespace lanegate::vision::detail {
 // Smallest excess inside a tyre that counts, g/cm² water-equivalent.
 constexpr double kTyreStepGcm2 = 10.0;
 
+// Shortest stretch of floor judged: about a brick's width.
+constexpr double kFloorMinRunMm = 60.0;
+
 // Tyres are rotationally symmetric about their hub: what breaks the symmetry of a tyre,
 // and does not continue outside it, is something inside the tyre.
 void findWheels(Context& c) {
@@ -239,8 +242,11 @@ void findWheels(Context& c) {
 // rear bogie). Each column of the band is compared with the column elsewhere along the deck
 // that matches it best (a cross member with a cross member, a gap with a gap, however the
 // members are spaced); what no other column explains is excess. Near-opaque cells (steel
-// seen end-on) say nothing about contents and are left out. The statistic is the excess mass
-// of a run of such columns, in kg (water-equivalent).
+// seen end-on) say nothing about contents and are left out. The statistic is a contrast, not
+// a mass (CFAR): over a run of columns with excess, the largest mean residual over
+// kFloorMinRunMm, in units of the robust spread (MAD) of all the deck's columns' residuals in
+// the same scan. A dense small stash stands out of its own floor whatever it weighs; a fifth
+// wheel or a tractor's parts weigh more but differ less from the deck around them.
 void findFloor(Context& c) {
   const Structure& st = c.st;
   if (st.floorY < 0 || st.interiorX0 < 0) return;
@@ -285,6 +291,8 @@ void findFloor(Context& c) {
   const float structure = static_cast<float>(0.7 * c.opaqueAlpha);
   const int guard = cells(300.0, c.cellX);
   std::vector<double> excess(static_cast<std::size_t>(w), 0.0);
+  std::vector<double> residual(static_cast<std::size_t>(w), 0.0);
+  std::vector<float> matched, levels;
   for (int x = 0; x < w; ++x) {
     if (!member[static_cast<std::size_t>(x)]) continue;
     const float* px = cols.ptr<float>(x);
@@ -305,13 +313,30 @@ void findFloor(Context& c) {
     if (best < 0) continue;
     const float* pb = cols.ptr<float>(best);
     double e = 0;
+    double r = 0;
     for (int y = 0; y < h; ++y)
-      if (px[y] < structure)
-        e += std::max(0.0, static_cast<double>(px[y] - pb[y]) -
-                               2.0 * c.sigmaCell(static_cast<double>(px[y])));
+      if (px[y] < structure) {
+        const double diff = static_cast<double>(px[y] - pb[y]);
+        r += diff;
+        e += std::max(0.0, diff - 2.0 * c.sigmaCell(static_cast<double>(px[y])));
+      }
     excess[static_cast<std::size_t>(x)] = e;
+    residual[static_cast<std::size_t>(x)] = r;
+    matched.push_back(static_cast<float>(r));
+    levels.push_back(px[h / 2]);
   }
-  // Runs of columns with excess (a one-column break allowed), each judged by its mass.
+  if (matched.size() < 10) return;
+  // The scan's own spread of such residuals along its deck (CFAR): the median and the MAD of
+  // every matched column's residual, never below the quantum noise of a column's sum or the
+  // smallest step that means anything.
+  const double mid = median(matched);
+  std::vector<float> dev = matched;
+  for (float& v : dev) v = static_cast<float>(std::abs(static_cast<double>(v) - mid));
+  const double noise = std::sqrt(2.0 * h) * c.sigmaCell(median(levels));
+  const double spread = std::max({1.4826 * median(dev), noise, c.minStepAlpha()});
+  const int minRun = std::max(2, cells(kFloorMinRunMm, c.cellX));
+  // Runs of columns with excess (a one-column break allowed), each judged by its strongest
+  // stretch of the minimum length: the mean residual there over the scan's own spread.
   for (int x = 0; x < w;) {
     if (excess[static_cast<std::size_t>(x)] <= 0) {
       ++x;
@@ -324,17 +349,27 @@ void findFloor(Context& c) {
       sum += excess[static_cast<std::size_t>(e)];
       ++e;
     }
+    if (e - x < minRun) {
+      x = e;
+      continue;
+    }
+    double z = -1e9;
+    for (int k = x; k + minRun <= e; ++k) {
+      double m = 0;
+      for (int j = k; j < k + minRun; ++j) m += residual[static_cast<std::size_t>(j)];
+      z = std::max(z, (m / minRun - mid) / spread);
+    }
     const double massKg = c.massKg(sum);
-    c.note("floor", massKg);
-    const double score = scoreOf(massKg, "floor");
+    c.note("floor", z);
+    const double score = massKg >= c.p.minMassKg ? scoreOf(z, "floor") : 0.0;
     if (score >= 0.35) {
       Finding f =
           c.make("structural", "floor", cv::Rect(bx0 + x, y0, e - x, h), score, Material::kUnknown);
       f.massKgEst = massKg;
       f.reason = "The floor carries about " + num(massKg) + " kg over " +
-                 num((e - x) * c.cellX / 10.0) +
-                 " cm that no other place along the deck shows, as a filled floor cavity or a "
-                 "false floor would.";
+                 num((e - x) * c.cellX / 10.0) + " cm, " + num(z) +
+                 " times the spread of what the deck shows elsewhere in this scan, as a filled "
+                 "floor cavity or a false floor would.";
       c.findings.push_back(f);
     }
     x = e;

@@ -160,11 +160,12 @@ int calibrate(const EvalArgs& a, std::ostream& out, std::ostream& err) {
     // The smallest threshold that leaves at most budget/2 of the clear scans above it.
     const auto allowed =
         static_cast<std::size_t>(std::floor(0.5 * a.budget * static_cast<double>(v.size())));
-    // Never below what the statistic can mean: a z of 3 (CFAR detectors), a kilogram (the
-    // mass statistics of the floor, walls and wheels). A detector that fires on fewer clear
-    // scans than the budget allows would otherwise get a threshold of zero.
-    const double least = detector == "load_block" ? 3.0 : 1.0;
-    const double thr = std::max(least, v.empty() ? least : v[v.size() - 1 - std::min(allowed, v.size() - 1)]);
+    // Never below what the statistic can mean: a z of 3 (the CFAR detectors: blocks in the
+    // load, the floor), a kilogram (the mass statistics of the walls and wheels). A detector that
+    // fires on fewer clear scans than the budget allows would otherwise get a threshold of zero.
+    const double least = detector == "load_block" || detector == "floor" ? 3.0 : 1.0;
+    const double thr =
+        std::max(least, v.empty() ? least : v[v.size() - 1 - std::min(allowed, v.size() - 1)]);
     char line[160];
     std::snprintf(line, sizeof line, "{\"%s\", %.4g},  // clear-scan median %.3g, max %.3g\n",
                   detector.c_str(), std::max(thr, 1e-6) * 1.0001, v.empty() ? 0.0 : v[v.size() / 2],

@@ -333,6 +333,7 @@ Phantom generatePhantom(std::uint64_t seed, int index, const PhantomOptions& o) 
   truth.artefacts = beam.names;
 
   phantom::Vehicle v = phantom::buildVehicle(s, rng, truth.vehicle, lead, ground);
+  truth.frontEnd = v.frontEnd;
   // Scenario: clear load, load with a stash, declared empty (really empty, or not).
   const double clearShare = o.clearShare >= 0 ? o.clearShare : 0.45;
   const double scenario = rng.uniform(0, 1);
@@ -480,6 +481,7 @@ std::string truthToJson(const PhantomTruth& t) {
   doc["world"] = t.world;
   doc["vehicle"] = t.vehicle;
   doc["load"] = t.load;
+  doc["front_end"] = t.frontEnd;
   doc["declared_empty"] = t.declaredEmpty;
   doc["has_content"] = t.hasContent;
   doc["opaque_expected"] = t.opaqueExpected;
@@ -509,6 +511,7 @@ tl::expected<PhantomTruth, std::string> parseTruth(const std::string& text,
     t.world = doc.value("world", "");
     t.vehicle = doc.value("vehicle", "");
     t.load = doc.value("load", "");
+    t.frontEnd = doc.value("front_end", "");
     t.declaredEmpty = doc.value("declared_empty", false);
     t.hasContent = doc.value("has_content", false);
     t.opaqueExpected = doc.value("opaque_expected", false);

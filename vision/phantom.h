@@ -66,6 +66,7 @@ struct PhantomTruth {
   std::string world;            ///< tuning|test
   std::string vehicle;          ///< vehicle family
   std::string load;             ///< load kind (empty, cartons, pallets, …)
+  std::string frontEnd;         ///< how the body's front end is built: framed|solid ("" for none)
   bool declaredEmpty = false;   ///< the manifest says empty
   bool hasContent = false;      ///< the body holds anything at all
   bool opaqueExpected = false;  ///< a region the beam cannot penetrate was placed

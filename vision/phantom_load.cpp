@@ -12,7 +12,6 @@
 namespace lanegate::vision::phantom {
 namespace {
 
-
 // The space a load may use.
 struct Space {
   double x0, x1, top, floor, depthCm;
@@ -347,7 +346,8 @@ std::string fillLoad(Scene& s, Rng& rng, const Vehicle& v, const std::string& ki
                      std::vector<Compartment>& units, bool& opaque) {
   if (kind == "empty") return "";
   Space sp;
-  sp.x0 = v.bodyX0 + rng.uniform(180, 350);
+  // Goods are stowed against the front end, whatever its depth.
+  sp.x0 = v.bodyX0 + std::max(rng.uniform(180, 350), v.frontEndMm + rng.uniform(10, 100));
   sp.x1 = v.bodyX1 - rng.uniform(150, 300);
   sp.top = v.bodyTop + 150;
   sp.floor = v.deckY;

@@ -104,6 +104,8 @@ struct Vehicle {
   double bodyX0 = 0, bodyX1 = 0;     ///< cargo space, mm
   double bodyTop = 0, deckY = 0;     ///< roof (or load top limit) and deck surface, mm
   double depthCm = 240;              ///< cargo width across the beam
+  double frontEndMm = 0;             ///< depth of the front end's structure from bodyX0
+  std::string frontEnd;              ///< framed|solid; empty when the body has none drawn
   double tareKg = 0;                 ///< what the body weighs empty (containers: declared tare)
   std::string conveyance = "truck";  ///< Contract 1 kind
   std::vector<Compartment> places;   ///< structural stash places (floor, tyres, tanks, …)

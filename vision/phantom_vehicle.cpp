@@ -33,20 +33,46 @@ WheelSpec drawWheel(Rng& rng, bool twin, double radiusMm) {
   return w;
 }
 
-// A wheel (both sides of the axle, one or two tyres a side) seen along the axle.
+// A wheel (both sides of the axle, one or two tyres a side) seen along the axle. The beam
+// fans out from its source, so the far side's wheel projects a little smaller and offset
+// (mostly vertically) from the near side's: two sets of rings that are not concentric. Twin
+// tyres carry two rims a side, the inner one's flange and disc at a radius of its own.
 void wheel(Scene& s, Rng& rng, Vehicle& v, double cx, double cy, const WheelSpec& w) {
-  const double tyres = 2.0 * (w.twin ? 2.0 : 1.0);
+  const double perSide = w.twin ? 2.0 : 1.0;
+  const double tyres = 2.0 * perSide;
   const double r = w.radius;
   const double rim = r * w.rimRatio;
-  s.annulus(kOrg, cx, cy, rim, r, w.rubber * tyres);
-  s.annulus(kFe, cx, cy, 0.88 * r, r, rng.uniform(0.8, 2.5) * tyres);  // steel belts
-  s.annulus(kFe, cx, cy, rim - 25, rim, w.rimFe * 3.0 * tyres);        // rim flange
-  s.annulus(kFe, cx, cy, 0.12 * r, rim - 25, w.rimFe * tyres * 0.5);   // wheel disc
-  const double drum = rng.uniform(0.32, 0.45) * r;
-  s.annulus(kFe, cx, cy, drum - 20, drum, w.drumFe);
-  s.annulus(kFe, cx, cy, 0, rng.uniform(0.07, 0.14) * r, w.hubFe);
-  if (w.twin && rng.chance(0.5))
-    s.annulus(kFe, cx, cy, rim - 60, rim - 45, w.rimFe * 2.0);  // inner twin's rim
+  const bool parallax = rng.chance(0.7);
+  const double farDy = parallax ? rng.uniform(-100, 100) : 0.0;
+  const double farDx = parallax ? rng.uniform(-25, 25) : 0.0;
+  const double farScale = parallax ? rng.uniform(0.88, 1.0) : 1.0;
+  const double belts = rng.uniform(0.8, 2.5);
+  const double drum = rng.uniform(0.32, 0.45);
+  const double hub = rng.uniform(0.07, 0.14);
+  const double innerRim = rng.uniform(0.86, 0.97);
+  const bool innerFlange = !w.twin || rng.chance(0.5);
+  for (const bool farSide : {false, true}) {
+    const double m = farSide ? farScale : 1.0;
+    const double x = cx + (farSide ? farDx : 0.0);
+    const double y = cy + (farSide ? farDy : 0.0);
+    const double rr = r * m;
+    const double rim1 = rim * m;
+    s.annulus(kOrg, x, y, rim1, rr, w.rubber * perSide);
+    s.annulus(kFe, x, y, 0.88 * rr, rr, belts * perSide);                     // steel belts
+    s.annulus(kFe, x, y, rim1 - 25 * m, rim1, w.rimFe * 3.0 * perSide);       // rim flange
+    s.annulus(kFe, x, y, 0.12 * rr, rim1 - 25 * m, w.rimFe * perSide * 0.5);  // wheel disc
+    if (w.twin) {
+      // The inner twin's rim, concentric with the outer one's but smaller, and its disc.
+      const double rim2 = rim1 * innerRim;
+      s.annulus(kFe, x, y, rim2 - 20 * m, rim2, w.rimFe * (innerFlange ? 2.0 : 1.0));
+      s.annulus(kFe, x, y, 0.5 * rim2, 0.6 * rim2, w.rimFe * 0.8);  // bolt circle, stiffening
+    }
+    s.annulus(kFe, x, y, drum * rr - 20 * m, drum * rr, w.drumFe * 0.5);
+    s.annulus(kFe, x, y, 0, hub * rr, w.hubFe * 0.5);
+  }
+  if (std::abs(farDy) > 1.0)  // the axle between the hubs, seen almost end-on: dense
+    s.rect(kFe, cx - hub * r, std::min(cy, cy + farDy), 2 * hub * r, std::abs(farDy),
+           w.hubFe * 0.8);
   Compartment c;
   c.location = "tyre";
   c.cx = cx;
@@ -237,10 +263,50 @@ void cargoBody(Scene& s, Rng& rng, Vehicle& v, const std::string& kind, double x
   // Front wall (edge-on), corner posts, rear doors and their locking bars.
   const double post = rng.uniform(90, 160);
   const double postFe = rng.uniform(12, 30);
-  s.rect(kFe, x0, top, post, height, postFe);
   s.rect(kFe, x0 + length - post, top, post, height, postFe);
-  const double front = rng.uniform(25, 60);
-  s.rect(kind == "container" ? kFe : kAl, x0 + 5, top, front, height, rng.uniform(40, 120));
+  const Basis endMetal = kind == "container" || kind == "reefer" ? kFe : kAl;
+  // The front end is built one of two ways. Solid: corner posts and the end wall seen edge-on
+  // as one dense block. Framed (as most containers and many box bodies are): an outer corner
+  // post, then a thin stretch of panel (the corrugated end wall seen at an angle, its
+  // stiffeners), and one or two inner frame lines or flanges (the end wall's edge-on panel,
+  // an inner frame post, a liner's stop) at a depth of their own. The panel's matter between
+  // the lines is legitimate, not a compartment's content.
+  double front = 0;
+  v.frontEnd = rng.chance(0.5) ? "solid" : "framed";
+  if (v.frontEnd == "solid") {
+    s.rect(kFe, x0, top, post, height, postFe);
+    front = rng.uniform(25, 60);
+    s.rect(endMetal, x0 + 5, top, front, height, rng.uniform(40, 120));
+  } else {
+    const double outer = rng.uniform(40, 130);
+    s.rect(kFe, x0, top, outer, height, rng.uniform(30, 160));
+    const int lines = rng.integer(1, 2);
+    double depth = rng.uniform(50, 450);  // the innermost line's inner face from the outer face
+    const double second = lines == 2 ? rng.uniform(0.25, 0.8) * depth : 0.0;
+    for (int k = 0; k < lines; ++k) {
+      const double at = k == 0 ? depth : second;
+      const double lw = rng.uniform(15, 60);
+      const double ld = rng.logUniform(30, 350);  // up to the end wall's whole width edge-on
+      s.rect(rng.chance(0.7) ? kFe : endMetal, x0 + std::max(outer, at - lw), top, lw, height, ld);
+    }
+    // The panel between the post and the innermost line; over its full height or, with a
+    // header or a stiffener band, denser over part of it.
+    s.rect(kFe, x0 + outer, top, std::max(0.0, depth - outer), height, rng.uniform(4, 30));
+    if (rng.chance(0.4)) {
+      const double band = rng.uniform(0.15, 0.5) * height;
+      s.rect(kFe, x0 + outer, top + (rng.chance(0.5) ? 0.0 : height - band),
+             std::max(0.0, depth - outer), band, rng.uniform(2, 15));
+    }
+    // Parts in the frame: a nose-mounted unit's housing, a tool box, a header's gusset.
+    if (depth - outer > 80 && rng.chance(0.3)) {
+      const double bh = rng.uniform(0.1, 0.35) * height;
+      const double bw = rng.uniform(0.4, 1.0) * (depth - outer);
+      s.rect(kFe, x0 + outer + rng.uniform(0, depth - outer - bw),
+             top + rng.uniform(0, height - bh), bw, bh, rng.uniform(10, 120));
+    }
+    front = depth - post;
+  }
+  v.frontEndMm = post + front;
   const double door = rng.uniform(40, 90);
   s.rect(kind == "container" ? kFe : kAl, x0 + length - door - 10, top, door, height,
          rng.uniform(40, 110));
@@ -249,9 +315,10 @@ void cargoBody(Scene& s, Rng& rng, Vehicle& v, const std::string& kind, double x
   if (kind == "reefer") {
     // The refrigeration unit in the front wall: coils, compressor, fans.
     const double unit = rng.uniform(120, 200);  // in the front end's recess
-    s.rect(kAl, x0 + front, top + 200, unit, height - 400, rng.uniform(8, 20));
-    s.rect(kFe, x0 + front + 50, top + height * 0.55, unit * 0.6, height * 0.3,
-           rng.uniform(30, 80));
+    // (Behind the outer face whatever the front end's frame; it may stand between its lines.)
+    const double recess = x0 + std::min(std::max(front, 25.0), 60.0);
+    s.rect(kAl, recess, top + 200, unit, height - 400, rng.uniform(8, 20));
+    s.rect(kFe, recess + 50, top + height * 0.55, unit * 0.6, height * 0.3, rng.uniform(30, 80));
   }
   Compartment wall;
   wall.location = "front_wall";
