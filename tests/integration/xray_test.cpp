@@ -24,11 +24,11 @@ std::string xrayDevice(const std::string& inbox, int port) {
 
 TEST(XrayIT, InboxBundlesBecomeAlertsWithVerifiedImagesAcrossRestartsAndGarbage) {
   TempDir dir;
-  const std::string gen = phantoms(dir, 12, 606);
+  const std::string gen = phantoms(dir, 24, 606);
   const std::string inbox = dir.file("inbox"), images = dir.file("images");
   fs::create_directories(inbox);
   const auto ids = flaggedScans(gen, 3);
-  ASSERT_EQ(ids.size(), 3u) << "the vision module flags fewer than 3 of 12 generated scans";
+  ASSERT_EQ(ids.size(), 3u) << "the vision module flags fewer than 3 of 24 generated scans";
 
   Broker broker(dir);
   Process watch({LANEGATECTL_BIN, "watch", "-b", broker.uri(), "--site", "it", "--lane", "lane-1", "--json",
