@@ -132,6 +132,7 @@ Findings analyzeScan(const ScanBundle& bundle, const AnalysisParams& params) {
     out.verdict = hit ? "hit" : opaque ? "inconclusive" : "clear";
     out.findings = std::move(c.findings);
     out.maxStatistic = std::move(c.maxStatistic);
+    out.candidates = std::move(c.candidates);
     // Structure back to original pixels.
     const double sx = c.cellX / c.pxAlong;
     const double sy = c.cellY / c.pxVert;
@@ -162,6 +163,8 @@ Findings analyzeScan(const ScanBundle& bundle, const AnalysisParams& params) {
   }
   return finish();
 }
+
+double detectorThreshold(const std::string& detector) { return detail::threshold(detector); }
 
 std::string toJson(const Findings& f) {
   nlohmann::json doc;

@@ -59,6 +59,14 @@ struct Structure {
   std::vector<std::array<int, 2>> gaps;  ///< empty column runs inside the object
 };
 
+/// A detector's candidate, kept whatever its score: its statistic and where it is (threshold
+/// setting, and the separation report of `lanegatectl eval`).
+struct Candidate {
+  std::string detector;
+  std::array<int, 4> boxPx{};  ///< x, y, w, h in pixels of the original image
+  double statistic = 0.0;
+};
+
 /// The result of analysing one scan.
 struct Findings {
   std::string scanId;             ///< from the metadata
@@ -73,10 +81,14 @@ struct Findings {
   cv::Mat preview;      ///< CV_8U high-energy preview, full resolution (for the overlay)
   std::map<std::string, double>
       maxStatistic;  ///< detector → its largest statistic in this scan (threshold setting)
+  std::vector<Candidate> candidates;  ///< every candidate of every detector
 };
 
 /// Analyses one bundle. Never throws; problems come back in Findings::error.
 Findings analyzeScan(const ScanBundle& bundle, const AnalysisParams& params);
+
+/// A detector's threshold on its statistic (vision/thresholds.inc); 1e9 when it has none.
+double detectorThreshold(const std::string& detector);
 
 /// Contract 2 JSON of the findings.
 std::string toJson(const Findings& findings);

@@ -81,11 +81,9 @@ struct Context {
   /// Water-equivalent mass (kg) of an excess α summed over cells.
   double massKg(double alphaSum) const { return alphaSum * cellAreaCm2() / muOrganic / 1000.0; }
 
-  /// Records a candidate's statistic for threshold setting.
-  void note(const std::string& detector, double statistic) {
-    double& m = maxStatistic[detector];
-    m = std::max(m, statistic);
-  }
+  std::vector<Candidate> candidates;            // every candidate, boxes in original pixels
+  /// Records a candidate's statistic and where it is (threshold setting, separation).
+  void note(const std::string& detector, double statistic, const cv::Rect& cells);
 
   Finding make(const std::string& kind, const std::string& detector, const cv::Rect& cells,
                double score, Material m) const;

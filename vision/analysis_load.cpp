@@ -107,7 +107,7 @@ void findFalseWalls(Context& c) {
       sum += std::max(0.0, inRows[y] - (m > 0 ? beyondRows[y] * n / m : 0.0));
     const double massKg = sum * c.cellAreaCm2() / c.muOrganic / 1000.0;
     const double depthCm = (a1 - a0 + 1) * c.cellX / 10.0;
-    c.note("false_wall", massKg);
+    c.note("false_wall", massKg, box);
     const double score = scoreOf(massKg, "false_wall");
     if (score < 0.35) continue;
     Finding f = c.make("structural", "false_wall", box, score, Material::kUnknown);
@@ -523,10 +523,10 @@ void findBlocks(Context& c) {
       metal = c.metalLike(excessL / excess, is.pathL / is.path, is.path);
     if (metal) is.stat *= 0.1;
     if (massKg < c.p.minMassKg) is.stat *= massKg / c.p.minMassKg;
-    c.note("load_block", is.stat);
+    const cv::Rect box = region + roi.tl();
+    c.note("load_block", is.stat, box);
     const double score = scoreOf(is.stat, "load_block");
     if (score < 0.35) continue;
-    const cv::Rect box = region + roi.tl();
     const Material m =
         c.dual ? (metal ? Material::kMetal : Material::kOrganic) : Material::kUnknown;
     Finding f = c.make("organic_mass", "load_block", box, score, m);

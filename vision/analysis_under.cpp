@@ -221,12 +221,12 @@ void findWheels(Context& c) {
             meanExcess <= 1.5 * outsideLevel)
           continue;
       }
-      c.note("wheel", massKg);
-      const double score = scoreOf(massKg, "wheel");
-      if (score < 0.35) continue;
       const cv::Rect r(s2.at<int>(i, cv::CC_STAT_LEFT) + box.x,
                        s2.at<int>(i, cv::CC_STAT_TOP) + box.y, s2.at<int>(i, cv::CC_STAT_WIDTH),
                        s2.at<int>(i, cv::CC_STAT_HEIGHT));
+      c.note("wheel", massKg, r);
+      const double score = scoreOf(massKg, "wheel");
+      if (score < 0.35) continue;
       Finding f = c.make("structural", "wheel", r, score, Material::kUnknown);
       f.massKgEst = massKg;
       f.reason = "A wheel's tyre holds about " + num(massKg) +
@@ -360,7 +360,7 @@ void findFloor(Context& c) {
       z = std::max(z, (m / minRun - mid) / spread);
     }
     const double massKg = c.massKg(sum);
-    c.note("floor", z);
+    c.note("floor", z, cv::Rect(bx0 + x, y0, e - x, h));
     const double score = massKg >= c.p.minMassKg ? scoreOf(z, "floor") : 0.0;
     if (score >= 0.35) {
       Finding f =

@@ -88,6 +88,46 @@ void parallelFor(int count, int threads, const std::function<void(int)>& body,
   if (progress) progress(count, count);
 }
 
+// The q-quantile of `v` (nearest rank); 0 when empty.
+double quantileOf(std::vector<double> v, double q) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const auto k = static_cast<std::size_t>(std::clamp(q * static_cast<double>(v.size()), 0.0,
+                                                     static_cast<double>(v.size() - 1)));
+  return v[k];
+}
+
+// Where detection stands before any threshold: how many stashes some candidate locates at all,
+// how close the best of them comes to its threshold, and what clear scans reach.
+std::string separationTable(const EvalReport& r) {
+  if (r.stashMargin.empty() && r.clearMargin.empty()) return "";
+  std::string out = "\nSeparation, " + r.name +
+                    " (visible stashes ≥ 5 kg: the largest statistic of a candidate locating "
+                    "each, as a share of its detector's threshold):\n\n| location | stashes | "
+                    "located by a candidate | median share, located | at or above the "
+                    "threshold |\n|---|---|---|---|---|\n";
+  for (const auto& [loc, v] : r.stashMargin) {
+    std::vector<double> located;
+    for (double m : v)
+      if (m > 0) located.push_back(m);
+    const auto above = std::count_if(v.begin(), v.end(), [](double m) { return m >= 1.0; });
+    out += "| " + loc + " | " + std::to_string(v.size()) + " | " +
+           pct({static_cast<int>(v.size()), static_cast<int>(located.size())}) + " | " +
+           (located.empty() ? std::string("–") : fmt(quantileOf(located, 0.5), 2)) + " | " +
+           pct({static_cast<int>(v.size()), static_cast<int>(above)}) + " |\n";
+  }
+  if (!r.clearMargin.empty())
+    out += "| clear scans (largest share in each) | " + std::to_string(r.clearMargin.size()) +
+           " | median " + fmt(quantileOf(r.clearMargin, 0.5), 2) + ", 90th percentile " +
+           fmt(quantileOf(r.clearMargin, 0.9), 2) + ", 99th " +
+           fmt(quantileOf(r.clearMargin, 0.99), 2) + " | – | " +
+           pct({static_cast<int>(r.clearMargin.size()),
+                static_cast<int>(std::count_if(r.clearMargin.begin(), r.clearMargin.end(),
+                                               [](double m) { return m >= 1.0; }))}) +
+           " |\n";
+  return out;
+}
+
 }  // namespace
 
 std::string massBin(double kg) {
@@ -182,6 +222,11 @@ void accumulate(EvalReport& r, const Case& truth, const Findings& f) {
     ++cell.total;
     cell.detected += found ? 1 : 0;
     if (e.massKg >= 5) {
+      double margin = 0;
+      for (const Candidate& k : f.candidates)
+        if (locates(k.boxPx, e.boxPx))
+          margin = std::max(margin, k.statistic / detectorThreshold(k.detector));
+      r.stashMargin[e.location].push_back(margin);
       ++r.visible5.total;
       r.visible5.detected += found ? 1 : 0;
       if (!found)
@@ -189,6 +234,10 @@ void accumulate(EvalReport& r, const Case& truth, const Findings& f) {
     }
   }
   if (truth.items.empty()) {
+    double margin = 0;
+    for (const Candidate& k : f.candidates)
+      margin = std::max(margin, k.statistic / detectorThreshold(k.detector));
+    r.clearMargin.push_back(margin);
     ++r.clear.total;
     r.clear.detected += alarm ? 1 : 0;
     r.clearHits += f.verdict == "hit" ? 1 : 0;
@@ -334,6 +383,7 @@ std::string formatReports(const std::vector<EvalReport>& sets, int faSet, double
       out += " |\n";
     }
   }
+  for (const EvalReport& r : sets) out += separationTable(r);
   if (faSet >= 0 && faSet < static_cast<int>(sets.size())) {
     const EvalReport& r = sets[static_cast<std::size_t>(faSet)];
     out += "\nFalse alarms per finding kind on " + std::to_string(r.clear.total) +

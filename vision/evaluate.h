@@ -63,6 +63,12 @@ struct EvalReport {
   EvalCell manifest;        ///< manifest items found (verdict hit or a manifest_mismatch finding)
   EvalCell opaque;          ///< opaque items found (inconclusive or an opaque finding)
   double analysisMs = 0.0;  ///< summed analysis time
+  /// Separation: for each visible stash ≥ 5 kg, by location, the largest statistic of a
+  /// candidate locating it, as a share of its detector's threshold (0: no candidate of any
+  /// score locates it; ≥ 1: a hit-scoring one does).
+  std::map<std::string, std::vector<double>> stashMargin;
+  /// For each clear scan, the largest share of its threshold any candidate reached.
+  std::vector<double> clearMargin;
   std::vector<std::string> missed;       ///< "id (location, kg)" of missed visible ≥ 5 kg
   std::vector<std::string> falseAlarms;  ///< "id (detectors)" of alarming clear scans
 };

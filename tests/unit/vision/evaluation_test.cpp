@@ -123,6 +123,36 @@ TEST(Scoring, BoxesMustLocateAndClearScansCountInconclusive) {
   EXPECT_EQ(r.allConcealments.total, 5);
 }
 
+// Separation: how close each stash's best locating candidate comes to its detector's
+// threshold, whatever the verdict, and what clear scans reach. A candidate that does not
+// locate the stash does not count for it.
+TEST(Scoring, SeparationCountsOnlyCandidatesThatLocateTheStash) {
+  const double t = detectorThreshold("load_block");
+  ASSERT_GT(t, 0.0);
+  ASSERT_LT(t, 1e9);
+  Case stash;
+  stash.items.push_back({"organic_mass", "load", {100, 100, 10, 10}, 8.0, 0.5, true});
+  Findings f;
+  f.candidates.push_back({"load_block", {101, 101, 10, 10}, 0.5 * t});  // locates it
+  f.candidates.push_back({"load_block", {400, 100, 10, 10}, 3.0 * t});  // elsewhere
+  f.candidates.push_back({"load_block", {0, 0, 300, 300}, 2.0 * t});    // the whole scan
+  EvalReport r;
+  accumulate(r, stash, f);
+  accumulate(r, stash, Findings{});  // nothing locates it
+  ASSERT_EQ(r.stashMargin["load"].size(), 2u);
+  EXPECT_NEAR(r.stashMargin["load"][0], 0.5, 1e-9);
+  EXPECT_EQ(r.stashMargin["load"][1], 0.0);
+  Case clear;
+  accumulate(r, clear, f);
+  ASSERT_EQ(r.clearMargin.size(), 1u);
+  EXPECT_NEAR(r.clearMargin[0], 3.0, 1e-9);
+  r.name = "set";
+  const std::string text = formatReports({r}, -1, 0.005);
+  EXPECT_NE(text.find("| load | 2 | 1/2 (50.0 %) | 0.50 | 0/2 (0.0 %) |"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("| clear scans (largest share in each) | 1 |"), std::string::npos) << text;
+}
+
 TEST(Scoring, ClopperPearsonUpperBounds) {
   // Exact one-sided 95 % bounds: 0 of n is 1 − 0.05^(1/n) (the "rule of three" ≈ 3/n).
   EXPECT_NEAR(upperBound95(0, 1000), 1.0 - std::pow(0.05, 1.0 / 1000), 1e-5);
