@@ -3,12 +3,15 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -134,11 +137,73 @@ sqlite3* openChecked(const std::string& path) {
   return db;
 }
 
+// Whether the tables are ours in every way a write depends on; throws naming what differs.
+// An outbox whose integrity is fine can still refuse every write: a hand edit or a damaged
+// page can leave `records` without a column, with a column made NOT NULL, with a CHECK, a
+// trigger or another unique index (found by tests/fuzz/fuzz_outbox.cpp: a file whose records
+// table had lost acked_ms opened, then refused every alert). Such a file is damaged: it is
+// moved aside and salvaged like any other.
+void checkSchema(sqlite3* db) {
+  // name → NOT NULL, as kSchema declares them (seq is the rowid: INTEGER PRIMARY KEY).
+  const std::map<std::string, bool> expected = {
+      {"seq", false},        {"id", true},          {"kind", true},       {"topic", true},
+      {"content_type", true}, {"payload", true},    {"created_ms", true}, {"state", true},
+      {"published_ms", false}, {"acked_ms", false}, {"parent", false},    {"ack_token", false},
+      {"event_seq", false},  {"ack_info", false}};
+  std::set<std::string> seen;
+  {
+    Stmt info(db, "PRAGMA table_info(records)");
+    while (info.step() == SQLITE_ROW) {
+      const std::string name = info.text(1);
+      const bool notNull = info.i64(3) != 0;
+      const auto it = expected.find(name);
+      if (it == expected.end()) {
+        // Not ours: harmless unless it must be given a value we never give.
+        if (notNull && info.isNull(4))
+          throw std::runtime_error("schema: records has a column we never fill: " + name);
+        continue;
+      }
+      seen.insert(name);
+      if (notNull != it->second)
+        throw std::runtime_error("schema: records." + name + " is " +
+                                 (notNull ? "NOT NULL" : "nullable") + ", not as written");
+      if (name == "seq" && (info.i64(5) != 1 || info.text(2) != "INTEGER"))
+        throw std::runtime_error("schema: records.seq is not its INTEGER PRIMARY KEY");
+    }
+  }
+  for (const auto& [name, notNull] : expected)
+    if (!seen.count(name)) throw std::runtime_error("schema: records has no column " + name);
+  {
+    Stmt meta(db, "PRAGMA table_info(meta)");
+    std::set<std::string> cols;
+    while (meta.step() == SQLITE_ROW) cols.insert(meta.text(1));
+    if (!cols.count("key") || !cols.count("value"))
+      throw std::runtime_error("schema: meta has no key or no value column");
+  }
+  {
+    // Triggers, CHECK constraints and unique indexes of our own making only.
+    Stmt objects(db, "SELECT type, name, tbl_name, COALESCE(sql, '') FROM sqlite_master");
+    while (objects.step() == SQLITE_ROW) {
+      const std::string type = objects.text(0);
+      const std::string name = objects.text(1);
+      std::string sql = objects.text(3);
+      for (char& ch : sql) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      if (type == "trigger") throw std::runtime_error("schema: a trigger: " + name);
+      if (type == "table" && sql.find("CHECK") != std::string::npos)
+        throw std::runtime_error("schema: table " + name + " has a CHECK constraint");
+      if (type == "index" && sql.find("UNIQUE") != std::string::npos &&
+          name != "records_id_unique")
+        throw std::runtime_error("schema: a unique index of its own: " + name);
+    }
+  }
+}
+
 void configure(sqlite3* db) {
   exec(db, "PRAGMA journal_mode=WAL");
   exec(db, "PRAGMA synchronous=FULL");  // the commit is the durability point: fsync it
   exec(db, kSchema);
   migrate(db);
+  checkSchema(db);
 }
 
 struct Recovered {

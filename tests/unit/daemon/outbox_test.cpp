@@ -249,6 +249,48 @@ TEST(Outbox, TruncatedFileIsMovedAsideAndReadableRecordsRecovered) {
   EXPECT_EQ(more[0].seq, lastAlertSeq + 1) << "alert numbers continue after the recovered ones";
 }
 
+// A file SQLite calls sound can still refuse every write when its tables are not ours (a
+// hand edit, or the fuzzer's mutated page: records without acked_ms). Such an outbox is
+// damaged like any other: moved aside, its rows salvaged, and new alerts accepted.
+TEST(Outbox, TablesThatAreNotOursAreMovedAsideAndTheirRowsSalvaged) {
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      {"a column gone", "ALTER TABLE records DROP COLUMN acked_ms"},
+      {"a column we never fill", "ALTER TABLE records ADD COLUMN extra TEXT NOT NULL DEFAULT 'x'; "
+                                 "CREATE TABLE t(x); DROP TABLE t"},
+      {"a trigger", "CREATE TRIGGER no_more BEFORE INSERT ON records BEGIN "
+                    "SELECT RAISE(ABORT, 'no'); END"},
+      {"a unique index", "CREATE UNIQUE INDEX by_topic ON records(topic, seq)"}};
+  for (const auto& [what, sql] : edits) {
+    SCOPED_TRACE(what);
+    TempDir dir;
+    fill(dir, 3);
+    {
+      sqlite3* db = nullptr;
+      ASSERT_EQ(sqlite3_open(dir.file("outbox.db").c_str(), &db), SQLITE_OK);
+      char* err = nullptr;
+      EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+          << (err ? err : "");
+      sqlite3_free(err);
+      sqlite3_close(db);
+    }
+    asio::io_context io;
+    Outbox ob(io, options(dir));
+    const bool damaged = ob.recoveryNote().find("was damaged (schema") != std::string::npos;
+    // The column we never fill has a default: that outbox is still ours to write.
+    if (what == "a column we never fill") {
+      EXPECT_FALSE(damaged) << ob.recoveryNote();
+    } else {
+      EXPECT_TRUE(damaged) << ob.recoveryNote();
+      EXPECT_EQ(movedAside(dir).size(), 1u);
+    }
+    EXPECT_EQ(ob.nextPending(100, {}).size(), 6u) << "three alerts and their images; "
+                                                  << ob.recoveryNote();
+    const auto more = acceptAll(io, ob, {draft("new")});
+    EXPECT_EQ(more[0].error, "");
+    EXPECT_EQ(more[0].seq, 4u) << "alert numbers continue after the recovered ones";
+  }
+}
+
 TEST(Outbox, GarbageFileIsMovedAsideNotOverwritten) {
   TempDir dir;
   std::string garbage(65536, '\0');
