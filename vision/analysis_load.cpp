@@ -6,6 +6,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -298,22 +299,40 @@ void siblingResidual(const cv::Mat& a, const cv::Mat& al, const cv::Mat& valid, 
                      cv::Mat& r, cv::Mat& rl) {
   const int w = a.cols;
   const int h = a.rows;
-  cv::Mat cols;
-  cv::transpose(a, cols);
-  cv::Mat ok;
-  cv::transpose(valid, ok);
-  // Every other row is enough to tell columns apart.
+  // Every other row is enough to tell columns apart. Each column's sampled rows are laid out
+  // contiguously, with a 0/1 weight for the cells that count, padded to a multiple of eight:
+  // the distance then runs in eight independent sums the compiler vectorises (a padding cell
+  // adds the same 1 to every distance, which moves no minimum).
   const int step = h > 60 ? 2 : 1;
-  // L1 distance between every two columns.
+  const int m = (h + step - 1) / step;
+  const int mp = (m + 7) / 8 * 8;
+  std::vector<float> av(static_cast<std::size_t>(w) * static_cast<std::size_t>(mp), 0.0f);
+  std::vector<float> mv(av.size(), 0.0f);
+  for (int x = 0; x < w; ++x)
+    for (int j = 0; j < m; ++j) {
+      const auto i = static_cast<std::size_t>(x) * static_cast<std::size_t>(mp) +
+                     static_cast<std::size_t>(j);
+      if (valid.at<std::uint8_t>(j * step, x) == 0) continue;
+      av[i] = a.at<float>(j * step, x);
+      mv[i] = 1.0f;
+    }
+  // L1 distance between every two columns at least `guard` apart (a cell that does not count
+  // in either column adds 1).
   cv::Mat dist(w, w, CV_32F, cv::Scalar(0));
   for (int x = 0; x < w; ++x) {
-    const float* px = cols.ptr<float>(x);
-    const std::uint8_t* vx = ok.ptr<std::uint8_t>(x);
-    for (int k = x + 1; k < w; ++k) {
-      const float* pk = cols.ptr<float>(k);
-      const std::uint8_t* vk = ok.ptr<std::uint8_t>(k);
+    const float* ax = av.data() + static_cast<std::size_t>(x) * static_cast<std::size_t>(mp);
+    const float* mx = mv.data() + static_cast<std::size_t>(x) * static_cast<std::size_t>(mp);
+    for (int k = x + std::max(1, guard); k < w; ++k) {
+      const float* ak = av.data() + static_cast<std::size_t>(k) * static_cast<std::size_t>(mp);
+      const float* mk = mv.data() + static_cast<std::size_t>(k) * static_cast<std::size_t>(mp);
+      std::array<float, 8> acc{};
+      for (int j = 0; j < mp; j += 8)
+        for (int l = 0; l < 8; ++l) {
+          const float both = mx[j + l] * mk[j + l];
+          acc[static_cast<std::size_t>(l)] += both * std::abs(ax[j + l] - ak[j + l]) + (1.0f - both);
+        }
       float l1 = 0;
-      for (int y = 0; y < h; y += step) l1 += (vx[y] & vk[y]) ? std::abs(px[y] - pk[y]) : 1.0f;
+      for (const float v : acc) l1 += v;
       dist.at<float>(x, k) = l1;
       dist.at<float>(k, x) = l1;
     }
