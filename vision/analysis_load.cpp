@@ -204,26 +204,26 @@ class BoxMeans {
   // cells that count.
   BoxMeans(const std::vector<cv::Mat>& planes, const cv::Mat& valid, const cv::Mat& occupied)
       : w_(valid.cols), h_(valid.rows), stride_(valid.cols + 1) {
-    cv::Mat v64;
-    valid.convertTo(v64, CV_64F, 1.0 / 255.0);
-    std::vector<cv::Mat> integrals(2);
-    cv::integral(v64, integrals[0], CV_64F);
-    cv::Mat o64;
-    occupied.convertTo(o64, CV_64F, 1.0 / 255.0);
-    cv::integral(o64, integrals[1], CV_64F);
-    for (std::size_t i = 0; i < planes.size() && i < kPlanes; ++i) {
-      cv::Mat p64;
-      planes[i].convertTo(p64, CV_64F);
-      integrals.emplace_back();
-      cv::integral(p64.mul(v64), integrals.back(), CV_64F);
-    }
-    planes_ = integrals.size() - 2;
-    table_.resize(static_cast<std::size_t>(stride_) * static_cast<std::size_t>(h_ + 1));
-    for (int y = 0; y <= h_; ++y)
-      for (int x = 0; x <= w_; ++x) {
-        Record& rec = table_[index(x, y)];
-        for (std::size_t k = 0; k < integrals.size(); ++k) rec[k] = integrals[k].at<double>(y, x);
+    planes_ = std::min(planes.size(), kPlanes);
+    // The integrals straight into the table, row by row as cv::integral sums them (a running
+    // sum along the row added to the row above): no image per integral, no temporaries.
+    table_.assign(static_cast<std::size_t>(stride_) * static_cast<std::size_t>(h_ + 1), Record{});
+    for (int y = 0; y < h_; ++y) {
+      const std::uint8_t* v = valid.ptr<std::uint8_t>(y);
+      const std::uint8_t* o = occupied.ptr<std::uint8_t>(y);
+      std::array<const float*, kPlanes> p{};
+      for (std::size_t k = 0; k < planes_; ++k) p[k] = planes[k].ptr<float>(y);
+      Record run{};
+      const Record* above = &table_[index(1, y)];
+      Record* out = &table_[index(1, y + 1)];
+      for (int x = 0; x < w_; ++x) {
+        const double counts = v[x] ? 1.0 : 0.0;
+        run[0] += counts;
+        run[1] += o[x] ? 1.0 : 0.0;
+        for (std::size_t k = 0; k < planes_; ++k) run[k + 2] += static_cast<double>(p[k][x]) * counts;
+        for (std::size_t k = 0; k < planes_ + 2; ++k) out[x][k] = above[x][k] + run[k];
       }
+    }
   }
   struct Box {
     std::array<double, kPlanes> mean{};  // per plane
