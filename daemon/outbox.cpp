@@ -146,10 +146,10 @@ sqlite3* openChecked(const std::string& path) {
 void checkSchema(sqlite3* db) {
   // name → NOT NULL, as kSchema declares them (seq is the rowid: INTEGER PRIMARY KEY).
   const std::map<std::string, bool> expected = {
-      {"seq", false},        {"id", true},          {"kind", true},       {"topic", true},
-      {"content_type", true}, {"payload", true},    {"created_ms", true}, {"state", true},
+      {"seq", false},          {"id", true},        {"kind", true},       {"topic", true},
+      {"content_type", true},  {"payload", true},   {"created_ms", true}, {"state", true},
       {"published_ms", false}, {"acked_ms", false}, {"parent", false},    {"ack_token", false},
-      {"event_seq", false},  {"ack_info", false}};
+      {"event_seq", false},    {"ack_info", false}};
   std::set<std::string> seen;
   {
     Stmt info(db, "PRAGMA table_info(records)");
@@ -191,8 +191,7 @@ void checkSchema(sqlite3* db) {
       if (type == "trigger") throw std::runtime_error("schema: a trigger: " + name);
       if (type == "table" && sql.find("CHECK") != std::string::npos)
         throw std::runtime_error("schema: table " + name + " has a CHECK constraint");
-      if (type == "index" && sql.find("UNIQUE") != std::string::npos &&
-          name != "records_id_unique")
+      if (type == "index" && sql.find("UNIQUE") != std::string::npos && name != "records_id_unique")
         throw std::runtime_error("schema: a unique index of its own: " + name);
     }
   }

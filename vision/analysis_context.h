@@ -81,7 +81,7 @@ struct Context {
   /// Water-equivalent mass (kg) of an excess α summed over cells.
   double massKg(double alphaSum) const { return alphaSum * cellAreaCm2() / muOrganic / 1000.0; }
 
-  std::vector<Candidate> candidates;            // every candidate, boxes in original pixels
+  std::vector<Candidate> candidates;  // every candidate, boxes in original pixels
   /// Records a candidate's statistic and where it is (threshold setting, separation).
   void note(const std::string& detector, double statistic, const cv::Rect& cells);
 

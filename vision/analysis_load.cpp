@@ -220,7 +220,8 @@ class BoxMeans {
         const double counts = v[x] ? 1.0 : 0.0;
         run[0] += counts;
         run[1] += o[x] ? 1.0 : 0.0;
-        for (std::size_t k = 0; k < planes_; ++k) run[k + 2] += static_cast<double>(p[k][x]) * counts;
+        for (std::size_t k = 0; k < planes_; ++k)
+          run[k + 2] += static_cast<double>(p[k][x]) * counts;
         for (std::size_t k = 0; k < planes_ + 2; ++k) out[x][k] = above[x][k] + run[k];
       }
     }
@@ -310,8 +311,8 @@ void siblingResidual(const cv::Mat& a, const cv::Mat& al, const cv::Mat& valid, 
   std::vector<float> mv(av.size(), 0.0f);
   for (int x = 0; x < w; ++x)
     for (int j = 0; j < m; ++j) {
-      const auto i = static_cast<std::size_t>(x) * static_cast<std::size_t>(mp) +
-                     static_cast<std::size_t>(j);
+      const auto i =
+          static_cast<std::size_t>(x) * static_cast<std::size_t>(mp) + static_cast<std::size_t>(j);
       if (valid.at<std::uint8_t>(j * step, x) == 0) continue;
       av[i] = a.at<float>(j * step, x);
       mv[i] = 1.0f;
@@ -329,7 +330,8 @@ void siblingResidual(const cv::Mat& a, const cv::Mat& al, const cv::Mat& valid, 
       for (int j = 0; j < mp; j += 8)
         for (int l = 0; l < 8; ++l) {
           const float both = mx[j + l] * mk[j + l];
-          acc[static_cast<std::size_t>(l)] += both * std::abs(ax[j + l] - ak[j + l]) + (1.0f - both);
+          acc[static_cast<std::size_t>(l)] +=
+              both * std::abs(ax[j + l] - ak[j + l]) + (1.0f - both);
         }
       float l1 = 0;
       for (const float v : acc) l1 += v;

@@ -34,7 +34,8 @@ std::string num(double v) {
 void Context::note(const std::string& detector, double statistic, const cv::Rect& cells) {
   double& m = maxStatistic[detector];
   m = std::max(m, statistic);
-  candidates.push_back({detector, make("", detector, cells, 0, Material::kUnknown).boxPx, statistic});
+  candidates.push_back(
+      {detector, make("", detector, cells, 0, Material::kUnknown).boxPx, statistic});
 }
 
 Finding Context::make(const std::string& kind, const std::string& detector, const cv::Rect& cells,

@@ -312,11 +312,11 @@ void findFloor(Context& c) {
     int best = -1;
     for (int k = 0; k < w; ++k) {
       if (!member[static_cast<std::size_t>(k)] || std::abs(k - x) < guard) continue;
-      const float* ck =
-          clamped.data() + static_cast<std::size_t>(k) * static_cast<std::size_t>(hp);
+      const float* ck = clamped.data() + static_cast<std::size_t>(k) * static_cast<std::size_t>(hp);
       std::array<float, 8> acc{};
       for (int y = 0; y < hp; y += 8)
-        for (int l = 0; l < 8; ++l) acc[static_cast<std::size_t>(l)] += std::abs(cx[y + l] - ck[y + l]);
+        for (int l = 0; l < 8; ++l)
+          acc[static_cast<std::size_t>(l)] += std::abs(cx[y + l] - ck[y + l]);
       double l1 = 0;
       for (const float v : acc) l1 += static_cast<double>(v);
       if (l1 < bestL1) {

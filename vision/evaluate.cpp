@@ -92,8 +92,8 @@ void parallelFor(int count, int threads, const std::function<void(int)>& body,
 double quantileOf(std::vector<double> v, double q) {
   if (v.empty()) return 0.0;
   std::sort(v.begin(), v.end());
-  const auto k = static_cast<std::size_t>(std::clamp(q * static_cast<double>(v.size()), 0.0,
-                                                     static_cast<double>(v.size() - 1)));
+  const auto k = static_cast<std::size_t>(
+      std::clamp(q * static_cast<double>(v.size()), 0.0, static_cast<double>(v.size() - 1)));
   return v[k];
 }
 

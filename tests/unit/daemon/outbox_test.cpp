@@ -255,10 +255,12 @@ TEST(Outbox, TruncatedFileIsMovedAsideAndReadableRecordsRecovered) {
 TEST(Outbox, TablesThatAreNotOursAreMovedAsideAndTheirRowsSalvaged) {
   const std::vector<std::pair<std::string, std::string>> edits = {
       {"a column gone", "ALTER TABLE records DROP COLUMN acked_ms"},
-      {"a column we never fill", "ALTER TABLE records ADD COLUMN extra TEXT NOT NULL DEFAULT 'x'; "
-                                 "CREATE TABLE t(x); DROP TABLE t"},
-      {"a trigger", "CREATE TRIGGER no_more BEFORE INSERT ON records BEGIN "
-                    "SELECT RAISE(ABORT, 'no'); END"},
+      {"a column we never fill",
+       "ALTER TABLE records ADD COLUMN extra TEXT NOT NULL DEFAULT 'x'; "
+       "CREATE TABLE t(x); DROP TABLE t"},
+      {"a trigger",
+       "CREATE TRIGGER no_more BEFORE INSERT ON records BEGIN "
+       "SELECT RAISE(ABORT, 'no'); END"},
       {"a unique index", "CREATE UNIQUE INDEX by_topic ON records(topic, seq)"}};
   for (const auto& [what, sql] : edits) {
     SCOPED_TRACE(what);
@@ -283,8 +285,8 @@ TEST(Outbox, TablesThatAreNotOursAreMovedAsideAndTheirRowsSalvaged) {
       EXPECT_TRUE(damaged) << ob.recoveryNote();
       EXPECT_EQ(movedAside(dir).size(), 1u);
     }
-    EXPECT_EQ(ob.nextPending(100, {}).size(), 6u) << "three alerts and their images; "
-                                                  << ob.recoveryNote();
+    EXPECT_EQ(ob.nextPending(100, {}).size(), 6u)
+        << "three alerts and their images; " << ob.recoveryNote();
     const auto more = acceptAll(io, ob, {draft("new")});
     EXPECT_EQ(more[0].error, "");
     EXPECT_EQ(more[0].seq, 4u) << "alert numbers continue after the recovered ones";
