@@ -131,7 +131,11 @@ Findings analyzeScan(const ScanBundle& bundle, const AnalysisParams& params) {
     }
     out.verdict = hit ? "hit" : opaque ? "inconclusive" : "clear";
     out.findings = std::move(c.findings);
-    out.maxStatistic = std::move(c.maxStatistic);
+    // Each detector's largest statistic (never below 0) for threshold setting.
+    for (const Candidate& k : c.candidates) {
+      double& m = out.maxStatistic[k.detector];
+      m = std::max(m, k.statistic);
+    }
     out.candidates = std::move(c.candidates);
     // Structure back to original pixels.
     const double sx = c.cellX / c.pxAlong;

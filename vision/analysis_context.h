@@ -68,7 +68,6 @@ struct Context {
   double occupied = 0.02;    // α above which a cell holds matter
   Structure st;              // in grid cells during analysis
   std::vector<Finding> findings;
-  std::map<std::string, double> maxStatistic;  // detector → largest statistic seen
 
   explicit Context(const AnalysisParams& params) : p(params) {}
 
@@ -83,7 +82,12 @@ struct Context {
 
   std::vector<Candidate> candidates;  // every candidate, boxes in original pixels
   /// Records a candidate's statistic and where it is (threshold setting, separation).
-  void note(const std::string& detector, double statistic, const cv::Rect& cells);
+  void note(const std::string& detector, double statistic, const cv::Rect& cells) {
+    candidates.push_back({detector, boxPx(cells), statistic});
+  }
+  /// A box of grid cells in millimetres and in pixels of the original image.
+  std::array<double, 4> boxMm(const cv::Rect& cells) const;
+  std::array<int, 4> boxPx(const cv::Rect& cells) const;
 
   Finding make(const std::string& kind, const std::string& detector, const cv::Rect& cells,
                double score, Material m) const;

@@ -31,11 +31,15 @@ std::string num(double v) {
   return buf;
 }
 
-void Context::note(const std::string& detector, double statistic, const cv::Rect& cells) {
-  double& m = maxStatistic[detector];
-  m = std::max(m, statistic);
-  candidates.push_back(
-      {detector, make("", detector, cells, 0, Material::kUnknown).boxPx, statistic});
+std::array<double, 4> Context::boxMm(const cv::Rect& cells) const {
+  return {cells.x * cellX, cells.y * cellY, cells.width * cellX, cells.height * cellY};
+}
+
+std::array<int, 4> Context::boxPx(const cv::Rect& cells) const {
+  const std::array<double, 4> mm = boxMm(cells);
+  return {static_cast<int>(mm[0] / pxAlong), static_cast<int>(mm[1] / pxVert),
+          std::max(1, static_cast<int>(std::lround(mm[2] / pxAlong))),
+          std::max(1, static_cast<int>(std::lround(mm[3] / pxVert)))};
 }
 
 Finding Context::make(const std::string& kind, const std::string& detector, const cv::Rect& cells,
@@ -45,10 +49,8 @@ Finding Context::make(const std::string& kind, const std::string& detector, cons
   f.detector = detector;
   f.score = std::clamp(score, 0.0, 1.0);
   f.material = m;
-  f.boxMm = {cells.x * cellX, cells.y * cellY, cells.width * cellX, cells.height * cellY};
-  f.boxPx = {static_cast<int>(f.boxMm[0] / pxAlong), static_cast<int>(f.boxMm[1] / pxVert),
-             std::max(1, static_cast<int>(std::lround(f.boxMm[2] / pxAlong))),
-             std::max(1, static_cast<int>(std::lround(f.boxMm[3] / pxVert)))};
+  f.boxMm = boxMm(cells);
+  f.boxPx = boxPx(cells);
   return f;
 }
 

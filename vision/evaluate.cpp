@@ -1,6 +1,7 @@
 #include "vision/evaluate.h"
 
 #include "vision/decode.h"
+#include "vision/select.h"
 
 #include <nlohmann/json.hpp>
 
@@ -88,15 +89,6 @@ void parallelFor(int count, int threads, const std::function<void(int)>& body,
   if (progress) progress(count, count);
 }
 
-// The q-quantile of `v` (nearest rank); 0 when empty.
-double quantileOf(std::vector<double> v, double q) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const auto k = static_cast<std::size_t>(
-      std::clamp(q * static_cast<double>(v.size()), 0.0, static_cast<double>(v.size() - 1)));
-  return v[k];
-}
-
 // Where detection stands before any threshold: how many stashes some candidate locates at all,
 // how close the best of them comes to its threshold, and what clear scans reach.
 std::string separationTable(const EvalReport& r) {
@@ -107,23 +99,23 @@ std::string separationTable(const EvalReport& r) {
                     "located by a candidate | median share, located | at or above the "
                     "threshold |\n|---|---|---|---|---|\n";
   for (const auto& [loc, v] : r.stashMargin) {
-    std::vector<double> located;
-    for (double m : v)
+    std::vector<float> located;
+    for (float m : v)
       if (m > 0) located.push_back(m);
-    const auto above = std::count_if(v.begin(), v.end(), [](double m) { return m >= 1.0; });
+    const auto above = std::count_if(v.begin(), v.end(), [](float m) { return m >= 1.0f; });
     out += "| " + loc + " | " + std::to_string(v.size()) + " | " +
            pct({static_cast<int>(v.size()), static_cast<int>(located.size())}) + " | " +
-           (located.empty() ? std::string("–") : fmt(quantileOf(located, 0.5), 2)) + " | " +
+           (located.empty() ? std::string("–") : fmt(median(located), 2)) + " | " +
            pct({static_cast<int>(v.size()), static_cast<int>(above)}) + " |\n";
   }
   if (!r.clearMargin.empty())
     out += "| clear scans (largest share in each) | " + std::to_string(r.clearMargin.size()) +
-           " | median " + fmt(quantileOf(r.clearMargin, 0.5), 2) + ", 90th percentile " +
-           fmt(quantileOf(r.clearMargin, 0.9), 2) + ", 99th " +
-           fmt(quantileOf(r.clearMargin, 0.99), 2) + " | – | " +
+           " | median " + fmt(median(r.clearMargin), 2) + ", 90th percentile " +
+           fmt(quantile(r.clearMargin, 0.9), 2) + ", 99th " +
+           fmt(quantile(r.clearMargin, 0.99), 2) + " | – | " +
            pct({static_cast<int>(r.clearMargin.size()),
                 static_cast<int>(std::count_if(r.clearMargin.begin(), r.clearMargin.end(),
-                                               [](double m) { return m >= 1.0; }))}) +
+                                               [](float m) { return m >= 1.0f; }))}) +
            " |\n";
   return out;
 }
@@ -226,7 +218,7 @@ void accumulate(EvalReport& r, const Case& truth, const Findings& f) {
       for (const Candidate& k : f.candidates)
         if (locates(k.boxPx, e.boxPx))
           margin = std::max(margin, k.statistic / detectorThreshold(k.detector));
-      r.stashMargin[e.location].push_back(margin);
+      r.stashMargin[e.location].push_back(static_cast<float>(margin));
       ++r.visible5.total;
       r.visible5.detected += found ? 1 : 0;
       if (!found)
@@ -237,7 +229,7 @@ void accumulate(EvalReport& r, const Case& truth, const Findings& f) {
     double margin = 0;
     for (const Candidate& k : f.candidates)
       margin = std::max(margin, k.statistic / detectorThreshold(k.detector));
-    r.clearMargin.push_back(margin);
+    r.clearMargin.push_back(static_cast<float>(margin));
     ++r.clear.total;
     r.clear.detected += alarm ? 1 : 0;
     r.clearHits += f.verdict == "hit" ? 1 : 0;

@@ -66,9 +66,9 @@ struct EvalReport {
   /// Separation: for each visible stash ≥ 5 kg, by location, the largest statistic of a
   /// candidate locating it, as a share of its detector's threshold (0: no candidate of any
   /// score locates it; ≥ 1: a hit-scoring one does).
-  std::map<std::string, std::vector<double>> stashMargin;
+  std::map<std::string, std::vector<float>> stashMargin;
   /// For each clear scan, the largest share of its threshold any candidate reached.
-  std::vector<double> clearMargin;
+  std::vector<float> clearMargin;
   std::vector<std::string> missed;       ///< "id (location, kg)" of missed visible ≥ 5 kg
   std::vector<std::string> falseAlarms;  ///< "id (detectors)" of alarming clear scans
 };
