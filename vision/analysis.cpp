@@ -98,8 +98,9 @@ Findings analyzeScan(const ScanBundle& bundle, const AnalysisParams& params) {
     const double eh =
         effectiveEnergy(bundle.meta.energiesMev.front(), params.effectiveEnergyFraction);
     c.muOrganic = massAttenuation(Basis::kWater, eh);
-    // Not penetrated: fewer quanta than opaqueQuanta, with N0 from the open-beam noise,
-    // and never beyond what 16-bit transmission can represent.
+    // A cell too starved to measure: fewer quanta than opaqueQuanta, with N0 from the
+    // open-beam noise, and never beyond what 16-bit transmission can represent in a pixel
+    // (findOpaque judges a region, averaged over 100 mm, against a floor of its own).
     const double n0 = 1.0 / (c.sigmaPx * c.sigmaPx);
     c.opaqueAlpha =
         std::min(std::log(std::max(n0, 100.0) / params.opaqueQuanta), -std::log(4.0 / 65535.0));

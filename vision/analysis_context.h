@@ -39,6 +39,8 @@ std::string num(double v);
 
 /// Thickest plausible end wall of a container or trailer box: corner post plus corrugated wall.
 inline constexpr double kMaxEndWallMm = 250.0;
+/// The scale at which a region counts as not penetrated (the transmission is averaged over it).
+inline constexpr double kOpaqueJudgeMm = 100.0;
 
 /// The detectors' thresholds on their statistics (vision/thresholds.inc).
 double threshold(const std::string& detector);

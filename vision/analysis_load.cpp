@@ -20,7 +20,25 @@ void findOpaque(Context& c) {
                      ? cv::Rect(st.interiorX0, st.interiorY0, st.interiorX1 - st.interiorX0 + 1,
                                 st.interiorY1 - st.interiorY0 + 1)
                      : cv::Rect(0, 0, c.a.cols, c.a.rows);
-  cv::Mat mask = c.a(roi) > c.opaqueAlpha;
+  if (cv::countNonZero(c.a(roi) > c.opaqueAlpha) == 0) return;
+  // Judged on the transmission averaged over 100 mm: a thin dense line (a post or a drum's
+  // wall edge-on) is one the beam misses, not a region whose contents it cannot clear. The
+  // mean of T, not of alpha: a few penetrated cells beside a line carry its window.
+  const int kx = std::max(1, static_cast<int>(std::lround(kOpaqueJudgeMm / c.cellX)));
+  const int ky = std::max(1, static_cast<int>(std::lround(kOpaqueJudgeMm / c.cellY)));
+  const cv::Rect wide = (roi + cv::Size(kx, ky) - cv::Point(kx / 2, ky / 2)) &
+                        cv::Rect(0, 0, c.a.cols, c.a.rows);
+  cv::Mat t;
+  cv::exp(-c.a(wide), t);
+  cv::blur(t, t, cv::Size(kx, ky));
+  // The floor: opaqueQuanta with N0 from the open-beam noise, or, where N0 is so large that
+  // a 16-bit count holds more, the count at which rounding (σ 1/√12 of a count) is as coarse
+  // as that many quanta's own noise (1/√N). Tighter than the cells' opaqueAlpha, whose few
+  // pixels each keep their rounding; over 100 mm it averages out.
+  const double n0 = 1.0 / (c.sigmaPx * c.sigmaPx);
+  const double floorT = std::max(c.p.opaqueQuanta / std::max(n0, 100.0),
+                                 std::sqrt(c.p.opaqueQuanta / 12.0) / 65535.0);
+  cv::Mat mask = t(roi - wide.tl()) < floorT;
   if (cv::countNonZero(mask) == 0) return;
   cv::Mat labels, stats, centroids;
   const int n =

@@ -194,6 +194,43 @@ TEST(Analysis, LeadPotIsInconclusive) {
   EXPECT_NE(f.verdict, "clear");
 }
 
+// "Not penetrated" is a region judged on the transmission averaged over 100 mm, as the
+// generator's truth and the foreign set judge it: a 20 mm post that starves its column is a
+// line the beam misses; a 300 mm block starved alike is a region it cannot clear; a block
+// the beam crosses with three 16-bit counts a pixel (about 90 quanta at N0 2·10⁶) is still
+// measured. (Cell by cell against a 4-count floor, the post and the 3-count block were both
+// called opaque: 22 of 839 clear test-world scans were inconclusive that way.)
+TEST(Analysis, NotPenetratedIsARegionAt100MmNotALine) {
+  const Phantom p = findPhantom(23, coarse(), [](const PhantomTruth& t) {
+    return t.concealments.empty() && !t.opaqueExpected && !t.declaredEmpty && t.hasContent &&
+           t.vehicle != "flatbed";
+  });
+  const Findings base = analyzeScan(p.bundle, {});
+  ASSERT_TRUE(base.error.empty()) << base.error;
+  const Structure& st = base.structure;
+  ASSERT_GE(st.interiorX0, 0);
+  ASSERT_GT(st.interiorX1 - st.interiorX0, 40);
+  ASSERT_GT(st.interiorY1 - st.interiorY0, 40);
+  const auto opaqueWith = [&](const cv::Rect& r, std::uint16_t counts) {
+    ScanBundle b = p.bundle;
+    for (cv::Mat& plane : b.planes) {
+      plane = plane.clone();
+      plane(r).setTo(counts);
+    }
+    const Findings f = analyzeScan(b, {});
+    EXPECT_TRUE(f.error.empty()) << f.error;
+    for (const Finding& x : f.findings)
+      if (x.kind == "opaque") return true;
+    return false;
+  };
+  const int xm = (st.interiorX0 + st.interiorX1) / 2;
+  const int y0 = st.interiorY0 + 5;
+  const int h = st.interiorY1 - st.interiorY0 - 10;  // ≥ 30 cells: 600 cm² as a 20 mm line
+  EXPECT_FALSE(opaqueWith(cv::Rect(xm, y0, 1, h), 0)) << "a 20 mm post is not a region";
+  EXPECT_TRUE(opaqueWith(cv::Rect(xm - 7, y0, 15, 15), 0)) << "a 300 mm starved block";
+  EXPECT_FALSE(opaqueWith(cv::Rect(xm - 7, y0, 15, 15), 3)) << "three counts are measured";
+}
+
 TEST(Analysis, JsonFollowsContract2) {
   const Phantom p = generatePhantom(21, 3, coarse());
   const Findings f = analyzeScan(p.bundle, {});
