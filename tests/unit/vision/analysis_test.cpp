@@ -147,6 +147,39 @@ TEST(Analysis, EmptyDeclaredEmptyContainerIsClear) {
   EXPECT_GE(f.structure.wheels, 2);
 }
 
+// Posts, frame lines and bulkheads run floor to roof (a curtain-sider's posts every 600 mm):
+// they are the body, not content. A 400 mm block of about 40 kg between them still is.
+// (Row by row alone, the posts below read as about 100 kg of content: a hit on an empty body.)
+TEST(Analysis, FullHeightPostsAreNotContentOfAnEmptyBody) {
+  const Phantom p = findPhantom(22, coarse(), [](const PhantomTruth& t) {
+    return t.declaredEmpty && !t.hasContent && t.vehicle == "container40";
+  });
+  const Structure st = analyzeScan(p.bundle, {}).structure;
+  ASSERT_GE(st.interiorX0, 0);
+  const cv::Rect inside(st.interiorX0, st.interiorY0, st.interiorX1 - st.interiorX0 + 1,
+                        st.interiorY1 - st.interiorY0 + 1);
+  ASSERT_GT(inside.width, 200);
+  ScanBundle posts = p.bundle;
+  for (cv::Mat& plane : posts.planes) {
+    plane = plane.clone();
+    for (int x = inside.x + 15; x < inside.x + inside.width - 15; x += 30)
+      plane(cv::Rect(x, inside.y, 1, inside.height)) *= std::exp(-0.4);  // ~10 g/cm² of steel
+  }
+  const Findings clear = analyzeScan(posts, {});
+  EXPECT_EQ(clear.verdict, "clear") << toJson(clear);
+  ScanBundle block = posts;
+  for (cv::Mat& plane : block.planes) {
+    plane = plane.clone();
+    plane(cv::Rect(inside.x + inside.width / 2 - 10, inside.y + inside.height - 25, 20, 20)) *=
+        std::exp(-1.0);
+  }
+  const Findings hit = analyzeScan(block, {});
+  EXPECT_EQ(hit.verdict, "hit") << toJson(hit);
+  bool content = false;
+  for (const Finding& x : hit.findings) content = content || x.detector == "empty_content";
+  EXPECT_TRUE(content) << toJson(hit);
+}
+
 TEST(Analysis, DISABLED_EmptyContainerWhoseDeckRowsAreMarkedBad) {
   const Phantom p = findPhantom(21, coarse(), [](const PhantomTruth& t) {
     return t.declaredEmpty && !t.hasContent && t.vehicle == "container40";
