@@ -462,7 +462,8 @@ void findBlocks(Context& c) {
       if (bw > roi.width / 3 || bh > roi.height / 2) continue;
       const int gx = std::max(1, bw / 4);
       const int gy = std::max(1, bh / 4);
-      const int stride = std::max(1, std::min(bw, bh) / 3);
+      // A third of the box, to the nearest cell (100 mm boxes on 20 mm cells: every other).
+      const int stride = std::max(1, static_cast<int>(std::lround(std::min(bw, bh) / 3.0)));
       std::vector<Island> found;
       // Positive steps of every place with three held sides, by metre of load length: the
       // load's own texture at this box size where the candidate is.
