@@ -6,8 +6,10 @@
 #include <opencv2/core.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
+#include <string_view>
 
 namespace lanegate::vision {
 namespace detail {
@@ -119,6 +121,7 @@ Findings analyzeScan(const ScanBundle& bundle, const AnalysisParams& params) {
     findFloor(c);
     findFalseWalls(c);
     findWheels(c);
+    demoteAnomalyOnly(c.findings, params.hitScore);
     findManifest(c, bundle.meta);
     std::sort(c.findings.begin(), c.findings.end(),
               [](const Finding& x, const Finding& y) { return x.score > y.score; });
@@ -170,6 +173,31 @@ Findings analyzeScan(const ScanBundle& bundle, const AnalysisParams& params) {
 }
 
 double detectorThreshold(const std::string& detector) { return detail::threshold(detector); }
+
+bool detectorRaisesHits(const std::string& detector) {
+  // Detectors that do not hold their 0.5 % false-alarm budget on unseen (test) worlds report
+  // `anomaly` below the hit score instead of a hit (issue 11). Measured with the command in
+  // docs/detection.md on 839 clear test-world scans: load_block 5 (0.60 %), wheel 6 (0.72 %);
+  // at their thresholds they found none of the visible stashes ≥ 5 kg in their places, in
+  // tuning, test or foreign scans. Take a detector off this list only with a run that shows
+  // it within its budget.
+  static constexpr std::array<std::string_view, 2> kAnomalyOnly = {"load_block", "wheel"};
+  return std::find(kAnomalyOnly.begin(), kAnomalyOnly.end(), detector) == kAnomalyOnly.end();
+}
+
+namespace detail {
+
+void demoteAnomalyOnly(std::vector<Finding>& findings, double hitScore) {
+  for (Finding& f : findings) {
+    if (f.detector.empty() || detectorRaisesHits(f.detector)) continue;
+    f.kind = "anomaly";
+    f.score *= 0.9 * hitScore;  // the same order, all below the hit score
+    f.reason += " Reported as an anomaly, not a hit: this detector does not yet hold its "
+                "false-alarm budget on scans unlike those it was tuned on.";
+  }
+}
+
+}  // namespace detail
 
 std::string toJson(const Findings& f) {
   nlohmann::json doc;

@@ -90,6 +90,10 @@ Findings analyzeScan(const ScanBundle& bundle, const AnalysisParams& params);
 /// A detector's threshold on its statistic (vision/thresholds.inc); 1e9 when it has none.
 double detectorThreshold(const std::string& detector);
 
+/// False for a detector that does not hold its false-alarm budget on unseen worlds: its
+/// findings are kind `anomaly`, scored below the hit score, and never decide the verdict.
+bool detectorRaisesHits(const std::string& detector);
+
 /// Contract 2 JSON of the findings.
 std::string toJson(const Findings& findings);
 

@@ -128,5 +128,8 @@ void findFloor(Context& c);
 void findFalseWalls(Context& c);
 void findWheels(Context& c);
 void findManifest(Context& c, const ScanMeta& meta);
+/// Findings of detectors that may not raise hits (detectorRaisesHits) become `anomaly`
+/// findings scored below `hitScore`.
+void demoteAnomalyOnly(std::vector<Finding>& findings, double hitScore);
 
 }  // namespace lanegate::vision::detail

@@ -238,6 +238,13 @@ void accumulate(EvalReport& r, const Case& truth, const Findings& f) {
       if (x.kind == "opaque" || x.score >= 0.5)
         fired.insert(x.detector.empty() ? x.kind : x.detector);
     for (const std::string& d : fired) ++r.firedOnClear[d];
+    // A detector that reports anomalies only still has a false-alarm share: where it reached
+    // its threshold, it would have fired.
+    std::set<std::string> reached;
+    for (const Candidate& k : f.candidates)
+      if (!detectorRaisesHits(k.detector) && k.statistic >= detectorThreshold(k.detector))
+        reached.insert(k.detector);
+    for (const std::string& d : reached) ++r.anomalyOnClear[d];
     if (alarm) {
       std::string why;
       for (const std::string& d : fired) why += (why.empty() ? "" : ",") + d;
@@ -391,6 +398,13 @@ std::string formatReports(const std::vector<EvalReport>& sets, int faSet, double
     if (r.firedOnClear.empty())
       out += "| (none fired) | 0 | 0 % | " + fmt(100.0 * upperBound95(0, r.clear.total), 2) + " %" +
              " | yes |\n";
+    for (const auto& [d, k] : r.anomalyOnClear) {
+      const double share = r.clear.total ? static_cast<double>(k) / r.clear.total : 0.0;
+      out += "| " + d + " (anomaly only: scans where it reached its threshold) | " +
+             std::to_string(k) + " | " + fmt(100.0 * share, 2) + " % | " +
+             fmt(100.0 * upperBound95(k, r.clear.total), 2) + " % | " +
+             (share <= budget ? "yes" : "NO") + ", raises no hit |\n";
+    }
   }
   for (const EvalReport& r : sets) {
     if (!r.missed.empty()) {

@@ -59,7 +59,9 @@ struct EvalReport {
   EvalCell clear;         ///< clear scans (total) and those alarming (hit or inconclusive)
   int clearHits = 0;      ///< clear scans with verdict hit
   std::map<std::string, int>
-      firedOnClear;         ///< detector → clear scans it raised a hit-scoring finding on
+      firedOnClear;  ///< detector → clear scans it raised a hit-scoring finding on
+  std::map<std::string, int>
+      anomalyOnClear;  ///< anomaly-only detector → clear scans where it reached its threshold
   EvalCell manifest;        ///< manifest items found (verdict hit or a manifest_mismatch finding)
   EvalCell opaque;          ///< opaque items found (inconclusive or an opaque finding)
   double analysisMs = 0.0;  ///< summed analysis time

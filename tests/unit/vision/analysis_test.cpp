@@ -264,6 +264,35 @@ TEST(Analysis, NotPenetratedIsARegionAt100MmNotALine) {
   EXPECT_FALSE(opaqueWith(cv::Rect(xm - 7, y0, 15, 15), 3)) << "three counts are measured";
 }
 
+// A detector that does not hold its false-alarm budget on unseen worlds (load_block,
+// wheel) reports `anomaly` below the hit score: the clear test-world scan whose wheel
+// statistic reaches the threshold (it raised a hit before) is clear, the finding kept.
+TEST(Analysis, DetectorsOverTheirBudgetReportAnomaliesNotHits) {
+  EXPECT_FALSE(detectorRaisesHits("wheel"));
+  EXPECT_FALSE(detectorRaisesHits("load_block"));
+  EXPECT_TRUE(detectorRaisesHits("floor"));
+  EXPECT_TRUE(detectorRaisesHits("false_wall"));
+  PhantomOptions o;
+  o.world = World::kTest;
+  o.worldPitch = true;
+  o.artefacts = true;
+  o.clearShare = 1.0;
+  const Phantom p = generatePhantom(2027, 80, o);
+  ASSERT_TRUE(p.truth.concealments.empty());
+  const Findings f = analyzeScan(p.bundle, {});
+  ASSERT_TRUE(f.error.empty()) << f.error;
+  ASSERT_GE(f.maxStatistic.at("wheel"), detectorThreshold("wheel")) << toJson(f);
+  EXPECT_EQ(f.verdict, "clear") << toJson(f);
+  bool anomaly = false;
+  for (const Finding& x : f.findings) {
+    if (x.detector != "wheel") continue;
+    EXPECT_EQ(x.kind, "anomaly");
+    EXPECT_LT(x.score, 0.5);
+    anomaly = anomaly || x.reason.find("anomaly") != std::string::npos;
+  }
+  EXPECT_TRUE(anomaly) << toJson(f);
+}
+
 TEST(Analysis, JsonFollowsContract2) {
   const Phantom p = generatePhantom(21, 3, coarse());
   const Findings f = analyzeScan(p.bundle, {});

@@ -153,6 +153,30 @@ TEST(Scoring, SeparationCountsOnlyCandidatesThatLocateTheStash) {
   EXPECT_NE(text.find("| clear scans (largest share in each) | 1 |"), std::string::npos) << text;
 }
 
+// The per-kind table keeps an anomaly-only detector's false-alarm share: the clear scans
+// where it reached its threshold, though it raised no hit there.
+TEST(Scoring, AnomalyOnlyDetectorsKeepTheirShareInTheTable) {
+  const double t = detectorThreshold("wheel");
+  ASSERT_LT(t, 1e9);
+  ASSERT_FALSE(detectorRaisesHits("wheel"));
+  Findings reached;
+  reached.candidates.push_back({"wheel", {10, 10, 20, 20}, 1.2 * t});
+  Findings below;
+  below.candidates.push_back({"wheel", {10, 10, 20, 20}, 0.8 * t});
+  EvalReport r;
+  r.name = "set";
+  const Case clear;
+  accumulate(r, clear, reached);
+  for (int i = 0; i < 3; ++i) accumulate(r, clear, below);
+  EXPECT_EQ(r.clear.detected, 0);
+  EXPECT_EQ(r.anomalyOnClear["wheel"], 1);
+  EXPECT_TRUE(r.firedOnClear.empty());
+  const std::string text = formatReports({r}, 0, 0.005);
+  EXPECT_NE(text.find("| wheel (anomaly only: scans where it reached its threshold) | 1 | 25.00 %"),
+            std::string::npos)
+      << text;
+}
+
 TEST(Scoring, ClopperPearsonUpperBounds) {
   // Exact one-sided 95 % bounds: 0 of n is 1 − 0.05^(1/n) (the "rule of three" ≈ 3/n).
   EXPECT_NEAR(upperBound95(0, 1000), 1.0 - std::pow(0.05, 1.0 / 1000), 1e-5);
