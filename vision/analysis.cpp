@@ -177,11 +177,13 @@ double detectorThreshold(const std::string& detector) { return detail::threshold
 bool detectorRaisesHits(const std::string& detector) {
   // Detectors that do not hold their 0.5 % false-alarm budget on unseen (test) worlds report
   // `anomaly` below the hit score instead of a hit (issue 11). Measured with the command in
-  // docs/detection.md on 839 clear test-world scans: load_block 5 (0.60 %), wheel 6 (0.72 %);
-  // at their thresholds they found none of the visible stashes ≥ 5 kg in their places, in
-  // tuning, test or foreign scans. Take a detector off this list only with a run that shows
-  // it within its budget.
-  static constexpr std::array<std::string_view, 2> kAnomalyOnly = {"load_block", "wheel"};
+  // docs/detection.md on 846 clear test-world scans: false_wall 5 (0.59 %: reefers'
+  // machinery bays behind their bulkheads at 4/2 and 9/6 MV, where the material test is
+  // weak), load_block 5 (0.59 %), wheel 6 (0.71 %). At their thresholds none of them found
+  // a visible stash ≥ 5 kg in tuning, test or foreign scans. Take a detector off this list
+  // only with a run that shows it within its budget.
+  static constexpr std::array<std::string_view, 3> kAnomalyOnly = {"false_wall", "load_block",
+                                                                    "wheel"};
   return std::find(kAnomalyOnly.begin(), kAnomalyOnly.end(), detector) == kAnomalyOnly.end();
 }
 

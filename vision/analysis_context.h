@@ -83,6 +83,9 @@ struct Context {
   double massKg(double alphaSum) const { return alphaSum * cellAreaCm2() / muOrganic / 1000.0; }
 
   std::vector<Candidate> candidates;  // every candidate, boxes in original pixels
+  // Compartments between an end wall and a full-height line near it (findFalseWalls), in
+  // cells: judged there, by their mass and material, not as an empty body's content.
+  std::vector<cv::Rect> endCompartments;
   /// Records a candidate's statistic and where it is (threshold setting, separation).
   void note(const std::string& detector, double statistic, const cv::Rect& cells) {
     candidates.push_back({detector, boxPx(cells), statistic});

@@ -91,6 +91,7 @@ void findFalseWalls(Context& c) {
     const int a0 = std::min(end + dir * (std::min(run, maxWall) + 1), inner);
     const int a1 = std::max(end + dir * (std::min(run, maxWall) + 1), inner);
     const cv::Rect box(a0, st.interiorY0, a1 - a0 + 1, st.interiorY1 - st.interiorY0 + 1);
+    c.endCompartments.push_back(box);
     // Content of the compartment over what its own columns show over the body's height: an
     // end wall's panel, stiffeners and frame lines run the full height (a framed front end
     // is a post, a thin panel and inner flanges), bricks stacked behind a false wall do not.
@@ -124,7 +125,38 @@ void findFalseWalls(Context& c) {
     double sum = 0;
     for (std::size_t y = 0; y < inRows.size(); ++y)
       sum += std::max(0.0, inRows[y] - (m > 0 ? beyondRows[y] * n / m : 0.0));
-    const double massKg = sum * c.cellAreaCm2() / c.muOrganic / 1000.0;
+    double massKg = sum * c.cellAreaCm2() / c.muOrganic / 1000.0;
+    // Material, as for blocks: a refrigeration unit's bay behind its bulkhead holds a
+    // compressor, coils and fans, metal; bricks behind a false wall are organic. The
+    // compartment's excess over its columns' medians, in both energies.
+    bool metal = false;
+    if (c.dual && !c.declaredEmpty && massKg > 0) {
+      double exH = 0, exL = 0, pathH = 0, pathL = 0;
+      int cellsIn = 0;
+      std::vector<float> colH, colL;
+      for (int x = std::max(0, cx0); x < std::min(c.a.cols, cx1); ++x) {
+        colH.clear();
+        colL.clear();
+        for (int y = box.y; y < box.br().y; ++y) {
+          colH.push_back(c.a.at<float>(y, x));
+          colL.push_back(c.al.at<float>(y, x));
+        }
+        const double levelH = median(colH);
+        const double levelL = median(colL);
+        for (int y = box.y; y < box.br().y; ++y) {
+          const double v = at(c.a, y, x);
+          if (v - levelH - 2.0 * c.sigmaCell(v) <= 0) continue;
+          exH += v - levelH;
+          exL += at(c.al, y, x) - levelL;
+          pathH += v;
+          pathL += at(c.al, y, x);
+          ++cellsIn;
+        }
+      }
+      if (cellsIn > 0 && exH > 0 && pathH > 0)
+        metal = c.metalLike(exL / exH, pathL / pathH, pathH / cellsIn);
+    }
+    if (metal) massKg *= 0.1;
     const double depthCm = (a1 - a0 + 1) * c.cellX / 10.0;
     c.note("false_wall", massKg, box);
     const double score = scoreOf(massKg, "false_wall");
@@ -164,6 +196,9 @@ void findManifest(Context& c, const ScanMeta& meta) {
     const auto postAlpha = static_cast<float>(std::max(0.0, quantile(line, 0.1)));
     for (int y = 0; y < in.rows; ++y) excess.at<float>(y, x) -= postAlpha;
   }
+  // A compartment behind a line at an end (a reefer's machinery bay, a false wall's) is the
+  // false-wall test's: its matter is weighed there, with its material.
+  for (const cv::Rect& r : c.endCompartments) excess((r - roi.tl()) & cv::Rect(0, 0, in.cols, in.rows)).setTo(0);
   double massKg = 0;
   cv::Mat content = cv::Mat::zeros(in.size(), CV_8U);
   for (int y = 0; y < in.rows; ++y) {

@@ -313,16 +313,39 @@ void cargoBody(Scene& s, Rng& rng, Vehicle& v, const std::string& kind, double x
   if (kind == "container" || kind == "reefer" || rng.chance(0.5))
     s.rect(kFe, x0 + length - door - 40, top, 30, height, rng.uniform(30, 80));
   if (kind == "reefer") {
-    // The refrigeration unit in the front wall: coils, compressor, fans.
-    const double unit = rng.uniform(120, 200);  // in the front end's recess
-    // (Behind the outer face whatever the front end's frame; it may stand between its lines.)
-    const double recess = x0 + std::min(std::max(front, 25.0), 60.0);
-    s.rect(kAl, recess, top + 200, unit, height - 400, rng.uniform(8, 20));
-    s.rect(kFe, recess + 50, top + height * 0.55, unit * 0.6, height * 0.3, rng.uniform(30, 80));
+    // An integral refrigeration unit, as in ISO reefer containers: a machinery bay 250–450 mm
+    // deep behind the front end, closed towards the cargo by a bulkhead (the evaporator's
+    // cover and air grille) that is seen edge-on as a full-height line. In the bay, none of
+    // it cargo: the compressor low down, the condenser coil, the evaporator and its fans high
+    // up, a control box.
+    const double bay = rng.uniform(250, 450);
+    const double b0 = x0 + v.frontEndMm;
+    const double lw = rng.uniform(15, 40);
+    const double inside = bay - lw;
+    s.rect(rng.chance(0.7) ? kAl : kFe, b0 + inside, top, lw, height, rng.logUniform(40, 250));
+    const double compH = rng.uniform(0.2, 0.35) * height;
+    const double compW = rng.uniform(0.4, 0.8) * inside;
+    s.rect(kFe, b0 + rng.uniform(0, inside - compW), top + height - compH, compW, compH,
+           rng.uniform(30, 90));
+    const double coilH = rng.uniform(0.15, 0.3) * height;
+    s.rect(kFe, b0, top + height * rng.uniform(0.35, 0.5), inside, coilH, rng.uniform(8, 30));
+    const double evapH = rng.uniform(0.3, 0.5) * height;
+    s.rect(kAl, b0, top + height * 0.05, inside, evapH, rng.uniform(8, 25));
+    for (int k = rng.integer(1, 3); k > 0; --k) {
+      const double fw = std::min(inside, rng.uniform(100, 200));
+      s.rect(kFe, b0 + rng.uniform(0, inside - fw), top + height * rng.uniform(0.05, 0.3), fw,
+             rng.uniform(100, 200), rng.uniform(30, 120));
+    }
+    if (rng.chance(0.6)) {
+      const double cw = std::min(inside, rng.uniform(80, 200));
+      s.rect(kFe, b0 + rng.uniform(0, inside - cw), top + height * rng.uniform(0.3, 0.6), cw,
+             rng.uniform(150, 400), rng.uniform(10, 40));
+    }
+    v.frontEndMm += bay;
   }
   Compartment wall;
   wall.location = "front_wall";
-  wall.x = x0 + post + front;
+  wall.x = x0 + v.frontEndMm;
   wall.y = top + 100;
   wall.w = rng.uniform(150, 350);
   wall.h = height - 150;
