@@ -404,8 +404,10 @@ def main():
 
         inbox = os.path.join(work, "inbox")
         os.makedirs(inbox)
+        # Declared empty but loaded: the scan kind that raises an X-ray hit whatever the stash
+        # detectors can do (this test is the console's, not detection's).
         xsim = procs.start("xray-sim", [sim, "xray", "--port", "0", "--inbox", inbox, "--every-ms", "1500",
-                                        "--count", "3", "--mix", "concealment:100", "--pixel-mm", "10",
+                                        "--count", "3", "--mix", "empty_content:100", "--pixel-mm", "10",
                                         "--seed", "2", "--id-prefix", "e2e"])
         sim_port = wait_for(lambda: [int(l.rsplit(":", 1)[1]) for l in procs.log("xray-sim").splitlines()
                                      if "listening on" in l], 15, "the X-ray simulator's port")[0]
