@@ -198,12 +198,13 @@ void findManifest(Context& c, const ScanMeta& meta) {
   }
   // A compartment behind a line at an end (a reefer's machinery bay, a false wall's) is the
   // false-wall test's: its matter is weighed there, with its material.
-  for (const cv::Rect& r : c.endCompartments) excess((r - roi.tl()) & cv::Rect(0, 0, in.cols, in.rows)).setTo(0);
+  for (const cv::Rect& r : c.endCompartments)
+    excess((r - roi.tl()) & cv::Rect(0, 0, in.cols, in.rows)).setTo(0);
   double massKg = 0;
   cv::Mat content = cv::Mat::zeros(in.size(), CV_8U);
   for (int y = 0; y < in.rows; ++y) {
     for (int x = 0; x < in.cols; ++x) {
-      const double d = excess.at<float>(y, x);
+      const auto d = static_cast<double>(excess.at<float>(y, x));
       if (d > std::max(c.p.stepSigma * c.sigmaCell(static_cast<double>(in.at<float>(y, x))),
                        c.minStepAlpha())) {
         massKg += d;
